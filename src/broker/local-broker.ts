@@ -1,0 +1,560 @@
+// The single-node queue service: every queue's partitions live on this node, queue
+// metadata in a file beside them. Implements QueueService for the API layers.
+//
+// Layout of the data directory:
+//   metadata.json                      queues, attributes, tags (FileMetadataStore)
+//   queues/<incarnation>/p<k>/         partition k's log segments and checkpoint
+
+import { createHash } from 'node:crypto';
+import type { Clock } from '../core/clock.js';
+import type { FileSystem } from '../core/filesystem.js';
+import { assert } from '../core/assert.js';
+import { BerthError } from '../protocol/errors.js';
+import { queueConfigFromAttributes } from '../queue/config.js';
+import { sequenceNumberOf } from '../queue/machine.js';
+import type { EnqueuePayload } from '../queue/records.js';
+import type { QueueConfig, QueueCounts, ReceivedMessage, SendInput, SendOutcome } from '../queue/types.js';
+import { FileMetadataStore, type MetadataSnapshot, type MetadataStore, type QueueMetadata } from './metadata-store.js';
+import { PartitionRunner, type Delivery, type PartitionLogger, type PartitionOptions } from './partition.js';
+import { decodeReceiptHandle, encodeReceiptHandle } from './receipt.js';
+import { MoveTaskRunner } from './move-tasks.js';
+import type { MoveTask, QueueDescription, QueueService, ReceiveInput, VisibilityChange } from './service.js';
+
+export interface LocalBrokerOptions {
+  fs: FileSystem;
+  dataDirectory: string;
+  clock: Clock;
+  logger: PartitionLogger;
+  region: string;
+  accountId: string;
+  /** New message ids and queue incarnations (crypto-random in production, seeded in simulation). */
+  newId: () => string;
+  newIncarnation: () => string;
+  partitionOptions?: Partial<PartitionOptions>;
+  metadataStore?: MetadataStore;
+  /** Replicas available to a partition: 1 on a single node. */
+  replicaSetSize?: number;
+  hooks?: { onDurable?(queue: string, records: number): void };
+}
+
+interface OpenQueue {
+  metadata: QueueMetadata;
+  config: QueueConfig;
+  partitions: PartitionRunner[];
+  nextSendPartition: number;
+  nextReceivePartition: number;
+}
+
+const queueDeletedRecentlyMs = 60_000;
+
+export class LocalBroker implements QueueService {
+  readonly region: string;
+  readonly accountId: string;
+  private readonly queues = new Map<string, OpenQueue>();
+  private readonly metadataStore: MetadataStore;
+  private deletedRecently: Record<string, number> = {};
+  private pendingRemoval: string[] = [];
+  private readonly moveTasks: MoveTaskRunner;
+  private metadataChain: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  private constructor(private readonly options: LocalBrokerOptions) {
+    this.region = options.region;
+    this.accountId = options.accountId;
+    this.metadataStore = options.metadataStore ?? new FileMetadataStore(options.fs, options.dataDirectory);
+    this.moveTasks = new MoveTaskRunner(this, options.clock, options.logger, options.newId);
+  }
+
+  static async open(options: LocalBrokerOptions): Promise<LocalBroker> {
+    const broker = new LocalBroker(options);
+    await options.fs.mkdirp(`${options.dataDirectory}/queues`);
+    const snapshot = await broker.metadataStore.load();
+    broker.deletedRecently = snapshot.deletedRecently;
+    broker.pendingRemoval = snapshot.pendingRemoval;
+    const startedMs = options.clock.monotonicMs();
+    const metadatas = Object.values(snapshot.queues);
+    // Dead-letter queues are looked up by name when a message moves, so every queue is
+    // registered before any partition can run maintenance.
+    await Promise.all(metadatas.map((metadata) => broker.openQueue(metadata)));
+    for (const incarnation of broker.pendingRemoval) await broker.removeQueueData(incarnation);
+    options.logger.info(
+      {
+        queues: metadatas.length,
+        durationMs: options.clock.monotonicMs() - startedMs,
+        partitions: [...broker.queues.values()].flatMap((queue) => queue.partitions.map((partition) => ({ partition: partition.name, ...partition.recoveryFigures }))),
+      },
+      'recovered queues',
+    );
+    return broker;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.moveTasks.stopAll();
+    await Promise.all([...this.queues.values()].flatMap((queue) => queue.partitions.map((partition) => partition.close())));
+    await this.metadataChain;
+  }
+
+  // ---- queues --------------------------------------------------------------------
+
+  arnOf(name: string): string {
+    return `arn:aws:sqs:${this.region}:${this.accountId}:${name}`;
+  }
+
+  /** The queue name an ARN of this account names, or undefined. */
+  nameFromArn(arn: string): string | undefined {
+    const parts = arn.split(':');
+    if (parts.length !== 6 || parts[0] !== 'arn' || parts[2] !== 'sqs' || parts[4] !== this.accountId) return undefined;
+    return parts[5];
+  }
+
+  async createQueue(name: string, attributes: Record<string, string>, tags: Record<string, string>): Promise<QueueDescription> {
+    this.assertOpen();
+    const existing = this.queues.get(name);
+    if (existing !== undefined) {
+      for (const [key, value] of Object.entries(attributes)) {
+        if (existing.metadata.attributes[key] !== value) {
+          throw new BerthError('QueueNameExists', `A queue already exists with the same name and a different value for attribute ${key}`);
+        }
+      }
+      return describe(existing.metadata);
+    }
+    const deletedAtMs = this.deletedRecently[name];
+    if (deletedAtMs !== undefined && this.options.clock.nowMs() - deletedAtMs < queueDeletedRecentlyMs) {
+      throw new BerthError('QueueDeletedRecently', `You must wait 60 seconds after deleting a queue before you can create another with the same name (${name}).`);
+    }
+    const config = this.configFor(attributes);
+    const nowMs = this.options.clock.nowMs();
+    const metadata: QueueMetadata = {
+      name,
+      incarnation: this.options.newIncarnation(),
+      attributes: { ...attributes },
+      tags: { ...tags },
+      createdTimestampMs: nowMs,
+      lastModifiedTimestampMs: nowMs,
+      partitionCount: 1,
+    };
+    assert(/^[0-9a-f]{16}$/.test(metadata.incarnation), 'queue incarnation must be 16 hex characters');
+    // Reserve the name at once so a concurrent create sees it.
+    const placeholder: OpenQueue = { metadata, config, partitions: [], nextSendPartition: 0, nextReceivePartition: 0 };
+    this.queues.set(name, placeholder);
+    try {
+      delete this.deletedRecently[name];
+      await this.saveMetadata();
+      await this.openQueue(metadata);
+    } catch (error) {
+      this.queues.delete(name);
+      throw error;
+    }
+    return describe(metadata);
+  }
+
+  async deleteQueue(name: string): Promise<void> {
+    this.assertOpen();
+    const queue = this.requireQueue(name);
+    this.queues.delete(name);
+    this.deletedRecently[name] = this.options.clock.nowMs();
+    this.pendingRemoval.push(queue.metadata.incarnation);
+    await this.saveMetadata();
+    await Promise.all(queue.partitions.map((partition) => partition.close()));
+    await this.removeQueueData(queue.metadata.incarnation);
+  }
+
+  async describeQueue(name: string): Promise<QueueDescription> {
+    return describe(this.requireQueue(name).metadata);
+  }
+
+  async listQueues(prefix?: string): Promise<string[]> {
+    const names = [...this.queues.keys()].filter((name) => prefix === undefined || name.startsWith(prefix));
+    return names.sort();
+  }
+
+  async setQueueAttributes(name: string, attributes: Record<string, string>): Promise<void> {
+    this.assertOpen();
+    const queue = this.requireQueue(name);
+    const merged = { ...queue.metadata.attributes, ...attributes };
+    const config = this.configFor(merged);
+    queue.metadata.attributes = merged;
+    queue.metadata.lastModifiedTimestampMs = this.options.clock.nowMs();
+    queue.config = config;
+    await this.saveMetadata();
+    await Promise.all(queue.partitions.map((partition) => partition.setConfig(config)));
+  }
+
+  async setQueueTags(name: string, tags: Record<string, string>): Promise<void> {
+    this.assertOpen();
+    const queue = this.requireQueue(name);
+    queue.metadata.tags = { ...tags };
+    await this.saveMetadata();
+  }
+
+  async queueCounts(name: string): Promise<QueueCounts> {
+    const queue = this.requireQueue(name);
+    const total: QueueCounts = { visible: 0, inflight: 0, delayed: 0, oldestMessageAgeSeconds: 0 };
+    for (const partition of queue.partitions) {
+      const counts = partition.counts();
+      total.visible += counts.visible;
+      total.inflight += counts.inflight;
+      total.delayed += counts.delayed;
+      total.oldestMessageAgeSeconds = Math.max(total.oldestMessageAgeSeconds, counts.oldestMessageAgeSeconds);
+    }
+    return total;
+  }
+
+  async purgeQueue(name: string): Promise<void> {
+    const queue = this.requireQueue(name);
+    for (const partition of queue.partitions) await partition.purge();
+  }
+
+  // ---- messages ------------------------------------------------------------------
+
+  async send(name: string, messages: SendInput[]): Promise<Array<SendOutcome | BerthError>> {
+    this.assertOpen();
+    const queue = this.requireQueue(name);
+    const nowMs = this.options.clock.nowMs();
+    const results: Array<SendOutcome | BerthError | undefined> = new Array(messages.length);
+    const byPartition = new Map<number, Array<{ index: number; payload: EnqueuePayload }>>();
+    messages.forEach((message, index) => {
+      const replicaCount = message.replicaCount ?? queue.config.replicaCount;
+      const replicaSetSize = this.options.replicaSetSize ?? 1;
+      if (replicaCount > replicaSetSize) {
+        results[index] = new BerthError(
+          'ReplicaCountUnavailable',
+          `Replica count ${replicaCount} is larger than the ${replicaSetSize} replica(s) this queue's partitions have; lower it or run a cluster with more nodes.`,
+        );
+        return;
+      }
+      const payload: EnqueuePayload = {
+        messageId: this.options.newId(),
+        body: message.body,
+        attributes: message.attributes,
+        systemAttributes: message.systemAttributes,
+        groupId: message.groupId,
+        deduplicationId: message.deduplicationId,
+        senderId: message.senderId,
+        sentTimestampMs: nowMs,
+        delaySeconds: message.delaySeconds ?? queue.config.delaySeconds,
+        replicaCount,
+      };
+      const partition = this.partitionForSend(queue, message.groupId);
+      let list = byPartition.get(partition);
+      if (list === undefined) byPartition.set(partition, (list = []));
+      list.push({ index, payload });
+    });
+    await Promise.all(
+      [...byPartition.entries()].map(async ([partitionIndex, entries]) => {
+        const partition = queue.partitions[partitionIndex]!;
+        let outcomes: Array<{ messageId: string; offset: number } | BerthError>;
+        try {
+          outcomes = await partition.send(entries.map((entry) => entry.payload));
+        } catch (error) {
+          const failure = error instanceof BerthError ? error : new BerthError('InternalError', 'send failed', { cause: error });
+          outcomes = entries.map(() => failure);
+        }
+        entries.forEach((entry, position) => {
+          const outcome = outcomes[position]!;
+          results[entry.index] =
+            outcome instanceof BerthError
+              ? outcome
+              : { messageId: outcome.messageId, ...(queue.config.fifo ? { sequenceNumber: sequenceNumberOf(outcome.offset) } : {}) };
+        });
+      }),
+    );
+    return results.map((result) => result ?? new BerthError('InternalError', 'message was not processed'));
+  }
+
+  async receive(name: string, input: ReceiveInput): Promise<ReceivedMessage[]> {
+    this.assertOpen();
+    const queue = this.requireQueue(name);
+    const partitions = queue.partitions;
+    const request = {
+      maxMessages: input.maxMessages,
+      visibilityTimeoutSeconds: input.visibilityTimeoutSeconds,
+      attemptId: input.receiveRequestAttemptId,
+      signal: input.signal,
+    };
+    if (partitions.length === 1) {
+      const deliveries = await partitions[0]!.receive({ ...request, waitTimeSeconds: input.waitTimeSeconds });
+      return deliveries.map((delivery) => this.toReceived(queue, 0, delivery));
+    }
+    // Several partitions: take what is ready anywhere, else long-poll the next in turn.
+    const start = queue.nextReceivePartition++ % partitions.length;
+    for (let step = 0; step < partitions.length; step++) {
+      const index = (start + step) % partitions.length;
+      const deliveries = await partitions[index]!.receive({ ...request, waitTimeSeconds: 0 });
+      if (deliveries.length > 0) return deliveries.map((delivery) => this.toReceived(queue, index, delivery));
+    }
+    const deliveries = await partitions[start]!.receive({ ...request, waitTimeSeconds: input.waitTimeSeconds });
+    return deliveries.map((delivery) => this.toReceived(queue, start, delivery));
+  }
+
+  async deleteMessages(name: string, receiptHandles: string[]): Promise<Array<BerthError | null>> {
+    this.assertOpen();
+    const queue = this.requireQueue(name);
+    return this.byReceipt(queue, receiptHandles.map((handle) => ({ handle, value: undefined })), (partition, items) =>
+      partition.deleteMessages(items.map((item) => item.receipt)),
+    );
+  }
+
+  async changeVisibility(name: string, changes: VisibilityChange[]): Promise<Array<BerthError | null>> {
+    this.assertOpen();
+    const queue = this.requireQueue(name);
+    return this.byReceipt(
+      queue,
+      changes.map((change) => ({ handle: change.receiptHandle, value: change.visibilityTimeoutSeconds })),
+      (partition, items) => partition.changeVisibility(items.map((item) => ({ receipt: item.receipt, visibilityTimeoutSeconds: item.value! }))),
+    );
+  }
+
+  async peekMessages(name: string, maxMessages: number): Promise<ReceivedMessage[]> {
+    const queue = this.requireQueue(name);
+    const messages: ReceivedMessage[] = [];
+    for (const [index, partition] of queue.partitions.entries()) {
+      if (messages.length >= maxMessages) break;
+      const deliveries = await partition.peek(maxMessages - messages.length);
+      for (const delivery of deliveries) messages.push({ ...this.toReceived(queue, index, delivery), receiptHandle: '' });
+    }
+    return messages;
+  }
+
+  // ---- dead-letter queues and move tasks -----------------------------------------
+
+  async listDeadLetterSourceQueues(name: string): Promise<string[]> {
+    this.requireQueue(name);
+    const sources: string[] = [];
+    for (const queue of this.queues.values()) {
+      if (queue.config.redrive?.deadLetterQueueName === name) sources.push(queue.metadata.name);
+    }
+    return sources.sort();
+  }
+
+  startMessageMoveTask(sourceArn: string, destinationArn: string | undefined, maxNumberOfMessagesPerSecond: number | undefined): Promise<string> {
+    return this.moveTasks.start(sourceArn, destinationArn, maxNumberOfMessagesPerSecond);
+  }
+
+  async listMessageMoveTasks(sourceArn: string, maxResults: number): Promise<MoveTask[]> {
+    return this.moveTasks.list(sourceArn, maxResults);
+  }
+
+  async cancelMessageMoveTask(taskHandle: string): Promise<number> {
+    return this.moveTasks.cancel(taskHandle);
+  }
+
+  /** Copies messages into a queue with their ids and send times kept (dead-letter moves and redrives). */
+  async enqueueMoved(name: string, payloads: EnqueuePayload[], sourceArn: string | undefined): Promise<void> {
+    const queue = this.requireQueue(name);
+    const byPartition = new Map<number, EnqueuePayload[]>();
+    for (const payload of payloads) {
+      const moved: EnqueuePayload = { ...payload, deadLetterQueueSourceArn: sourceArn, delaySeconds: 0 };
+      if (sourceArn === undefined) delete moved.deadLetterQueueSourceArn;
+      const partition = this.partitionForSend(queue, payload.groupId);
+      let list = byPartition.get(partition);
+      if (list === undefined) byPartition.set(partition, (list = []));
+      list.push(moved);
+    }
+    for (const [partition, list] of byPartition) {
+      const outcomes = await queue.partitions[partition]!.send(list);
+      const failure = outcomes.find((outcome): outcome is BerthError => outcome instanceof BerthError);
+      if (failure !== undefined) throw failure;
+    }
+  }
+
+  /** Internal receive + delete used by move tasks. */
+  async takeMessages(name: string, maxMessages: number): Promise<Array<{ payload: EnqueuePayload; receiptHandle: string }>> {
+    const queue = this.requireQueue(name);
+    const taken: Array<{ payload: EnqueuePayload; receiptHandle: string }> = [];
+    for (const [index, partition] of queue.partitions.entries()) {
+      const deliveries = await partition.receive({ maxMessages: maxMessages - taken.length, waitTimeSeconds: 0, visibilityTimeoutSeconds: 60 });
+      for (const delivery of deliveries) taken.push({ payload: delivery.payload, receiptHandle: this.receiptHandleOf(queue, index, delivery) });
+      if (taken.length >= maxMessages) break;
+    }
+    return taken;
+  }
+
+  hasQueue(name: string): boolean {
+    return this.queues.has(name);
+  }
+
+  /** Per-partition figures for metrics and the console. */
+  partitionStats(): Array<{ queue: string; partition: string; endOffset: number; stats: PartitionRunner['logStats'] }> {
+    return [...this.queues.values()].flatMap((queue) =>
+      queue.partitions.map((partition) => ({ queue: queue.metadata.name, partition: partition.name, endOffset: partition.endOffset, stats: partition.logStats })),
+    );
+  }
+
+  // ---- internals -----------------------------------------------------------------
+
+  private assertOpen(): void {
+    if (this.closed) throw new BerthError('ServiceUnavailable', 'the server is shutting down');
+  }
+
+  private requireQueue(name: string): OpenQueue {
+    const queue = this.queues.get(name);
+    if (queue === undefined || queue.partitions.length === 0) {
+      throw new BerthError('QueueDoesNotExist', 'The specified queue does not exist.');
+    }
+    return queue;
+  }
+
+  private configFor(attributes: Record<string, string>): QueueConfig {
+    const config = queueConfigFromAttributes(attributes, { replicaCount: 1 });
+    const replicaSetSize = this.options.replicaSetSize ?? 1;
+    if (config.replicaCount > replicaSetSize) {
+      throw new BerthError(
+        'InvalidAttributeValue',
+        `Invalid value for the parameter ReplicaCount: ${config.replicaCount} is larger than the ${replicaSetSize} replica(s) available on this ${replicaSetSize === 1 ? 'single-node server' : 'cluster'}.`,
+      );
+    }
+    return config;
+  }
+
+  private partitionForSend(queue: OpenQueue, groupId: string | undefined): number {
+    const count = queue.partitions.length;
+    if (count === 1) return 0;
+    if (queue.config.fifo && groupId !== undefined) {
+      return createHash('sha256').update(groupId).digest().readUInt32BE(0) % count;
+    }
+    return queue.nextSendPartition++ % count;
+  }
+
+  private async openQueue(metadata: QueueMetadata): Promise<void> {
+    const config = this.configFor(metadata.attributes);
+    const partitions: PartitionRunner[] = [];
+    for (let index = 0; index < metadata.partitionCount; index++) {
+      const name = metadata.partitionCount === 1 ? metadata.name : `${metadata.name}#${index}`;
+      partitions.push(
+        await PartitionRunner.open({
+          name,
+          fs: this.options.fs,
+          directory: `${this.options.dataDirectory}/queues/${metadata.incarnation}/p${index}`,
+          config,
+          clock: this.options.clock,
+          logger: this.options.logger,
+          options: this.options.partitionOptions,
+          hooks: {
+            deadLetter: (payloads) => this.deadLetter(metadata.name, payloads),
+            onDurable: (records) => this.options.hooks?.onDurable?.(metadata.name, records),
+          },
+        }),
+      );
+    }
+    const existing = this.queues.get(metadata.name);
+    if (existing !== undefined && existing.metadata.incarnation === metadata.incarnation) {
+      existing.partitions = partitions;
+      existing.config = config;
+    } else {
+      this.queues.set(metadata.name, { metadata, config, partitions, nextSendPartition: 0, nextReceivePartition: 0 });
+    }
+  }
+
+  private async deadLetter(sourceName: string, payloads: EnqueuePayload[]): Promise<void> {
+    const source = this.queues.get(sourceName);
+    const target = source?.config.redrive?.deadLetterQueueName;
+    if (target === undefined || !this.queues.has(target)) {
+      throw new Error(`dead-letter queue ${target ?? '(none)'} of ${sourceName} does not exist`);
+    }
+    await this.enqueueMoved(target, payloads, this.arnOf(sourceName));
+  }
+
+  private toReceived(queue: OpenQueue, partitionIndex: number, delivery: Delivery): ReceivedMessage {
+    const payload = delivery.payload;
+    const message: ReceivedMessage = {
+      messageId: payload.messageId,
+      receiptHandle: this.receiptHandleOf(queue, partitionIndex, delivery),
+      body: payload.body,
+      attributes: payload.attributes,
+      systemAttributes: payload.systemAttributes,
+      senderId: payload.senderId,
+      sentTimestampMs: payload.sentTimestampMs,
+      receiveCount: delivery.receiveCount,
+      firstReceiveTimestampMs: delivery.firstReceiveTimestampMs,
+    };
+    if (payload.groupId !== undefined) message.groupId = payload.groupId;
+    if (queue.config.fifo) {
+      if (payload.deduplicationId !== undefined) message.deduplicationId = payload.deduplicationId;
+      message.sequenceNumber = delivery.sequenceNumber;
+    }
+    if (payload.deadLetterQueueSourceArn !== undefined) message.deadLetterQueueSourceArn = payload.deadLetterQueueSourceArn;
+    return message;
+  }
+
+  private receiptHandleOf(queue: OpenQueue, partitionIndex: number, delivery: Delivery): string {
+    return encodeReceiptHandle({
+      incarnation: queue.metadata.incarnation,
+      partition: partitionIndex,
+      messageOffset: delivery.receipt.messageOffset,
+      receiveOffset: delivery.receipt.receiveOffset,
+    });
+  }
+
+  private async byReceipt<T>(
+    queue: OpenQueue,
+    items: Array<{ handle: string; value: T }>,
+    run: (partition: PartitionRunner, items: Array<{ receipt: { messageOffset: number; receiveOffset: number }; value: T }>) => Promise<Array<BerthError | null>>,
+  ): Promise<Array<BerthError | null>> {
+    const results: Array<BerthError | null> = new Array(items.length).fill(null);
+    const byPartition = new Map<number, Array<{ index: number; receipt: { messageOffset: number; receiveOffset: number }; value: T }>>();
+    items.forEach((item, index) => {
+      try {
+        const fields = decodeReceiptHandle(item.handle);
+        if (fields.incarnation !== queue.metadata.incarnation || fields.partition >= queue.partitions.length) {
+          throw new BerthError('ReceiptHandleIsInvalid', `The input receipt handle "${item.handle.slice(0, 100)}" is not a valid receipt handle for this queue.`);
+        }
+        let list = byPartition.get(fields.partition);
+        if (list === undefined) byPartition.set(fields.partition, (list = []));
+        list.push({ index, receipt: { messageOffset: fields.messageOffset, receiveOffset: fields.receiveOffset }, value: item.value });
+      } catch (error) {
+        results[index] = error instanceof BerthError ? error : new BerthError('ReceiptHandleIsInvalid', 'invalid receipt handle');
+      }
+    });
+    await Promise.all(
+      [...byPartition.entries()].map(async ([partitionIndex, list]) => {
+        const outcomes = await run(queue.partitions[partitionIndex]!, list);
+        list.forEach((entry, position) => {
+          results[entry.index] = outcomes[position] ?? null;
+        });
+      }),
+    );
+    return results;
+  }
+
+  private saveMetadata(): Promise<void> {
+    const snapshot: MetadataSnapshot = {
+      queues: Object.fromEntries([...this.queues.entries()].map(([name, queue]) => [name, queue.metadata])),
+      deletedRecently: this.pruneDeletedRecently(),
+      pendingRemoval: [...this.pendingRemoval],
+    };
+    const save = this.metadataChain.then(() => this.metadataStore.save(snapshot));
+    this.metadataChain = save.catch(() => undefined);
+    return save;
+  }
+
+  private pruneDeletedRecently(): Record<string, number> {
+    const nowMs = this.options.clock.nowMs();
+    for (const [name, atMs] of Object.entries(this.deletedRecently)) {
+      if (nowMs - atMs >= queueDeletedRecentlyMs) delete this.deletedRecently[name];
+    }
+    return { ...this.deletedRecently };
+  }
+
+  private async removeQueueData(incarnation: string): Promise<void> {
+    try {
+      await this.options.fs.remove(`${this.options.dataDirectory}/queues/${incarnation}`);
+      this.pendingRemoval = this.pendingRemoval.filter((pending) => pending !== incarnation);
+      await this.saveMetadata();
+    } catch (error) {
+      this.options.logger.warn({ err: error, incarnation }, 'could not remove a deleted queue\'s data yet; will retry at next start');
+    }
+  }
+}
+
+function describe(metadata: QueueMetadata): QueueDescription {
+  return {
+    name: metadata.name,
+    attributes: { ...metadata.attributes },
+    tags: { ...metadata.tags },
+    createdTimestampMs: metadata.createdTimestampMs,
+    lastModifiedTimestampMs: metadata.lastModifiedTimestampMs,
+  };
+}

@@ -1,0 +1,533 @@
+// One queue partition on this node: its log (storage) and its queue machine (queue),
+// driven together. Every state change follows the same path:
+//
+//   plan (pure, from the machine) -> append to the log (assigns the offset, synchronous)
+//   -> apply to the machine (state changes in log order) -> wait until the record is
+//   durable -> only then answer the caller.
+//
+// A response therefore never depends on a record that is not durable: whatever it shows
+// was applied at or before its own record, and the log is durable in order.
+//
+// Background work (maintenance tick): keep the machine's in-memory window filled from the
+// backlog on disk, expire messages past retention, relocate old live messages that pin
+// old segments, write checkpoints (only once every record they cover is durable), and
+// delete segments below min(physical ACK level, checkpoint).
+
+import type { Clock, TimerHandle } from '../core/clock.js';
+import type { FileSystem } from '../core/filesystem.js';
+import { assert } from '../core/assert.js';
+import { BerthError } from '../protocol/errors.js';
+import type { LogRecord, PartitionLog, PartitionLogOptions } from '../storage/types.js';
+import { openPartitionLog } from '../storage/segmented-log.js';
+import { QueueMachine, type Receipt } from '../queue/machine.js';
+import { RecordType, decodeEnqueue, decodeRelocate, encodeRelocate, type EnqueuePayload } from '../queue/records.js';
+import type { QueueConfig, QueueCounts } from '../queue/types.js';
+import { RecordCache } from './record-cache.js';
+
+export interface PartitionLogger {
+  info(object: object, message: string): void;
+  warn(object: object, message: string): void;
+  error(object: object, message: string): void;
+}
+
+export interface PartitionHooks {
+  /** Durably enqueues copies of these messages in the dead-letter queue (resolves once durable there). */
+  deadLetter(payloads: EnqueuePayload[]): Promise<void>;
+  /** After each group commit batch of this partition becomes durable (metrics). */
+  onDurable?(records: number): void;
+}
+
+export interface PartitionOptions {
+  logOptions?: Partial<PartitionLogOptions>;
+  cacheBytesMax: number;
+  maintenanceIntervalMs: number;
+  checkpointEveryRecords: number;
+  checkpointIntervalMs: number;
+  loadBatchRecords: number;
+}
+
+export const defaultPartitionOptions: PartitionOptions = {
+  cacheBytesMax: 64 * 1024 * 1024,
+  maintenanceIntervalMs: 1000,
+  checkpointEveryRecords: 200_000,
+  checkpointIntervalMs: 30_000,
+  loadBatchRecords: 4096,
+};
+
+export interface Delivery {
+  offset: number;
+  /** SQS SequenceNumber (FIFO): fixed at enqueue, kept if the message is relocated. */
+  sequenceNumber: string;
+  receipt: Receipt;
+  payload: EnqueuePayload;
+  receiveCount: number;
+  firstReceiveTimestampMs: number;
+}
+
+export interface ReceiveRequest {
+  maxMessages: number;
+  visibilityTimeoutSeconds?: number;
+  waitTimeSeconds: number;
+  attemptId?: string;
+  signal?: AbortSignal;
+}
+
+export interface PartitionRecoveryFigures {
+  checkpointOffset: number | undefined;
+  recordsReplayed: number;
+  tornTailBytesTruncated: number;
+  durationMs: number;
+}
+
+const zeroLeafHash = new Uint8Array(32);
+const epochSingleNode = 1;
+
+export class PartitionRunner {
+  private readonly cache: RecordCache;
+  private readonly waiters = new Set<() => void>();
+  private readonly deadLetterPending = new Set<number>();
+  private wakeTimer: TimerHandle | undefined;
+  private wakeTimerAtMs = Number.POSITIVE_INFINITY;
+  private maintenanceTimer: TimerHandle | undefined;
+  private maintaining = false;
+  private loading: Promise<boolean> | undefined;
+  private closed = false;
+  private lastNowMs = 0;
+  private checkpointOffset: number;
+  private checkpointAtMs: number;
+
+  private constructor(
+    readonly name: string,
+    private readonly log: PartitionLog,
+    private machine: QueueMachine,
+    private readonly clock: Clock,
+    private readonly hooks: PartitionHooks,
+    private readonly logger: PartitionLogger,
+    private readonly options: PartitionOptions,
+    checkpointOffset: number,
+    readonly recoveryFigures: PartitionRecoveryFigures,
+  ) {
+    this.cache = new RecordCache(options.cacheBytesMax);
+    this.checkpointOffset = checkpointOffset;
+    this.checkpointAtMs = clock.monotonicMs();
+    this.scheduleMaintenance();
+  }
+
+  /** Opens the log, restores the machine from the last checkpoint and replays the records after it. */
+  static async open(parameters: {
+    name: string;
+    fs: FileSystem;
+    directory: string;
+    config: QueueConfig;
+    clock: Clock;
+    hooks: PartitionHooks;
+    logger: PartitionLogger;
+    options?: Partial<PartitionOptions>;
+  }): Promise<PartitionRunner> {
+    const options = { ...defaultPartitionOptions, ...parameters.options };
+    const startedMs = parameters.clock.monotonicMs();
+    const log = await openPartitionLog(parameters.fs, parameters.directory, options.logOptions);
+    const checkpoint = await log.readCheckpoint();
+    const machine = checkpoint === undefined ? new QueueMachine(parameters.config) : QueueMachine.restore(checkpoint.state);
+    let from = checkpoint?.offset ?? log.startOffset;
+    let recordsReplayed = 0;
+    while (from < log.endOffset) {
+      const records = await log.read(from, 8192, 16 * 1024 * 1024);
+      if (records.length === 0) break;
+      for (const record of records) machine.apply(record);
+      recordsReplayed += records.length;
+      from = records[records.length - 1]!.offset + 1;
+    }
+    assert(machine.appliedEndOffset <= log.endOffset, 'queue machine is ahead of its log after recovery');
+    const figures: PartitionRecoveryFigures = {
+      checkpointOffset: checkpoint?.offset,
+      recordsReplayed,
+      tornTailBytesTruncated: log.recovery.tornTailBytesTruncated,
+      durationMs: parameters.clock.monotonicMs() - startedMs,
+    };
+    const runner = new PartitionRunner(
+      parameters.name,
+      log,
+      machine,
+      parameters.clock,
+      parameters.hooks,
+      parameters.logger,
+      options,
+      checkpoint?.offset ?? log.startOffset,
+      figures,
+    );
+    // The metadata store is the source of truth for attributes; a change that reached it
+    // but not this log before a crash is appended now.
+    if (JSON.stringify(machine.config) !== JSON.stringify(parameters.config)) {
+      await runner.setConfig(parameters.config);
+    }
+    return runner;
+  }
+
+  get config(): QueueConfig {
+    return this.machine.config;
+  }
+
+  get logStats(): PartitionLog['stats'] {
+    return this.log.stats;
+  }
+
+  get endOffset(): number {
+    return this.log.endOffset;
+  }
+
+  // ---- state changes -------------------------------------------------------------
+
+  /** Appends every message (deduplicated FIFO sends append nothing) and resolves each once durable. */
+  async send(payloads: EnqueuePayload[]): Promise<Array<{ messageId: string; offset: number } | BerthError>> {
+    this.assertOpen();
+    const results: Array<{ messageId: string; offset: number } | BerthError> = [];
+    let durableEndNeeded = 0;
+    for (const payload of payloads) {
+      const plan = this.machine.planSend(payload);
+      if (plan.kind === 'error') {
+        results.push(new BerthError(plan.error, plan.message));
+      } else if (plan.kind === 'duplicate') {
+        results.push({ messageId: plan.messageId, offset: plan.offset });
+        durableEndNeeded = Math.max(durableEndNeeded, plan.offset + 1);
+      } else {
+        const offset = this.appendAndApply(plan.type, plan.payload, payload.sentTimestampMs);
+        this.cache.put(offset, plan.payload);
+        results.push({ messageId: payload.messageId, offset });
+        durableEndNeeded = offset + 1;
+      }
+    }
+    if (durableEndNeeded > 0) await this.log.waitDurable(durableEndNeeded);
+    return results;
+  }
+
+  /** Long-polls up to waitTimeSeconds; resolves with what became deliverable, or nothing. */
+  async receive(request: ReceiveRequest): Promise<Delivery[]> {
+    const deadlineMs = this.clock.monotonicMs() + request.waitTimeSeconds * 1000;
+    for (;;) {
+      if (this.closed) return [];
+      const deliveries = await this.receiveOnce(request);
+      if (deliveries.length > 0) return deliveries;
+      if (this.machine.loadFrom() !== undefined && (await this.loadWindow())) continue;
+      const remainingMs = deadlineMs - this.clock.monotonicMs();
+      if (remainingMs <= 0 || request.signal?.aborted === true || this.closed) return [];
+      await this.waitForWake(remainingMs, request.signal);
+    }
+  }
+
+  /** Deletes by receipt; one durable wait for the whole batch. */
+  async deleteMessages(receipts: Receipt[]): Promise<Array<BerthError | null>> {
+    this.assertOpen();
+    const results: Array<BerthError | null> = [];
+    let durableEndNeeded = 0;
+    const nowMs = this.now();
+    for (const receipt of receipts) {
+      const plan = this.machine.planDelete(receipt, nowMs);
+      if ('error' in plan) {
+        results.push(new BerthError(plan.error, plan.message));
+      } else if ('noop' in plan) {
+        results.push(null);
+        durableEndNeeded = Math.max(durableEndNeeded, this.log.endOffset);
+      } else {
+        const offset = this.appendAndApply(RecordType.Delete, plan.payload, nowMs);
+        this.cache.delete(receipt.messageOffset);
+        results.push(null);
+        durableEndNeeded = offset + 1;
+      }
+    }
+    if (durableEndNeeded > 0) await this.log.waitDurable(durableEndNeeded);
+    return results;
+  }
+
+  async changeVisibility(changes: Array<{ receipt: Receipt; visibilityTimeoutSeconds: number }>): Promise<Array<BerthError | null>> {
+    this.assertOpen();
+    const results: Array<BerthError | null> = [];
+    let durableEndNeeded = 0;
+    const nowMs = this.now();
+    for (const change of changes) {
+      const plan = this.machine.planChangeVisibility(change.receipt, change.visibilityTimeoutSeconds, nowMs);
+      if ('error' in plan) {
+        results.push(new BerthError(plan.error, plan.message));
+      } else {
+        durableEndNeeded = this.appendAndApply(RecordType.ChangeVisibility, plan.payload, nowMs) + 1;
+        results.push(null);
+      }
+    }
+    if (durableEndNeeded > 0) await this.log.waitDurable(durableEndNeeded);
+    return results;
+  }
+
+  async purge(): Promise<void> {
+    this.assertOpen();
+    const nowMs = this.now();
+    const plan = this.machine.planPurge(nowMs);
+    if ('error' in plan) throw new BerthError(plan.error, plan.message);
+    const offset = this.appendAndApply(RecordType.Purge, plan.payload, nowMs);
+    await this.log.waitDurable(offset + 1);
+  }
+
+  async setConfig(config: QueueConfig): Promise<void> {
+    this.assertOpen();
+    const plan = this.machine.planSetConfig(config);
+    const offset = this.appendAndApply(RecordType.SetConfig, plan.payload, this.now());
+    await this.log.waitDurable(offset + 1);
+  }
+
+  // ---- reads ---------------------------------------------------------------------
+
+  counts(): QueueCounts {
+    return this.machine.counts(this.now());
+  }
+
+  /** Visible messages without changing their state (console peek). */
+  async peek(maxMessages: number): Promise<Delivery[]> {
+    this.assertOpen();
+    if (this.machine.loadFrom() !== undefined) await this.loadWindow();
+    const offsets = this.machine.peek(this.now(), maxMessages);
+    await this.log.waitDurable(this.log.endOffset);
+    const deliveries: Delivery[] = [];
+    for (const offset of offsets) {
+      const view = this.machine.message(offset);
+      if (view === undefined) continue;
+      const payload = await this.readEnqueuePayload(offset);
+      if (payload === undefined) continue;
+      deliveries.push({
+        offset,
+        receipt: { messageOffset: offset, receiveOffset: -1 },
+        payload,
+        receiveCount: view.receiveCount,
+        firstReceiveTimestampMs: view.firstReceiveTimestampMs,
+      });
+    }
+    return deliveries;
+  }
+
+  /** Stops timers, answers waiting receivers with nothing, flushes and closes the log. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.maintenanceTimer?.cancel();
+    this.wakeTimer?.cancel();
+    this.wakeAll();
+    await this.log.close();
+  }
+
+  // ---- internals -----------------------------------------------------------------
+
+  private assertOpen(): void {
+    if (this.closed) throw new BerthError('ServiceUnavailable', `partition ${this.name} is closed`);
+  }
+
+  /** Wall-clock time that never goes backwards within this partition. */
+  private now(): number {
+    this.lastNowMs = Math.max(this.lastNowMs, this.clock.nowMs());
+    return this.lastNowMs;
+  }
+
+  private appendAndApply(type: RecordType, payload: Uint8Array, timestampMs: number): number {
+    const record: LogRecord = {
+      type,
+      epoch: epochSingleNode,
+      timestampMs,
+      payload,
+      offset: 0,
+      leafHash: zeroLeafHash,
+    };
+    record.offset = this.log.append(record);
+    const effect = this.machine.apply(record);
+    if (effect.becameVisible) this.wakeAll();
+    if (this.waiters.size > 0) this.scheduleWake();
+    return record.offset;
+  }
+
+  private async receiveOnce(request: ReceiveRequest): Promise<Delivery[]> {
+    this.assertOpen();
+    const nowMs = this.now();
+    const plan = this.machine.planReceive({
+      nowMs,
+      maxMessages: request.maxMessages,
+      visibilityTimeoutSeconds: request.visibilityTimeoutSeconds,
+      attemptId: request.attemptId,
+      exclude: this.deadLetterPending,
+    });
+    if (plan.deadLetter.length > 0) this.moveToDeadLetter(plan.deadLetter);
+    if (plan.payload !== undefined) this.appendAndApply(RecordType.Receive, plan.payload, nowMs);
+    if (plan.deliver.length === 0) {
+      if (plan.overLimit) {
+        throw new BerthError('OverLimit', `Too many messages in flight for queue ${this.name} (limit ${this.machine.config.inflightMessagesMax}).`);
+      }
+      return [];
+    }
+    // Capture the state this receive produced before anything else can change it.
+    const picked: Array<Omit<Delivery, 'payload'>> = [];
+    for (const offset of plan.deliver) {
+      const view = this.machine.message(offset);
+      assert(view !== undefined && view.receipt !== undefined, `planned delivery of offset ${offset} has no receipt`);
+      picked.push({ offset, receipt: view.receipt, receiveCount: view.receiveCount, firstReceiveTimestampMs: view.firstReceiveTimestampMs });
+    }
+    await this.log.waitDurable(this.log.endOffset);
+    const deliveries: Delivery[] = [];
+    for (const item of picked) {
+      const payload = await this.readEnqueuePayload(item.offset);
+      if (payload !== undefined) deliveries.push({ ...item, payload });
+    }
+    return deliveries;
+  }
+
+  /** The enqueue payload of a message at its current offset (an Enqueue or a Relocate record). */
+  private async readEnqueuePayload(offset: number): Promise<EnqueuePayload | undefined> {
+    const cached = this.cache.get(offset);
+    if (cached !== undefined) return decodeEnqueue(cached);
+    try {
+      const record = await this.log.readOne(offset);
+      if (record.type === RecordType.Relocate) return decodeEnqueue(decodeRelocate(record.payload).enqueuePayload);
+      assert(record.type === RecordType.Enqueue, `record ${offset} of ${this.name} is type ${record.type}, not a message`);
+      return decodeEnqueue(record.payload);
+    } catch (error) {
+      this.logger.error({ err: error, partition: this.name, offset }, 'could not read a message record');
+      if (error instanceof BerthError) throw error;
+      throw new BerthError('InternalError', `could not read message at offset ${offset} of ${this.name}`, { cause: error });
+    }
+  }
+
+  private moveToDeadLetter(offsets: number[]): void {
+    for (const offset of offsets) this.deadLetterPending.add(offset);
+    const move = async (): Promise<void> => {
+      const payloads: EnqueuePayload[] = [];
+      for (const offset of offsets) {
+        const payload = await this.readEnqueuePayload(offset);
+        if (payload !== undefined) payloads.push(payload);
+      }
+      // Copies first, durably; only then remove from this queue: a crash in between
+      // leaves a duplicate (at least once), never a loss.
+      await this.hooks.deadLetter(payloads);
+      if (this.closed) return;
+      const plan = this.machine.planDeadLettered(offsets);
+      const offset = this.appendAndApply(RecordType.DeadLettered, plan.payload, this.now());
+      for (const moved of offsets) this.cache.delete(moved);
+      await this.log.waitDurable(offset + 1);
+    };
+    move()
+      .catch((error: unknown) => {
+        this.logger.error({ err: error, partition: this.name, messages: offsets.length }, 'moving messages to the dead-letter queue failed; they stay in the source queue');
+      })
+      .finally(() => {
+        for (const offset of offsets) this.deadLetterPending.delete(offset);
+        this.wakeAll();
+      });
+  }
+
+  /** Reads the next stretch of backlog from disk into the machine's window. True if it loaded anything. */
+  private loadWindow(): Promise<boolean> {
+    if (this.loading !== undefined) return this.loading;
+    const from = this.machine.loadFrom();
+    if (from === undefined) return Promise.resolve(false);
+    const load = async (): Promise<boolean> => {
+      const records = await this.log.read(from, this.options.loadBatchRecords, 4 * 1024 * 1024);
+      if (records.length === 0 || this.closed) return false;
+      this.machine.load(records);
+      this.wakeAll();
+      return true;
+    };
+    this.loading = load().finally(() => {
+      this.loading = undefined;
+    });
+    return this.loading;
+  }
+
+  private waitForWake(timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        this.waiters.delete(finish);
+        timer.cancel();
+        signal?.removeEventListener('abort', finish);
+        resolve();
+      };
+      const timer = this.clock.setTimer(timeoutMs, finish);
+      signal?.addEventListener('abort', finish, { once: true });
+      this.waiters.add(finish);
+      this.scheduleWake();
+    });
+  }
+
+  private wakeAll(): void {
+    if (this.waiters.size === 0) return;
+    const waiting = [...this.waiters];
+    this.waiters.clear();
+    for (const wake of waiting) wake();
+  }
+
+  /** Arms one timer for the earliest moment a delayed or in-flight message becomes visible. */
+  private scheduleWake(): void {
+    const atMs = this.machine.nextVisibleAtMs(this.now());
+    if (atMs === undefined || atMs >= this.wakeTimerAtMs) return;
+    this.wakeTimer?.cancel();
+    this.wakeTimerAtMs = atMs;
+    this.wakeTimer = this.clock.setTimer(Math.max(0, atMs - this.clock.nowMs()) + 1, () => {
+      this.wakeTimer = undefined;
+      this.wakeTimerAtMs = Number.POSITIVE_INFINITY;
+      this.wakeAll();
+    });
+  }
+
+  private scheduleMaintenance(): void {
+    if (this.closed) return;
+    this.maintenanceTimer = this.clock.setTimer(this.options.maintenanceIntervalMs, () => {
+      this.maintain()
+        .catch((error: unknown) => this.logger.error({ err: error, partition: this.name }, 'partition maintenance failed'))
+        .finally(() => this.scheduleMaintenance());
+    });
+  }
+
+  /** One round of background work; never overlaps itself. */
+  async maintain(): Promise<void> {
+    if (this.maintaining || this.closed) return;
+    this.maintaining = true;
+    try {
+      if (this.machine.loadFrom() !== undefined) await this.loadWindow();
+      const nowMs = this.now();
+      const expire = this.machine.planExpire(nowMs);
+      if (expire !== undefined) this.appendAndApply(RecordType.Expire, expire.payload, nowMs);
+      await this.relocateOldMessages();
+      await this.checkpointIfDue(false);
+      if (this.waiters.size > 0) this.scheduleWake();
+    } finally {
+      this.maintaining = false;
+    }
+  }
+
+  private async relocateOldMessages(): Promise<void> {
+    const offsets = this.machine.planCompaction(this.log.endOffset);
+    if (offsets.length === 0) return;
+    let lastOffset = -1;
+    for (const offset of offsets) {
+      if (this.closed) return;
+      const record = await this.log.readOne(offset);
+      const enqueuePayload = record.type === RecordType.Relocate ? decodeRelocate(record.payload).enqueuePayload : record.payload;
+      lastOffset = this.appendAndApply(RecordType.Relocate, encodeRelocate(offset, enqueuePayload), this.now());
+      this.cache.delete(offset);
+    }
+    if (lastOffset >= 0) await this.log.waitDurable(lastOffset + 1);
+    this.logger.info({ partition: this.name, messages: offsets.length }, 'relocated old messages so their segments can be deleted');
+  }
+
+  /** Writes a checkpoint when enough changed (or `force`), then deletes segments nobody needs. */
+  async checkpointIfDue(force: boolean): Promise<void> {
+    const appliedEnd = this.machine.appliedEndOffset;
+    const changed = appliedEnd - this.checkpointOffset;
+    const ageMs = this.clock.monotonicMs() - this.checkpointAtMs;
+    if (changed <= 0 || (!force && changed < this.options.checkpointEveryRecords && ageMs < this.options.checkpointIntervalMs)) return;
+    const state = this.machine.snapshot();
+    // The snapshot covers records up to appliedEnd; it may be stored only once they are all durable.
+    await this.log.waitDurable(appliedEnd);
+    await this.log.writeCheckpoint(appliedEnd, state);
+    this.checkpointOffset = appliedEnd;
+    this.checkpointAtMs = this.clock.monotonicMs();
+    const keepFrom = Math.min(this.machine.ackLevel(), this.checkpointOffset);
+    if (keepFrom > this.log.startOffset) await this.log.deleteBelow(keepFrom);
+  }
+}
+
