@@ -1,0 +1,17 @@
+// Every system the bench knows, in table order. A new row (Berth's native protocol, a
+// Berth cluster for W5) is one Driver module and one line here.
+
+import { berthAwsSdkDriver, berthSqsDriver } from './berth-sqs.js';
+import { bullmqDriver } from './bullmq.js';
+import { natsDriver } from './nats.js';
+import { rabbitmqDriver } from './rabbitmq.js';
+import { redisStreamsDriver } from './redis-streams.js';
+import type { Driver } from './types.js';
+
+export const drivers: readonly Driver[] = [berthSqsDriver, berthAwsSdkDriver, redisStreamsDriver, bullmqDriver, rabbitmqDriver, natsDriver];
+
+export function driverById(id: string): Driver {
+  const driver = drivers.find((candidate) => candidate.id === id);
+  if (driver === undefined) throw new Error(`unknown system "${id}"; known: ${drivers.map((known) => known.id).join(', ')}`);
+  return driver;
+}
