@@ -1,0 +1,290 @@
+// The berth command: `berth serve` runs a node; the other commands talk to a running one
+// over its SQS API (endpoint from --endpoint or BERTH_ENDPOINT).
+
+import { Command, Option } from 'commander';
+import Table from 'cli-table3';
+import pc from 'picocolors';
+import cliProgress from 'cli-progress';
+import { configKeys, ConfigError, defaultServerConfig, resolveServerConfig, type ServerConfig } from '../server/config.js';
+import { SqsJsonClient, SqsApiError } from '../client/sqs-json-client.js';
+
+const program = new Command();
+program.name('berth').description('Berth: a durable, replicated message queue that speaks the Amazon SQS API').version('0.1.0');
+
+// ---- serve ------------------------------------------------------------------------
+
+const serve = program
+  .command('serve')
+  .description('run a Berth server (single node: the SQS API, health, metrics and the web console on one port)')
+  .addOption(new Option('--config <file>', 'JSON config file with any of the keys below (flags > environment > file > defaults)').env('BERTH_CONFIG'));
+for (const entry of configKeys) {
+  const placeholder = entry.kind === 'boolean' ? '' : ` <${entry.kind === 'number' ? 'n' : 'value'}>`;
+  const fallback = defaultServerConfig[entry.key];
+  serve.addOption(new Option(`${entry.flag}${placeholder}`, `${entry.description} [env ${entry.env}${fallback !== undefined ? `, default ${String(fallback)}` : ''}]`));
+}
+serve.action(async (options: Record<string, string | boolean | undefined>) => {
+  const flags: Partial<Record<keyof ServerConfig, string | boolean>> = {};
+  for (const entry of configKeys) {
+    const value = options[entry.key];
+    if (value !== undefined) flags[entry.key] = value;
+  }
+  let config: ServerConfig;
+  try {
+    config = resolveServerConfig({ flags, env: process.env, configFile: (options['config'] as string | undefined) ?? undefined });
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
+  const { runServerProcess } = await import('../server/serve.js');
+  await runServerProcess(config).catch((error: unknown) => fail(error instanceof Error ? error.message : String(error)));
+});
+
+// ---- client commands --------------------------------------------------------------
+
+function client(): SqsJsonClient {
+  const options = program.opts<{ endpoint: string }>();
+  const accessKeyId = process.env['AWS_ACCESS_KEY_ID'];
+  const secretAccessKey = process.env['AWS_SECRET_ACCESS_KEY'];
+  return new SqsJsonClient({
+    endpoint: options.endpoint,
+    region: process.env['AWS_REGION'] ?? process.env['AWS_DEFAULT_REGION'] ?? 'us-east-1',
+    credentials: accessKeyId !== undefined && secretAccessKey !== undefined ? { accessKeyId, secretAccessKey } : undefined,
+  });
+}
+
+program.addOption(new Option('--endpoint <url>', 'the Berth server to talk to').env('BERTH_ENDPOINT').default('http://127.0.0.1:9324'));
+
+program
+  .command('queues')
+  .description('list queues with their depth')
+  .option('--prefix <prefix>', 'only queues whose name starts with this')
+  .option('--json', 'print JSON')
+  .action(async (options: { prefix?: string; json?: boolean }) => {
+    await withClient(async (sqs) => {
+      const rows = await queueRows(sqs, options.prefix);
+      if (options.json === true) return print(JSON.stringify(rows, null, 2));
+      if (rows.length === 0) return print(pc.dim('no queues'));
+      const table = new Table({ head: ['queue', 'type', 'visible', 'in flight', 'delayed'].map((heading) => pc.bold(heading)) });
+      for (const row of rows) table.push([row.name, row.fifo ? 'FIFO' : 'standard', row.visible, row.inflight, row.delayed]);
+      print(table.toString());
+    });
+  });
+
+program
+  .command('stats')
+  .description('queue depths and totals')
+  .action(async () => {
+    await withClient(async (sqs) => {
+      const rows = await queueRows(sqs, undefined);
+      const table = new Table({ head: ['queue', 'visible', 'in flight', 'delayed'].map((heading) => pc.bold(heading)) });
+      let visible = 0;
+      let inflight = 0;
+      let delayed = 0;
+      for (const row of rows) {
+        table.push([row.name, row.visible, row.inflight, row.delayed]);
+        visible += row.visible;
+        inflight += row.inflight;
+        delayed += row.delayed;
+      }
+      table.push([pc.bold(`${rows.length} queues`), pc.bold(String(visible)), pc.bold(String(inflight)), pc.bold(String(delayed))]);
+      print(table.toString());
+    });
+  });
+
+program
+  .command('create <name>')
+  .description('create a queue')
+  .option('--fifo', 'a FIFO queue (the name gets .fifo if it lacks it)')
+  .option('--content-dedup', 'FIFO: content-based deduplication')
+  .option('--visibility-timeout <seconds>', 'default visibility timeout')
+  .option('--attribute <name=value...>', 'any SQS queue attribute')
+  .action(async (name: string, options: { fifo?: boolean; contentDedup?: boolean; visibilityTimeout?: string; attribute?: string[] }) => {
+    await withClient(async (sqs) => {
+      const attributes: Record<string, string> = {};
+      let queueName = name;
+      if (options.fifo === true) {
+        attributes['FifoQueue'] = 'true';
+        if (!queueName.endsWith('.fifo')) queueName += '.fifo';
+      }
+      if (options.contentDedup === true) attributes['ContentBasedDeduplication'] = 'true';
+      if (options.visibilityTimeout !== undefined) attributes['VisibilityTimeout'] = options.visibilityTimeout;
+      for (const pair of options.attribute ?? []) {
+        const split = pair.indexOf('=');
+        if (split <= 0) fail(`--attribute expects name=value, got "${pair}"`);
+        attributes[pair.slice(0, split)] = pair.slice(split + 1);
+      }
+      const result = await sqs.call<{ QueueUrl: string }>('CreateQueue', { QueueName: queueName, Attributes: attributes });
+      print(`${pc.green('created')} ${result.QueueUrl}`);
+    });
+  });
+
+program
+  .command('delete-queue <name>')
+  .description('delete a queue and its messages')
+  .action(async (name: string) => {
+    await withClient(async (sqs) => {
+      await sqs.call('DeleteQueue', { QueueUrl: await sqs.queueUrl(name) });
+      print(`${pc.green('deleted')} ${name}`);
+    });
+  });
+
+program
+  .command('send <queue> [body]')
+  .description('send a message (body from the argument or standard input)')
+  .option('--group <id>', 'MessageGroupId (FIFO)')
+  .option('--dedup <id>', 'MessageDeduplicationId (FIFO)')
+  .option('--delay <seconds>', 'DelaySeconds')
+  .option('--count <n>', 'send the body n times (a progress bar shows the way)', '1')
+  .action(async (queue: string, body: string | undefined, options: { group?: string; dedup?: string; delay?: string; count: string }) => {
+    await withClient(async (sqs) => {
+      const text = body ?? (await readStdin());
+      if (text.length === 0) fail('the message body is empty: give it as an argument or on standard input');
+      const count = Number(options.count);
+      if (!Number.isInteger(count) || count < 1) fail('--count must be a positive integer');
+      const queueUrl = await sqs.queueUrl(queue);
+      const entry = (index: number): Record<string, unknown> => ({
+        Id: String(index),
+        MessageBody: text,
+        ...(options.group !== undefined ? { MessageGroupId: options.group } : {}),
+        ...(options.dedup !== undefined ? { MessageDeduplicationId: count === 1 ? options.dedup : `${options.dedup}-${index}` } : {}),
+        ...(options.delay !== undefined ? { DelaySeconds: Number(options.delay) } : {}),
+      });
+      if (count === 1) {
+        const { Id: _id, ...single } = entry(0);
+        const result = await sqs.call<{ MessageId: string; SequenceNumber?: string }>('SendMessage', { QueueUrl: queueUrl, ...single });
+        print(`${pc.green('sent')} ${result.MessageId}${result.SequenceNumber !== undefined ? ` seq ${result.SequenceNumber}` : ''}`);
+        return;
+      }
+      const bar = progressBar('sending', count);
+      let failed = 0;
+      for (let start = 0; start < count; start += 10) {
+        const entries = [];
+        for (let index = start; index < Math.min(count, start + 10); index++) entries.push(entry(index));
+        const result = await sqs.call<{ Failed?: Array<{ Message: string }> }>('SendMessageBatch', { QueueUrl: queueUrl, Entries: entries });
+        failed += result.Failed?.length ?? 0;
+        bar.increment(entries.length);
+      }
+      bar.stop();
+      print(`${pc.green('sent')} ${count - failed} messages${failed > 0 ? pc.red(`, ${failed} failed`) : ''}`);
+    });
+  });
+
+program
+  .command('receive <queue>')
+  .description('receive messages and delete them (or keep them with --keep)')
+  .option('--max <n>', 'messages per receive (1-10)', '10')
+  .option('--follow', 'keep receiving until interrupted (long polls)')
+  .option('--keep', 'do not delete what was received (it becomes visible again after the visibility timeout)')
+  .option('--json', 'print one JSON object per message')
+  .action(async (queue: string, options: { max: string; follow?: boolean; keep?: boolean; json?: boolean }) => {
+    await withClient(async (sqs) => {
+      const queueUrl = await sqs.queueUrl(queue);
+      let stop = false;
+      process.once('SIGINT', () => {
+        stop = true;
+      });
+      let total = 0;
+      do {
+        const result = await sqs.call<{ Messages?: Array<{ MessageId: string; ReceiptHandle: string; Body: string; Attributes?: Record<string, string> }> }>(
+          'ReceiveMessage',
+          { QueueUrl: queueUrl, MaxNumberOfMessages: Number(options.max), WaitTimeSeconds: options.follow === true ? 20 : 1, MessageSystemAttributeNames: ['All'], MessageAttributeNames: ['All'] },
+          21_000,
+        );
+        const messages = result.Messages ?? [];
+        for (const message of messages) {
+          total++;
+          if (options.json === true) print(JSON.stringify(message));
+          else print(`${pc.cyan(message.MessageId)} ${message.Body}`);
+        }
+        if (options.keep !== true && messages.length > 0) {
+          await sqs.call('DeleteMessageBatch', { QueueUrl: queueUrl, Entries: messages.map((message, index) => ({ Id: String(index), ReceiptHandle: message.ReceiptHandle })) });
+        }
+        if (options.follow !== true && messages.length === 0) break;
+        if (options.follow !== true && messages.length > 0) break;
+      } while (!stop);
+      if (total === 0 && options.json !== true) print(pc.dim('no messages'));
+    });
+  });
+
+program
+  .command('purge <queue>')
+  .description('delete every message in a queue')
+  .action(async (queue: string) => {
+    await withClient(async (sqs) => {
+      await sqs.call('PurgeQueue', { QueueUrl: await sqs.queueUrl(queue) });
+      print(`${pc.green('purged')} ${queue}`);
+    });
+  });
+
+// ---- helpers ----------------------------------------------------------------------
+
+interface QueueRow {
+  name: string;
+  fifo: boolean;
+  visible: number;
+  inflight: number;
+  delayed: number;
+}
+
+async function queueRows(sqs: SqsJsonClient, prefix: string | undefined): Promise<QueueRow[]> {
+  const urls: string[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await sqs.call<{ QueueUrls?: string[]; NextToken?: string }>('ListQueues', {
+      MaxResults: 1000,
+      ...(prefix !== undefined ? { QueueNamePrefix: prefix } : {}),
+      ...(nextToken !== undefined ? { NextToken: nextToken } : {}),
+    });
+    urls.push(...(page.QueueUrls ?? []));
+    nextToken = page.NextToken;
+  } while (nextToken !== undefined);
+  const rows: QueueRow[] = [];
+  for (const url of urls) {
+    const { Attributes: attributes = {} } = await sqs.call<{ Attributes?: Record<string, string> }>('GetQueueAttributes', { QueueUrl: url, AttributeNames: ['All'] });
+    rows.push({
+      name: url.slice(url.lastIndexOf('/') + 1),
+      fifo: attributes['FifoQueue'] === 'true',
+      visible: Number(attributes['ApproximateNumberOfMessages'] ?? 0),
+      inflight: Number(attributes['ApproximateNumberOfMessagesNotVisible'] ?? 0),
+      delayed: Number(attributes['ApproximateNumberOfMessagesDelayed'] ?? 0),
+    });
+  }
+  return rows;
+}
+
+async function withClient(work: (sqs: SqsJsonClient) => Promise<void>): Promise<void> {
+  const sqs = client();
+  try {
+    await work(sqs);
+  } catch (error) {
+    if (error instanceof SqsApiError) fail(`${error.code}: ${error.message}`);
+    fail(error instanceof Error ? error.message : String(error));
+  } finally {
+    sqs.close();
+  }
+}
+
+function progressBar(label: string, total: number): { increment(n: number): void; stop(): void } {
+  if (process.stderr.isTTY !== true) return { increment: () => undefined, stop: () => undefined };
+  const bar = new cliProgress.SingleBar({ format: `${label} [{bar}] {percentage}% {value}/{total} {eta_formatted} left`, stream: process.stderr }, cliProgress.Presets.shades_classic);
+  bar.start(total, 0);
+  return { increment: (n) => bar.increment(n), stop: () => bar.stop() };
+}
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY === true) return '';
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks).toString('utf8').replace(/\n$/, '');
+}
+
+function print(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+function fail(message: string): never {
+  process.stderr.write(`${pc.red('berth:')} ${message}\n`);
+  process.exit(1);
+}
+
+program.parseAsync(process.argv).catch((error: unknown) => fail(error instanceof Error ? error.message : String(error)));

@@ -1,0 +1,126 @@
+// The HTTP front of a node: one port for the SQS API, health, metrics and the console.
+// Handlers are request -> response functions; this module only moves bytes and keeps the
+// server's own limits (body size, header time, slow clients) so no input can crash or
+// hang it.
+
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface HttpRequest {
+  method: string;
+  url: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  remoteAddress?: string;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string | Buffer;
+}
+
+/** Returns undefined when the route is not this handler's. */
+export type RouteHandler = (request: HttpRequest, signal: AbortSignal) => Promise<HttpResponse | undefined>;
+
+export interface HttpServerOptions {
+  host: string;
+  port: number;
+  requestBodyBytesMax: number;
+  routes: RouteHandler[];
+  logger: { warn(object: object, message: string): void; error(object: object, message: string): void };
+}
+
+export interface RunningHttpServer {
+  readonly port: number;
+  /** Stops accepting, aborts long polls, waits up to `timeoutMs` for requests in flight. */
+  close(timeoutMs: number): Promise<void>;
+}
+
+export async function startHttpServer(options: HttpServerOptions): Promise<RunningHttpServer> {
+  const inFlight = new Set<AbortController>();
+  const server = http.createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 60_000, headersTimeout: 15_000, keepAliveTimeout: 65_000 }, (request, response) => {
+    const controller = new AbortController();
+    inFlight.add(controller);
+    response.on('close', () => {
+      controller.abort();
+      inFlight.delete(controller);
+    });
+    handle(request, response, controller.signal).catch((error: unknown) => {
+      options.logger.error({ err: error }, 'request handling failed');
+      if (!response.headersSent) {
+        response.writeHead(500, { 'content-type': 'text/plain' });
+        response.end('internal error');
+      } else {
+        response.destroy();
+      }
+    });
+  });
+  server.on('clientError', (error, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    else socket.destroy();
+    void error;
+  });
+
+  async function handle(request: http.IncomingMessage, response: http.ServerResponse, signal: AbortSignal): Promise<void> {
+    const declared = Number(request.headers['content-length'] ?? 0);
+    if (Number.isFinite(declared) && declared > options.requestBodyBytesMax) {
+      reply(response, { status: 413, headers: { 'content-type': 'text/plain', connection: 'close' }, body: `request body larger than ${options.requestBodyBytesMax} bytes` });
+      request.resume();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of request as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > options.requestBodyBytesMax) {
+        reply(response, { status: 413, headers: { 'content-type': 'text/plain', connection: 'close' }, body: `request body larger than ${options.requestBodyBytesMax} bytes` });
+        request.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    }
+    const input: HttpRequest = {
+      method: request.method ?? 'GET',
+      url: request.url ?? '/',
+      headers: request.headers,
+      body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks),
+      remoteAddress: request.socket.remoteAddress,
+    };
+    for (const route of options.routes) {
+      const output = await route(input, signal);
+      if (output !== undefined) {
+        reply(response, output);
+        return;
+      }
+    }
+    reply(response, { status: 404, headers: { 'content-type': 'text/plain' }, body: 'not found' });
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+
+  return {
+    port: (server.address() as AddressInfo).port,
+    async close(timeoutMs: number): Promise<void> {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      for (const controller of inFlight) controller.abort();
+      const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
+      await closed;
+      clearTimeout(timer);
+    },
+  };
+}
+
+function reply(response: http.ServerResponse, output: HttpResponse): void {
+  if (response.destroyed) return;
+  const body = typeof output.body === 'string' ? Buffer.from(output.body, 'utf8') : output.body;
+  response.writeHead(output.status, { ...output.headers, 'content-length': String(body.length) });
+  response.end(body);
+}

@@ -1,0 +1,175 @@
+// The composition root of `berth serve`: wires the real file system, clock, logger,
+// metrics, the broker and the HTTP routes, and owns the process lifecycle (readiness,
+// graceful stop on SIGTERM/SIGINT, forced exit on a second SIGINT).
+
+import { randomBytes, randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { NodeFileSystem } from '../io/node-filesystem.js';
+import { SystemClock } from '../io/system-clock.js';
+import { LocalBroker } from '../broker/local-broker.js';
+import { createSqsHandler } from '../api/sqs/handler.js';
+import { createConsoleHandler, parseConsoleCredentials } from './console-routes.js';
+import { BerthMetrics } from './metrics.js';
+import { createLogger, type Logger } from './logger.js';
+import { loadAuthFile, type ServerConfig } from './config.js';
+import { startHttpServer, type HttpRequest, type HttpResponse, type RunningHttpServer } from './http-server.js';
+import { instrumentService } from './instrumented-service.js';
+
+export interface RunningServer {
+  readonly port: number;
+  readonly url: string;
+  readonly logger: Logger;
+  stop(): Promise<void>;
+}
+
+const loopbackHosts = new Set(['127.0.0.1', 'localhost', '::1']);
+
+export async function startServer(config: ServerConfig): Promise<RunningServer> {
+  const logger = createLogger({ level: config.logLevel, pretty: config.logPretty });
+  const clock = new SystemClock();
+  const dataDirectory = path.resolve(config.dataDir);
+  const credentials = config.authFile === undefined ? undefined : loadAuthFile(config.authFile);
+  let ready = false;
+
+  logger.info({ dataDirectory, host: config.host, port: config.port }, 'berth starting');
+  if (credentials === undefined) {
+    logger.warn({}, 'auth is open: any credentials are accepted (development mode). Use --auth-file to require AWS Signature Version 4.');
+    if (!loopbackHosts.has(config.host)) {
+      logger.warn({ host: config.host }, `listening beyond loopback (${config.host}) WITHOUT authentication: anyone who can reach this port can read and delete messages. Use --auth-file.`);
+    }
+  } else {
+    logger.info({ accessKeys: credentials.size }, 'auth: AWS Signature Version 4 required on every request');
+  }
+
+  const metrics = new BerthMetrics({ clock });
+  const broker = await LocalBroker.open({
+    fs: new NodeFileSystem(),
+    dataDirectory,
+    clock,
+    logger: logger.child({ component: 'broker' }),
+    region: config.region,
+    accountId: config.accountId,
+    newId: () => randomUUID(),
+    newIncarnation: () => randomBytes(8).toString('hex'),
+    partitionOptions: { logOptions: { groupCommitDelayMs: config.groupCommitDelayMs, segmentBytesMax: config.segmentBytesMax } },
+  });
+  const service = instrumentService(broker, metrics, clock);
+
+  const sqsHandler = createSqsHandler(service, {
+    accountId: config.accountId,
+    region: config.region,
+    publicBaseUrl: config.publicUrl,
+    auth: credentials === undefined ? { mode: 'open' } : { mode: 'sigv4', credentials },
+    clock,
+    logger: logger.child({ component: 'sqs' }),
+    onActionResult: (action, queue, errorCode, durationMs) => metrics.recordAction(action, queue, errorCode, durationMs),
+  });
+  const consoleHandler = createConsoleHandler({
+    service,
+    metrics,
+    logger: logger.child({ component: 'console' }),
+    authorize:
+      credentials === undefined
+        ? undefined
+        : (request) => {
+            const given = parseConsoleCredentials(request);
+            return given !== undefined && credentials.get(given.accessKeyId) === given.secretAccessKey;
+          },
+  });
+
+  const health = async (request: HttpRequest): Promise<HttpResponse | undefined> => {
+    if (request.method !== 'GET' && request.method !== 'HEAD') return undefined;
+    const pathname = request.url.split('?')[0];
+    if (pathname === '/health/live') return json(200, { status: 'live' });
+    if (pathname === '/health/ready') return ready ? json(200, { status: 'ready' }) : json(503, { status: 'starting' });
+    return undefined;
+  };
+
+  // Gauges and storage histograms follow the broker once a second.
+  const previousStats = new Map<string, { batches: number; records: number; fsyncMsTotal: number }>();
+  const sampler = setInterval(() => {
+    void (async () => {
+      const names = await broker.listQueues();
+      for (const name of names) {
+        try {
+          metrics.setQueueGauges(name, await broker.queueCounts(name));
+        } catch {
+          // deleted meanwhile
+        }
+      }
+      metrics.retainQueues(names);
+      for (const { partition, stats } of broker.partitionStats()) {
+        const before = previousStats.get(partition) ?? { batches: 0, records: 0, fsyncMsTotal: 0 };
+        const batches = stats.batches - before.batches;
+        if (batches > 0) metrics.recordFsync(partition, (stats.fsyncMsTotal - before.fsyncMsTotal) / batches, (stats.records - before.records) / batches);
+        previousStats.set(partition, { batches: stats.batches, records: stats.records, fsyncMsTotal: stats.fsyncMsTotal });
+      }
+    })().catch((error: unknown) => logger.warn({ err: error }, 'metrics sampling failed'));
+  }, 1000);
+  sampler.unref();
+
+  let http: RunningHttpServer;
+  try {
+    http = await startHttpServer({
+      host: config.host,
+      port: config.port,
+      requestBodyBytesMax: config.requestBodyBytesMax,
+      logger,
+      routes: [health, async (request) => consoleHandler(request), async (request, signal) => sqsHandler(request, signal)],
+    });
+  } catch (error) {
+    clearInterval(sampler);
+    await broker.close();
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new Error(`port ${config.port} on ${config.host} is already in use: stop the other process or pick another with --port`);
+    throw error;
+  }
+  ready = true;
+  const displayHost = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${displayHost}:${http.port}`;
+  logger.info({ url, console: `${url}/console`, dataDirectory }, 'berth ready');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    port: http.port,
+    url,
+    logger,
+    stop(): Promise<void> {
+      stopping ??= (async () => {
+        ready = false;
+        logger.info({}, 'berth stopping: no new requests, finishing those in flight');
+        clearInterval(sampler);
+        await http.close(config.shutdownTimeoutMs);
+        await broker.close();
+        logger.info({}, 'berth stopped: every log flushed and fsynced');
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** Runs until SIGTERM/SIGINT; a second SIGINT forces exit. */
+export async function runServerProcess(config: ServerConfig): Promise<void> {
+  const server = await startServer(config);
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      server.logger.warn({ signal }, 'second signal: exiting at once');
+      process.exit(130);
+    }
+    server.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        server.logger.error({ err: error }, 'graceful stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+function json(status: number, body: unknown): HttpResponse {
+  return { status, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
+}
