@@ -15,6 +15,8 @@
 // Offsets are JS numbers (safe to 2^53). A record is durable once the log's
 // `durableEndOffset` is past it; nothing that is not durable may be made visible outside.
 
+import type { Clock } from '../core/clock.js';
+
 export const recordHeaderBytes = 64;
 
 export interface AppendInput {
@@ -48,6 +50,14 @@ export interface GroupCommitStats {
   fsyncMsTotal: number;
 }
 
+/** One durable group commit, reported to `PartitionLogOptions.onBatchDurable`. */
+export interface GroupCommitBatch {
+  records: number;
+  bytes: number;
+  /** Time spent in fdatasync for this batch (all segments it touched). */
+  syncMs: number;
+}
+
 export interface PartitionLogOptions {
   /** A segment rolls over to a new file past this size. */
   segmentBytesMax: number;
@@ -57,6 +67,12 @@ export interface PartitionLogOptions {
   groupCommitBytesMax: number;
   /** Bytes read per sequential read-ahead. */
   readAheadBytes: number;
+  /** A sealed segment's sparse index holds one entry per this many bytes of records. */
+  indexIntervalBytes: number;
+  /** Time source for groupCommitDelayMs timers and durations; required when groupCommitDelayMs > 0. */
+  clock?: Clock;
+  /** Called after every durable batch (metrics, fsync-latency feedback, benchmarks). Must not throw. */
+  onBatchDurable?: (batch: GroupCommitBatch) => void;
 }
 
 export const defaultPartitionLogOptions: PartitionLogOptions = {
@@ -64,6 +80,7 @@ export const defaultPartitionLogOptions: PartitionLogOptions = {
   groupCommitDelayMs: 0,
   groupCommitBytesMax: 4 * 1024 * 1024,
   readAheadBytes: 1024 * 1024,
+  indexIntervalBytes: 4096,
 };
 
 export interface PartitionLog {

@@ -1,0 +1,100 @@
+// The real FileSystem over node:fs/promises. Storage is written against the FileSystem
+// interface (src/core/filesystem.ts) so the simulator can swap this for an in-memory disk
+// that loses unsynced bytes; this file is the only place storage reaches the real disk.
+
+import { constants, promises as fsp } from 'node:fs';
+import path from 'node:path';
+import type { FileHandle, FileSystem } from '../core/filesystem.js';
+
+class NodeFileHandle implements FileHandle {
+  constructor(private readonly handle: fsp.FileHandle) {}
+
+  async write(data: Uint8Array, position: number): Promise<void> {
+    // pwrite may write less than asked (rare for regular files, but allowed): loop.
+    let written = 0;
+    while (written < data.byteLength) {
+      const { bytesWritten } = await this.handle.write(data, written, data.byteLength - written, position + written);
+      if (bytesWritten === 0) throw new Error(`write made no progress at position ${position + written}`);
+      written += bytesWritten;
+    }
+  }
+
+  async read(position: number, length: number): Promise<Uint8Array> {
+    const buffer = Buffer.allocUnsafe(length);
+    let filled = 0;
+    while (filled < length) {
+      const { bytesRead } = await this.handle.read(buffer, filled, length - filled, position + filled);
+      if (bytesRead === 0) break; // end of file
+      filled += bytesRead;
+    }
+    return filled === length ? buffer : buffer.subarray(0, filled);
+  }
+
+  sync(): Promise<void> {
+    return this.handle.datasync();
+  }
+
+  async size(): Promise<number> {
+    return (await this.handle.stat()).size;
+  }
+
+  truncate(length: number): Promise<void> {
+    return this.handle.truncate(length);
+  }
+
+  close(): Promise<void> {
+    return this.handle.close();
+  }
+}
+
+export class NodeFileSystem implements FileSystem {
+  async open(filePath: string, options: { create: boolean }): Promise<FileHandle> {
+    // Not O_APPEND: the log writes at explicit positions (pwrite), which O_APPEND ignores on Linux.
+    const flags = constants.O_RDWR | (options.create ? constants.O_CREAT : 0);
+    return new NodeFileHandle(await fsp.open(filePath, flags, 0o644));
+  }
+
+  async list(directory: string): Promise<string[]> {
+    try {
+      return await fsp.readdir(directory);
+    } catch (error) {
+      if (isCode(error, 'ENOENT')) return [];
+      throw error;
+    }
+  }
+
+  async mkdirp(directory: string): Promise<void> {
+    await fsp.mkdir(directory, { recursive: true });
+  }
+
+  rename(from: string, to: string): Promise<void> {
+    return fsp.rename(from, to);
+  }
+
+  async remove(filePath: string): Promise<void> {
+    await fsp.rm(filePath, { force: true });
+  }
+
+  async exists(filePath: string): Promise<boolean> {
+    try {
+      await fsp.access(filePath);
+      return true;
+    } catch (error) {
+      if (isCode(error, 'ENOENT')) return false;
+      throw error;
+    }
+  }
+
+  async syncDirectory(directory: string): Promise<void> {
+    const handle = await fsp.open(path.resolve(directory), constants.O_RDONLY);
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+}
+
+function isCode(error: unknown, code: string): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === code;
+}
