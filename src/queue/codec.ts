@@ -1,0 +1,177 @@
+// A small binary writer/reader for the queue's log payloads and snapshots. Numbers that
+// are offsets, counts and durations are unsigned varints (LEB128 over JS numbers, exact
+// up to 2^53); timestamps are float64 (they may be any JS number, including -1 markers);
+// strings are a varint byte length followed by UTF-8.
+
+import { assert } from '../core/assert.js';
+
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder('utf-8', { fatal: false });
+
+export class Writer {
+  private buffer: Uint8Array;
+  private view: DataView;
+  private position = 0;
+
+  constructor(initialBytes = 256) {
+    this.buffer = new Uint8Array(initialBytes);
+    this.view = new DataView(this.buffer.buffer);
+  }
+
+  private ensure(extraBytes: number): void {
+    const needed = this.position + extraBytes;
+    if (needed <= this.buffer.length) return;
+    let size = this.buffer.length * 2;
+    while (size < needed) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buffer.subarray(0, this.position));
+    this.buffer = next;
+    this.view = new DataView(next.buffer);
+  }
+
+  u8(value: number): this {
+    this.ensure(1);
+    this.buffer[this.position++] = value & 0xff;
+    return this;
+  }
+
+  /** Unsigned integer up to 2^53 - 1. */
+  varint(value: number): this {
+    assert(Number.isSafeInteger(value) && value >= 0, `varint out of range: ${value}`);
+    this.ensure(8);
+    let rest = value;
+    while (rest >= 0x80) {
+      this.buffer[this.position++] = (rest % 0x80) | 0x80;
+      rest = Math.floor(rest / 0x80);
+    }
+    this.buffer[this.position++] = rest;
+    return this;
+  }
+
+  f64(value: number): this {
+    this.ensure(8);
+    this.view.setFloat64(this.position, value, true);
+    this.position += 8;
+    return this;
+  }
+
+  bytes(value: Uint8Array): this {
+    this.varint(value.length);
+    this.raw(value);
+    return this;
+  }
+
+  raw(value: Uint8Array): this {
+    this.ensure(value.length);
+    this.buffer.set(value, this.position);
+    this.position += value.length;
+    return this;
+  }
+
+  string(value: string): this {
+    // Worst case 3 bytes per UTF-16 unit; encode in place, then write the length before it.
+    const maxBytes = value.length * 3;
+    const lengthBytes = maxBytes < 0x80 ? 1 : maxBytes < 0x4000 ? 2 : maxBytes < 0x200000 ? 3 : 4;
+    this.ensure(lengthBytes + maxBytes);
+    const start = this.position + lengthBytes;
+    const { written } = textEncoder.encodeInto(value, this.buffer.subarray(start));
+    // Write the length as a fixed-width varint of `lengthBytes` bytes (padded continuation bytes).
+    let rest = written;
+    for (let index = 0; index < lengthBytes; index++) {
+      const last = index === lengthBytes - 1;
+      this.buffer[this.position + index] = (rest % 0x80) | (last ? 0 : 0x80);
+      rest = Math.floor(rest / 0x80);
+    }
+    assert(rest === 0, 'string length overflow');
+    this.position = start + written;
+    return this;
+  }
+
+  optionalString(value: string | undefined): this {
+    if (value === undefined) return this.u8(0);
+    this.u8(1);
+    return this.string(value);
+  }
+
+  finish(): Uint8Array {
+    return this.buffer.slice(0, this.position);
+  }
+}
+
+export class Reader {
+  private readonly view: DataView;
+  position = 0;
+
+  constructor(private readonly buffer: Uint8Array) {
+    this.view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  }
+
+  get done(): boolean {
+    return this.position >= this.buffer.length;
+  }
+
+  private need(bytes: number): void {
+    assert(this.position + bytes <= this.buffer.length, 'payload truncated');
+  }
+
+  u8(): number {
+    this.need(1);
+    return this.buffer[this.position++]!;
+  }
+
+  varint(): number {
+    let result = 0;
+    let scale = 1;
+    for (;;) {
+      this.need(1);
+      const byte = this.buffer[this.position++]!;
+      result += (byte & 0x7f) * scale;
+      if (byte < 0x80) return result;
+      scale *= 0x80;
+      assert(scale <= 2 ** 56, 'varint too long');
+    }
+  }
+
+  f64(): number {
+    this.need(8);
+    const value = this.view.getFloat64(this.position, true);
+    this.position += 8;
+    return value;
+  }
+
+  bytes(): Uint8Array {
+    const length = this.varint();
+    return this.raw(length);
+  }
+
+  raw(length: number): Uint8Array {
+    this.need(length);
+    const value = this.buffer.slice(this.position, this.position + length);
+    this.position += length;
+    return value;
+  }
+
+  skipBytes(): void {
+    const length = this.varint();
+    this.need(length);
+    this.position += length;
+  }
+
+  rest(): Uint8Array {
+    const value = this.buffer.subarray(this.position);
+    this.position = this.buffer.length;
+    return value;
+  }
+
+  string(): string {
+    const length = this.varint();
+    this.need(length);
+    const value = textDecoder.decode(this.buffer.subarray(this.position, this.position + length));
+    this.position += length;
+    return value;
+  }
+
+  optionalString(): string | undefined {
+    return this.u8() === 0 ? undefined : this.string();
+  }
+}

@@ -1,0 +1,447 @@
+// One logical queue: the per-consumer state over a partition's records (a plain SQS
+// queue has exactly one; a topic's subscriptions will each have one).
+//
+// Where a message is, for this logical queue:
+//
+//   backlog ──load / apply(enqueue) with room──▶ window ──delete / expire / dead-letter / purge──▶ gone
+//      │                                           ▲
+//      └──(replay only) a record names it ─────────┘  ("taken ahead": its sequence offset goes
+//                                                       into `aheadSequences` so loading skips it)
+//
+//   backlog: enqueue records at or beyond `readCursorOffset`, on disk only; counted in
+//            `backlogCount` and summarised by BacklogRuns. Their state is fully given by the
+//            enqueue record plus queue-wide records (purge moves the cursor past them all).
+//   window:  MessageEntry objects (metadata only), grouped by message group and kept in
+//            sequence order within a group.
+//
+// A window entry's visibility is a function of time: visible when visibleAtMs <= now;
+// otherwise in flight when it was received at least once (receiveCount > 0), else delayed.
+// A message whose sent time + retention has passed counts as gone even before a record
+// removes it.
+//
+// Invariants:
+// - Within a FIFO group, entries that were received form a prefix of the group (receives
+//   take consecutive messages from the head; new messages join at the tail).
+// - `unreceivedCount` = window entries with receiveCount 0; the window limit applies to
+//   these, so in-flight messages never push waiting ones out.
+// - ACK level = min(readCursorOffset, smallest current offset of a window entry).
+
+import { assert } from '../core/assert.js';
+import { BacklogRuns } from './backlog.js';
+import type { EnqueueMetadata } from './records.js';
+
+export class MessageEntry {
+  /** Offset of the record that holds the message now (changes when it is relocated). */
+  offset: number;
+  visibleAtMs: number;
+  receiveCount = 0;
+  firstReceiveTimestampMs = 0;
+  /** Offset of the Receive record that last delivered it: the current receipt; -1 before the first receive. */
+  receiptOffset = -1;
+  /** Timestamp of that Receive record (the 12-hour visibility limit counts from it). */
+  receivedAtMs = 0;
+  /** Earlier and current offsets other than `sequenceOffset` (after relocation); receipts naming them still work. */
+  aliasOffsets: number[] | undefined;
+  /** Counted in the logical queue's tracked in-flight number (see InflightTracker). */
+  tracked = false;
+
+  constructor(
+    /** Offset of the original enqueue: gives the order within a group and the SequenceNumber. */
+    readonly sequenceOffset: number,
+    readonly messageId: string,
+    readonly groupId: string | undefined,
+    readonly deduplicationId: string | undefined,
+    readonly sentTimestampMs: number,
+    readonly sizeBytes: number,
+  ) {
+    this.offset = sequenceOffset;
+    this.visibleAtMs = sentTimestampMs;
+  }
+}
+
+export class MessageGroup {
+  /** Entries in sequence order (Map iteration order). */
+  readonly entries = new Map<number, MessageEntry>();
+  private lastSequenceOffset = -1;
+
+  constructor(readonly key: string) {}
+
+  insert(entry: MessageEntry): void {
+    if (entry.sequenceOffset > this.lastSequenceOffset) {
+      this.entries.set(entry.sequenceOffset, entry);
+      this.lastSequenceOffset = entry.sequenceOffset;
+      return;
+    }
+    // Rare (replay takes a message in ahead of older ones still in the backlog): rebuild in order.
+    const all = [...this.entries.values(), entry].sort((a, b) => a.sequenceOffset - b.sequenceOffset);
+    this.entries.clear();
+    for (const each of all) this.entries.set(each.sequenceOffset, each);
+  }
+}
+
+/**
+ * Counts in-flight messages without scanning: a min-heap of (visibleAtMs, entry) pushed
+ * whenever a received entry's deadline is set; items whose deadline has passed are popped
+ * lazily by `inflightCount(nowMs)`. Stale items (the entry got a newer deadline or left)
+ * are skipped. Assumes `nowMs` does not go backwards between calls; if it does, messages
+ * whose deadline fell between the two times count as visible a little early (for the
+ * in-flight limit only).
+ */
+class InflightTracker {
+  private times: number[] = [];
+  private entries: MessageEntry[] = [];
+  trackedCount = 0;
+
+  track(entry: MessageEntry): void {
+    if (!entry.tracked) {
+      entry.tracked = true;
+      this.trackedCount++;
+    }
+    this.push(entry.visibleAtMs, entry);
+  }
+
+  untrack(entry: MessageEntry): void {
+    if (entry.tracked) {
+      entry.tracked = false;
+      this.trackedCount--;
+    }
+  }
+
+  clear(): void {
+    this.times = [];
+    this.entries = [];
+    this.trackedCount = 0;
+  }
+
+  inflightCount(nowMs: number): number {
+    while (this.times.length > 0 && this.times[0]! <= nowMs) {
+      const timeMs = this.times[0]!;
+      const entry = this.pop();
+      if (entry.tracked && entry.visibleAtMs === timeMs) this.untrack(entry);
+    }
+    return this.trackedCount;
+  }
+
+  private push(timeMs: number, entry: MessageEntry): void {
+    const times = this.times;
+    const entries = this.entries;
+    let index = times.length;
+    times.push(timeMs);
+    entries.push(entry);
+    while (index > 0) {
+      const parent = (index - 1) >>> 1;
+      if (times[parent]! <= timeMs) break;
+      times[index] = times[parent]!;
+      entries[index] = entries[parent]!;
+      index = parent;
+    }
+    times[index] = timeMs;
+    entries[index] = entry;
+  }
+
+  private pop(): MessageEntry {
+    const times = this.times;
+    const entries = this.entries;
+    const top = entries[0]!;
+    const lastTime = times.pop()!;
+    const lastEntry = entries.pop()!;
+    if (times.length > 0) {
+      let index = 0;
+      const length = times.length;
+      for (;;) {
+        const left = index * 2 + 1;
+        if (left >= length) break;
+        const right = left + 1;
+        const child = right < length && times[right]! < times[left]! ? right : left;
+        if (times[child]! >= lastTime) break;
+        times[index] = times[child]!;
+        entries[index] = entries[child]!;
+        index = child;
+      }
+      times[index] = lastTime;
+      entries[index] = lastEntry;
+    }
+    return top;
+  }
+}
+
+export interface ReceiveAttempt {
+  timestampMs: number;
+  receiveOffset: number;
+  offsets: number[];
+}
+
+export interface CollectInput {
+  nowMs: number;
+  room: number;
+  fifo: boolean;
+  retentionMs: number;
+  maxReceiveCount: number | undefined;
+  exclude: ReadonlySet<number> | undefined;
+}
+
+export interface CollectResult {
+  deliver: MessageEntry[];
+  deadLetter: number[];
+  expired: number[];
+}
+
+export class LogicalQueue {
+  /** Window entries by sequence offset. */
+  readonly bySequence = new Map<number, MessageEntry>();
+  /** Other offsets (current after relocation, and earlier ones) -> sequence offset. */
+  readonly aliases = new Map<number, number>();
+  readonly groups = new Map<string, MessageGroup>();
+  unreceivedCount = 0;
+  readCursorOffset = 0;
+  backlogCount = 0;
+  readonly backlog = new BacklogRuns();
+  /** Sequence offsets at or beyond the cursor already taken out of the backlog (replay only). */
+  readonly aheadSequences = new Set<number>();
+  lastPurgeTimestampMs: number | undefined;
+  /** Standard fair queues: the group served last, so the next receive starts after it. */
+  lastServedGroupKey: string | undefined;
+  /** FIFO ReceiveRequestAttemptId -> what that receive delivered (5 minutes). */
+  readonly attempts = new Map<string, ReceiveAttempt>();
+  private readonly inflight = new InflightTracker();
+
+  constructor(readonly id: number) {}
+
+  get windowSize(): number {
+    return this.bySequence.size;
+  }
+
+  lookup(offset: number): MessageEntry | undefined {
+    const direct = this.bySequence.get(offset);
+    if (direct !== undefined) return direct;
+    const sequenceOffset = this.aliases.get(offset);
+    return sequenceOffset === undefined ? undefined : this.bySequence.get(sequenceOffset);
+  }
+
+  /** Whether an offset names a message still in the backlog (never taken into the window). */
+  inBacklog(offset: number): boolean {
+    return this.backlogCount > 0 && offset >= this.readCursorOffset && !this.aheadSequences.has(offset) && !this.aliases.has(offset);
+  }
+
+  static groupKey(groupId: string | undefined): string {
+    return groupId ?? '';
+  }
+
+  insert(entry: MessageEntry): void {
+    assert(!this.bySequence.has(entry.sequenceOffset), `message ${entry.sequenceOffset} already in the window`);
+    this.bySequence.set(entry.sequenceOffset, entry);
+    const key = LogicalQueue.groupKey(entry.groupId);
+    let group = this.groups.get(key);
+    if (group === undefined) {
+      group = new MessageGroup(key);
+      this.groups.set(key, group);
+    }
+    group.insert(entry);
+    if (entry.receiveCount === 0) this.unreceivedCount++;
+    else this.inflight.track(entry);
+  }
+
+  remove(entry: MessageEntry): void {
+    const found = this.bySequence.get(entry.sequenceOffset);
+    assert(found === entry, 'removing an entry that is not in the window');
+    this.bySequence.delete(entry.sequenceOffset);
+    const key = LogicalQueue.groupKey(entry.groupId);
+    const group = this.groups.get(key)!;
+    group.entries.delete(entry.sequenceOffset);
+    if (group.entries.size === 0) this.groups.delete(key);
+    if (entry.aliasOffsets !== undefined) for (const alias of entry.aliasOffsets) this.aliases.delete(alias);
+    if (entry.receiveCount === 0) this.unreceivedCount--;
+    this.inflight.untrack(entry);
+  }
+
+  /** A record removes the message at `offset` (expire, dead-letter); it may still be in the backlog on replay. */
+  removeOffset(offset: number): boolean {
+    const entry = this.lookup(offset);
+    if (entry !== undefined) {
+      this.remove(entry);
+      return true;
+    }
+    if (this.inBacklog(offset)) {
+      this.takeFromBacklog(offset);
+      return true;
+    }
+    return false;
+  }
+
+  /** Takes a message out of the backlog ahead of the cursor (replay: a record names a message live had loaded). */
+  takeFromBacklog(offset: number): void {
+    assert(this.inBacklog(offset), `offset ${offset} is not in the backlog`);
+    this.backlog.remove(offset);
+    this.backlogCount--;
+    this.aheadSequences.add(offset);
+    this.settleCursor(Infinity);
+  }
+
+  /** Called after each applied record: with no backlog, the cursor follows the log's end. */
+  settleCursor(appliedEndOffset: number): void {
+    if (this.backlogCount === 0) {
+      if (appliedEndOffset !== Infinity) this.readCursorOffset = appliedEndOffset;
+      this.aheadSequences.clear();
+    }
+  }
+
+  addToBacklog(offset: number, metadata: EnqueueMetadata): void {
+    this.backlog.add(offset, metadata.sentTimestampMs, metadata.delaySeconds * 1000);
+    this.backlogCount++;
+  }
+
+  receive(entry: MessageEntry, receiveOffset: number, timestampMs: number, visibleAtMs: number): void {
+    if (entry.receiveCount === 0) {
+      this.unreceivedCount--;
+      entry.firstReceiveTimestampMs = timestampMs;
+    }
+    entry.receiveCount++;
+    entry.receiptOffset = receiveOffset;
+    entry.receivedAtMs = timestampMs;
+    entry.visibleAtMs = visibleAtMs;
+    this.inflight.track(entry);
+  }
+
+  changeVisibility(entry: MessageEntry, visibleAtMs: number): void {
+    entry.visibleAtMs = visibleAtMs;
+    this.inflight.track(entry);
+  }
+
+  relocate(entry: MessageEntry, newOffset: number): void {
+    if (entry.offset !== entry.sequenceOffset) {
+      // The previous current offset stays an alias: receipts may name it.
+      assert(this.aliases.get(entry.offset) === entry.sequenceOffset, 'relocated entry without alias');
+    }
+    entry.offset = newOffset;
+    (entry.aliasOffsets ??= []).push(newOffset);
+    this.aliases.set(newOffset, entry.sequenceOffset);
+  }
+
+  purge(purgeOffset: number, timestampMs: number): void {
+    this.bySequence.clear();
+    this.aliases.clear();
+    this.groups.clear();
+    this.unreceivedCount = 0;
+    this.backlogCount = 0;
+    this.backlog.clear();
+    this.aheadSequences.clear();
+    this.attempts.clear();
+    this.inflight.clear();
+    this.readCursorOffset = purgeOffset + 1;
+    this.lastPurgeTimestampMs = timestampMs;
+  }
+
+  inflightCount(nowMs: number): number {
+    return this.inflight.inflightCount(nowMs);
+  }
+
+  /**
+   * Chooses what a receive would deliver now, without changing state: at most `room`
+   * messages; dead-letter candidates (receive count reached) and expired messages met on
+   * the way are listed apart.
+   */
+  collect(input: CollectInput): CollectResult {
+    return input.fifo ? this.collectFifo(input) : this.collectStandard(input);
+  }
+
+  // Standard (fair) queues: round-robin across message groups in group-key order, starting
+  // after the group served last; within a group, oldest visible first.
+  private collectStandard(input: CollectInput): CollectResult {
+    const { nowMs, room, retentionMs, maxReceiveCount, exclude } = input;
+    const result: CollectResult = { deliver: [], deadLetter: [], expired: [] };
+    if (room <= 0) return result;
+    const keys = [...this.groups.keys()].sort();
+    let start = 0;
+    if (this.lastServedGroupKey !== undefined) {
+      const last = this.lastServedGroupKey;
+      start = keys.findIndex((key) => key > last);
+      if (start < 0) start = 0;
+    }
+    const iterators: Iterator<MessageEntry>[] = [];
+    for (let index = 0; index < keys.length; index++) {
+      iterators.push(this.groups.get(keys[(start + index) % keys.length]!)!.entries.values());
+    }
+    let active = iterators;
+    while (result.deliver.length < room && active.length > 0) {
+      const stillActive: Iterator<MessageEntry>[] = [];
+      for (const iterator of active) {
+        let found: MessageEntry | undefined;
+        for (let step = iterator.next(); !step.done; step = iterator.next()) {
+          const entry = step.value;
+          if (entry.sentTimestampMs + retentionMs <= nowMs) {
+            result.expired.push(entry.offset);
+            continue;
+          }
+          if (entry.visibleAtMs > nowMs) continue;
+          if (exclude !== undefined && exclude.has(entry.offset)) continue;
+          if (maxReceiveCount !== undefined && entry.receiveCount >= maxReceiveCount) {
+            result.deadLetter.push(entry.offset);
+            continue;
+          }
+          found = entry;
+          break;
+        }
+        if (found === undefined) continue;
+        result.deliver.push(found);
+        stillActive.push(iterator);
+        if (result.deliver.length >= room) break;
+      }
+      active = stillActive;
+    }
+    return result;
+  }
+
+  // FIFO: a group gives the consecutive visible messages at its head, unless any of its
+  // messages is in flight. Groups are served oldest head first; one receive may take
+  // several messages of one group and messages of several groups.
+  private collectFifo(input: CollectInput): CollectResult {
+    const { nowMs, room, retentionMs, maxReceiveCount, exclude } = input;
+    const result: CollectResult = { deliver: [], deadLetter: [], expired: [] };
+    if (room <= 0) return result;
+    const candidates: MessageEntry[][] = [];
+    for (const group of this.groups.values()) {
+      const collected: MessageEntry[] = [];
+      let deadLetter: number | undefined;
+      let stopped = false;
+      let blocked = false;
+      for (const entry of group.entries.values()) {
+        if (entry.sentTimestampMs + retentionMs <= nowMs) {
+          result.expired.push(entry.offset);
+          continue;
+        }
+        const received = entry.receiveCount > 0;
+        if (received && entry.visibleAtMs > nowMs) {
+          blocked = true;
+          break;
+        }
+        // Past the received prefix nothing can be in flight, so once collection stopped we are done.
+        if (stopped) {
+          if (!received) break;
+          continue;
+        }
+        if (entry.visibleAtMs > nowMs || (exclude !== undefined && exclude.has(entry.offset))) {
+          stopped = true;
+        } else if (maxReceiveCount !== undefined && entry.receiveCount >= maxReceiveCount) {
+          // Order is kept: the group waits until the dead-lettered head is gone.
+          deadLetter = entry.offset;
+          stopped = true;
+        } else {
+          collected.push(entry);
+          if (collected.length >= room) stopped = true;
+        }
+        if (stopped && !received) break;
+      }
+      if (blocked) continue;
+      if (deadLetter !== undefined) result.deadLetter.push(deadLetter);
+      if (collected.length > 0) candidates.push(collected);
+    }
+    candidates.sort((a, b) => a[0]!.sequenceOffset - b[0]!.sequenceOffset);
+    for (const collected of candidates) {
+      for (const entry of collected) {
+        if (result.deliver.length >= room) return result;
+        result.deliver.push(entry);
+      }
+    }
+    return result;
+  }
+}

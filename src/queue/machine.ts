@@ -1,0 +1,769 @@
+// The queue machine: one partition of a queue (its physical queue), a deterministic state
+// machine applied from log records. No I/O, no clock: time comes with each record
+// (timestampMs) or as a `nowMs` argument to the plans.
+//
+// The broker's loop for every state change:
+//   plan = machine.planX(...)                 pure: what to append, or an expected error
+//   offset = log.append({type, payload, timestampMs: nowMs, epoch})
+//   machine.apply({...record, offset})        state changes now, in log order
+//   await log.waitDurable(offset + 1)         only then is the result shown to a client
+// The timestampMs appended must be the same nowMs given to the plan: deadlines are
+// computed at apply time from the record's timestamp.
+//
+// The state after applying a log depends only on the records, never on when apply ran
+// or on what the window held (the Receive record carries what replay needs).
+//
+// Inside a machine sit logical queues (logical-queue.ts); a plain queue has only id 0.
+// An enqueue fans out to every logical queue; records acting on one carry its id.
+//
+// Memory grows with the messages in the window (in flight, delayed, or waiting up to
+// `windowMessagesMax`), not with the backlog. The broker keeps the window fed:
+//   from = machine.loadFrom(nowMs)   // an offset, when the window is low and the backlog is not empty
+//   machine.load(await log.read(from, n, bytes), nowMs)
+// FIFO: when nothing in the window is deliverable (its groups are blocked or delayed),
+// loadFrom asks for more even though the window is full, up to a hard cap of
+// `windowMessagesMax * windowHardCapFactor` waiting messages; beyond that, a FIFO queue
+// whose first messages all belong to blocked groups delivers nothing until those groups
+// move (documented limit).
+
+import { assert, unreachable } from '../core/assert.js';
+import type { ErrorCode } from '../protocol/errors.js';
+import type { LogRecord } from '../storage/types.js';
+import { Reader, Writer } from './codec.js';
+import { LogicalQueue, MessageEntry } from './logical-queue.js';
+import {
+  RecordType,
+  decodeChangeVisibility,
+  decodeDelete,
+  decodeEnqueueMetadata,
+  decodeOffsetList,
+  decodePurge,
+  decodeReceive,
+  decodeRelocate,
+  decodeSetConfig,
+  encodeChangeVisibility,
+  encodeDelete,
+  encodeEnqueue,
+  encodeOffsetList,
+  encodePurge,
+  encodeReceive,
+  encodeSetConfig,
+  type DeliveredMessageRecord,
+  type EnqueueMetadata,
+  type EnqueuePayload,
+} from './records.js';
+import { fifoDeduplicationWindowMs, purgeIntervalMs, type QueueConfig, type QueueCounts } from './types.js';
+
+export interface Receipt {
+  /** The message's offset (its original enqueue offset or any offset it was relocated to). */
+  messageOffset: number;
+  /** Offset of the Receive record that delivered it. */
+  receiveOffset: number;
+}
+
+export type PlanError = { error: ErrorCode; message: string };
+
+export type SendPlan =
+  | { kind: 'append'; type: RecordType; payload: Uint8Array }
+  | { kind: 'duplicate'; messageId: string; offset: number }
+  | ({ kind: 'error' } & PlanError);
+
+export interface ReceivePlanInput {
+  nowMs: number;
+  maxMessages: number;
+  visibilityTimeoutSeconds?: number;
+  attemptId?: string;
+  /** Offsets being dead-lettered by the broker right now: never planned again. */
+  exclude?: ReadonlySet<number>;
+}
+
+export interface ReceivePlan {
+  /** A Receive record to append (type RecordType.Receive); undefined when nothing needs recording. */
+  payload?: Uint8Array;
+  /** Current offsets of the messages to deliver, in delivery order. */
+  deliver: number[];
+  /** Messages whose receive count reached maxReceiveCount: the broker copies them to the DLQ, then appends planDeadLettered. */
+  deadLetter: number[];
+  /** Messages past their retention period; the Receive record removes them. */
+  expired: number[];
+  /** Standard queues: the in-flight limit is reached (answer OverLimit). */
+  overLimit: boolean;
+  /** True when `deliver` repeats an earlier receive with the same attemptId (nothing to append). */
+  repeated?: boolean;
+}
+
+export type MessageState = 'visible' | 'inflight' | 'delayed';
+
+export interface MessageView {
+  offset: number;
+  sequenceOffset: number;
+  messageId: string;
+  groupId?: string;
+  deduplicationId?: string;
+  sentTimestampMs: number;
+  visibleAtMs: number;
+  receiveCount: number;
+  firstReceiveTimestampMs: number;
+  receipt?: Receipt;
+  sequenceNumber: string;
+  state: MessageState;
+}
+
+export interface WindowStats {
+  logicalQueueId: number;
+  windowMessages: number;
+  unreceivedMessages: number;
+  backlogMessages: number;
+  readCursorOffset: number;
+  /** Waiting messages allowed when nothing is deliverable. */
+  hardCapMessages: number;
+}
+
+export interface QueueMachineOptions {
+  /** Waiting (never received) messages kept in memory per logical queue; in-flight ones come on top. Default 20,000. */
+  windowMessagesMax?: number;
+}
+
+export const windowMessagesMaxDefault = 20_000;
+export const windowHardCapFactor = 10;
+/** SQS: a visibility timeout may reach at most 12 hours past the receive. */
+export const visibilityTimeoutSecondsMax = 43_200;
+const attemptWindowMs = 5 * 60 * 1000;
+const expireRecordOffsetsMax = 10_000;
+const snapshotVersion = 1;
+
+interface DeduplicationEntry {
+  messageId: string;
+  offset: number;
+  timestampMs: number;
+}
+
+export function sequenceNumberOf(offset: number): string {
+  return String(offset).padStart(20, '0');
+}
+
+export class QueueMachine {
+  private currentConfig: QueueConfig;
+  private readonly windowMessagesMax: number;
+  private readonly queues: LogicalQueue[] = [new LogicalQueue(0)];
+  /** FIFO dedup key -> first send; pruned 5 minutes after the send (by record time), kept after delete. */
+  private readonly deduplication = new Map<string, DeduplicationEntry>();
+  private appliedEnd = 0;
+  private lastAppliedTimestampMs = 0;
+
+  constructor(config: QueueConfig, options: QueueMachineOptions = {}) {
+    this.currentConfig = config;
+    this.windowMessagesMax = options.windowMessagesMax ?? windowMessagesMaxDefault;
+    assert(Number.isInteger(this.windowMessagesMax) && this.windowMessagesMax >= 1, 'windowMessagesMax must be a positive integer');
+  }
+
+  get config(): QueueConfig {
+    return this.currentConfig;
+  }
+
+  /** 1 + offset of the last applied record. */
+  get appliedEndOffset(): number {
+    return this.appliedEnd;
+  }
+
+  private get queue(): LogicalQueue {
+    return this.queues[0]!;
+  }
+
+  private logicalQueue(id: number): LogicalQueue {
+    const queue = this.queues[id];
+    assert(queue !== undefined, `unknown logical queue ${id}`);
+    return queue;
+  }
+
+  private get retentionMs(): number {
+    return this.currentConfig.messageRetentionPeriodSeconds * 1000;
+  }
+
+  private deduplicationKey(groupId: string | undefined, deduplicationId: string): string {
+    return this.currentConfig.deduplicationScope === 'messageGroup' ? `${groupId ?? ''}\u0000${deduplicationId}` : deduplicationId;
+  }
+
+  // ---------------------------------------------------------------- plans
+
+  planSend(p: EnqueuePayload): SendPlan {
+    if (this.currentConfig.fifo) {
+      if (p.groupId === undefined) return { kind: 'error', error: 'MissingParameter', message: 'The request must contain the parameter MessageGroupId.' };
+      if (p.deduplicationId === undefined) {
+        return { kind: 'error', error: 'InvalidParameterValue', message: 'The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly' };
+      }
+      const first = this.deduplication.get(this.deduplicationKey(p.groupId, p.deduplicationId));
+      if (first !== undefined && p.sentTimestampMs < first.timestampMs + fifoDeduplicationWindowMs) {
+        return { kind: 'duplicate', messageId: first.messageId, offset: first.offset };
+      }
+    }
+    return { kind: 'append', type: RecordType.Enqueue, payload: encodeEnqueue(p) };
+  }
+
+  planReceive(input: ReceivePlanInput): ReceivePlan {
+    const { nowMs } = input;
+    assert(Number.isInteger(input.maxMessages) && input.maxMessages >= 1, 'maxMessages must be >= 1');
+    const queue = this.queue;
+    const config = this.currentConfig;
+    if (input.attemptId !== undefined) {
+      const repeated = this.repeatAttempt(queue, input.attemptId, nowMs);
+      if (repeated !== undefined) return { deliver: repeated, deadLetter: [], expired: [], overLimit: false, repeated: true };
+    }
+    const inflight = queue.inflightCount(nowMs);
+    const roomByLimit = config.inflightMessagesMax - inflight;
+    if (!config.fifo && roomByLimit <= 0) return { deliver: [], deadLetter: [], expired: [], overLimit: true };
+    const collected = queue.collect({
+      nowMs,
+      room: Math.min(input.maxMessages, roomByLimit),
+      fifo: config.fifo,
+      retentionMs: this.retentionMs,
+      maxReceiveCount: config.redrive?.maxReceiveCount,
+      exclude: input.exclude,
+    });
+    const plan: ReceivePlan = { deliver: collected.deliver.map((entry) => entry.offset), deadLetter: collected.deadLetter, expired: collected.expired, overLimit: false };
+    if (collected.deliver.length > 0 || collected.expired.length > 0) {
+      const visibilityTimeoutSeconds = input.visibilityTimeoutSeconds ?? config.visibilityTimeoutSeconds;
+      const delivered: DeliveredMessageRecord[] = collected.deliver.map((entry) => ({
+        offset: entry.offset,
+        messageId: entry.messageId,
+        groupId: entry.groupId,
+        deduplicationId: entry.deduplicationId,
+        sentTimestampMs: entry.sentTimestampMs,
+        sizeBytes: entry.sizeBytes,
+      }));
+      const payload = { logicalQueueId: queue.id, visibilityTimeoutMs: visibilityTimeoutSeconds * 1000, delivered, expired: collected.expired };
+      plan.payload = encodeReceive(input.attemptId !== undefined && delivered.length > 0 ? { ...payload, attemptId: input.attemptId } : payload);
+    }
+    return plan;
+  }
+
+  // ReceiveRequestAttemptId: a retry within 5 minutes gets the same messages and receipts
+  // while all of them are still in flight under that receipt; otherwise it is a new receive.
+  private repeatAttempt(queue: LogicalQueue, attemptId: string, nowMs: number): number[] | undefined {
+    const attempt = queue.attempts.get(attemptId);
+    if (attempt === undefined || nowMs >= attempt.timestampMs + attemptWindowMs) return undefined;
+    for (const offset of attempt.offsets) {
+      const entry = queue.lookup(offset);
+      if (entry === undefined || entry.receiptOffset !== attempt.receiveOffset || entry.visibleAtMs <= nowMs) return undefined;
+    }
+    return attempt.offsets.map((offset) => queue.lookup(offset)!.offset);
+  }
+
+  planDelete(receipt: Receipt, nowMs: number): { payload: Uint8Array } | { noop: true } | PlanError {
+    void nowMs;
+    const queue = this.queue;
+    const entry = queue.lookup(receipt.messageOffset);
+    if (entry === undefined) {
+      if (!this.plausibleReceipt(queue, receipt)) return invalidReceipt();
+      return { noop: true }; // deleted, expired, purged or dead-lettered already: idempotent success
+    }
+    if (entry.receiptOffset === -1 || receipt.receiveOffset > entry.receiptOffset) return invalidReceipt();
+    if (receipt.receiveOffset < entry.receiptOffset) return { noop: true }; // stale receipt: SQS answers success and keeps the message
+    return { payload: encodeDelete({ logicalQueueId: queue.id, messageOffset: entry.offset, receiveOffset: receipt.receiveOffset }) };
+  }
+
+  planChangeVisibility(receipt: Receipt, visibilityTimeoutSeconds: number, nowMs: number): { payload: Uint8Array } | PlanError {
+    if (!Number.isInteger(visibilityTimeoutSeconds) || visibilityTimeoutSeconds < 0 || visibilityTimeoutSeconds > visibilityTimeoutSecondsMax) {
+      return { error: 'InvalidParameterValue', message: `Value ${visibilityTimeoutSeconds} for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200.` };
+    }
+    const queue = this.queue;
+    const entry = queue.lookup(receipt.messageOffset);
+    if (entry === undefined) {
+      if (!this.plausibleReceipt(queue, receipt)) return invalidReceipt();
+      return notAvailableForChange();
+    }
+    if (entry.receiptOffset === -1 || receipt.receiveOffset > entry.receiptOffset) return invalidReceipt();
+    if (receipt.receiveOffset < entry.receiptOffset) {
+      return { error: 'InvalidParameterValue', message: 'Value for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired.' };
+    }
+    if (entry.sentTimestampMs + this.retentionMs <= nowMs) return notAvailableForChange();
+    if (entry.visibleAtMs <= nowMs) return { error: 'MessageNotInflight', message: 'The message referred to is not in flight.' };
+    if (nowMs + visibilityTimeoutSeconds * 1000 > entry.receivedAtMs + visibilityTimeoutSecondsMax * 1000) {
+      return {
+        error: 'InvalidParameterValue',
+        message: `Value ${visibilityTimeoutSeconds} for parameter VisibilityTimeout is invalid. Reason: Total VisibilityTimeout for the message is beyond the limit [43200 seconds]`,
+      };
+    }
+    return {
+      payload: encodeChangeVisibility({ logicalQueueId: queue.id, messageOffset: entry.offset, receiveOffset: receipt.receiveOffset, visibilityTimeoutMs: visibilityTimeoutSeconds * 1000 }),
+    };
+  }
+
+  // A receipt for a message that is no longer here is plausible when it names a receive
+  // after the message and before the end of what was applied, and the message is not still
+  // waiting in the backlog (a message there has never been received).
+  private plausibleReceipt(queue: LogicalQueue, receipt: Receipt): boolean {
+    return (
+      Number.isSafeInteger(receipt.messageOffset) &&
+      Number.isSafeInteger(receipt.receiveOffset) &&
+      receipt.messageOffset >= 0 &&
+      receipt.receiveOffset > receipt.messageOffset &&
+      receipt.receiveOffset < this.appliedEnd &&
+      !queue.inBacklog(receipt.messageOffset)
+    );
+  }
+
+  planPurge(nowMs: number): { payload: Uint8Array } | PlanError {
+    const last = this.queue.lastPurgeTimestampMs;
+    if (last !== undefined && nowMs < last + purgeIntervalMs) {
+      return { error: 'PurgeQueueInProgress', message: 'Only one PurgeQueue operation on the queue is allowed every 60 seconds.' };
+    }
+    return { payload: encodePurge(this.queue.id) };
+  }
+
+  planSetConfig(config: QueueConfig): { payload: Uint8Array } {
+    return { payload: encodeSetConfig(config) };
+  }
+
+  planDeadLettered(offsets: number[]): { payload: Uint8Array } {
+    return { payload: encodeOffsetList({ logicalQueueId: this.queue.id, offsets }) };
+  }
+
+  /** An Expire record removing window messages past retention (at most 10,000 per record), or undefined. */
+  planExpire(nowMs: number): { payload: Uint8Array } | undefined {
+    const retentionMs = this.retentionMs;
+    const offsets: number[] = [];
+    for (const entry of this.queue.bySequence.values()) {
+      if (entry.sentTimestampMs + retentionMs <= nowMs) {
+        offsets.push(entry.offset);
+        if (offsets.length >= expireRecordOffsetsMax) break;
+      }
+    }
+    return offsets.length === 0 ? undefined : { payload: encodeOffsetList({ logicalQueueId: this.queue.id, offsets }) };
+  }
+
+  /**
+   * Old live messages worth relocating to the tail so the ACK level can move up: when the
+   * ACK level is more than `compactBehindRecords` (default 1,000,000) behind `tailOffset`,
+   * the window messages below min(tail - compactBehindRecords / 2, read cursor), lowest
+   * first, at most `maxRelocations` (default 1,000). The broker reads each one's record,
+   * appends encodeRelocate(offset, enqueuePayloadOf(record)) as RecordType.Relocate and
+   * applies it.
+   */
+  planCompaction(tailOffset: number, options: { compactBehindRecords?: number; maxRelocations?: number } = {}): number[] {
+    const compactBehindRecords = options.compactBehindRecords ?? 1_000_000;
+    const maxRelocations = options.maxRelocations ?? 1_000;
+    if (tailOffset - this.ackLevel() <= compactBehindRecords) return [];
+    const offsets: number[] = [];
+    for (const queue of this.queues) {
+      const below = Math.min(tailOffset - Math.floor(compactBehindRecords / 2), queue.readCursorOffset);
+      for (const entry of queue.bySequence.values()) if (entry.offset < below) offsets.push(entry.offset);
+    }
+    offsets.sort((a, b) => a - b);
+    return [...new Set(offsets)].slice(0, maxRelocations);
+  }
+
+  // ---------------------------------------------------------------- apply
+
+  /** Applies one record in log order. `becameVisible`: a receiver waiting now may find a message. */
+  apply(record: LogRecord): { becameVisible: boolean } {
+    assert(record.offset >= this.appliedEnd, `record ${record.offset} applied out of order (applied up to ${this.appliedEnd})`);
+    const timestampMs = record.timestampMs;
+    let becameVisible = false;
+    const type = record.type as RecordType;
+    switch (type) {
+      case RecordType.Enqueue: {
+        const metadata = decodeEnqueueMetadata(record.payload);
+        this.rememberDeduplication(metadata, record.offset, timestampMs);
+        for (const queue of this.queues) {
+          if (queue.backlogCount === 0 && queue.unreceivedCount < this.windowMessagesMax) {
+            queue.insert(this.newEntry(record.offset, metadata));
+            queue.readCursorOffset = record.offset + 1;
+          } else {
+            queue.addToBacklog(record.offset, metadata);
+          }
+        }
+        becameVisible = metadata.delaySeconds === 0;
+        break;
+      }
+      case RecordType.Receive: {
+        const payload = decodeReceive(record.payload);
+        const queue = this.logicalQueue(payload.logicalQueueId);
+        for (const offset of payload.expired) queue.removeOffset(offset);
+        const visibleAtMs = timestampMs + payload.visibilityTimeoutMs;
+        let lastGroupKey: string | undefined;
+        const offsets: number[] = [];
+        for (const delivered of payload.delivered) {
+          let entry = queue.lookup(delivered.offset);
+          if (entry === undefined) {
+            // Replay: live had loaded this message into its window; here it is still in the backlog.
+            queue.takeFromBacklog(delivered.offset);
+            entry = new MessageEntry(delivered.offset, delivered.messageId, delivered.groupId, delivered.deduplicationId, delivered.sentTimestampMs, delivered.sizeBytes);
+            queue.insert(entry);
+          }
+          queue.receive(entry, record.offset, timestampMs, visibleAtMs);
+          lastGroupKey = LogicalQueue.groupKey(entry.groupId);
+          offsets.push(entry.offset);
+        }
+        if (lastGroupKey !== undefined) queue.lastServedGroupKey = lastGroupKey;
+        if (payload.attemptId !== undefined) {
+          pruneByTime(queue.attempts, timestampMs - attemptWindowMs);
+          queue.attempts.set(payload.attemptId, { timestampMs, receiveOffset: record.offset, offsets });
+        }
+        becameVisible = payload.visibilityTimeoutMs === 0 && offsets.length > 0;
+        break;
+      }
+      case RecordType.ChangeVisibility: {
+        const payload = decodeChangeVisibility(record.payload);
+        const queue = this.logicalQueue(payload.logicalQueueId);
+        const entry = queue.lookup(payload.messageOffset);
+        if (entry !== undefined && entry.receiptOffset === payload.receiveOffset) {
+          queue.changeVisibility(entry, timestampMs + payload.visibilityTimeoutMs);
+          becameVisible = payload.visibilityTimeoutMs === 0;
+        }
+        break;
+      }
+      case RecordType.Delete: {
+        const payload = decodeDelete(record.payload);
+        const queue = this.logicalQueue(payload.logicalQueueId);
+        const entry = queue.lookup(payload.messageOffset);
+        if (entry !== undefined && entry.receiptOffset === payload.receiveOffset) {
+          queue.remove(entry);
+          becameVisible = this.currentConfig.fifo; // the group may be unblocked
+        }
+        break;
+      }
+      case RecordType.Purge: {
+        const payload = decodePurge(record.payload);
+        this.logicalQueue(payload.logicalQueueId).purge(record.offset, timestampMs);
+        break;
+      }
+      case RecordType.SetConfig: {
+        this.currentConfig = decodeSetConfig(record.payload);
+        becameVisible = true;
+        break;
+      }
+      case RecordType.DeadLettered:
+      case RecordType.Expire: {
+        const payload = decodeOffsetList(record.payload);
+        const queue = this.logicalQueue(payload.logicalQueueId);
+        for (const offset of payload.offsets) queue.removeOffset(offset);
+        becameVisible = this.currentConfig.fifo && payload.offsets.length > 0;
+        break;
+      }
+      case RecordType.Relocate: {
+        const { originalOffset, enqueuePayload } = decodeRelocate(record.payload);
+        for (const queue of this.queues) {
+          let entry = queue.lookup(originalOffset);
+          if (entry === undefined && queue.inBacklog(originalOffset)) {
+            queue.takeFromBacklog(originalOffset);
+            entry = this.newEntry(originalOffset, decodeEnqueueMetadata(enqueuePayload));
+            queue.insert(entry);
+          }
+          // Otherwise the message left this logical queue after compaction was planned: nothing to move.
+          if (entry !== undefined) queue.relocate(entry, record.offset);
+        }
+        break;
+      }
+      default:
+        unreachable(type, 'unknown queue record type');
+    }
+    this.appliedEnd = record.offset + 1;
+    this.lastAppliedTimestampMs = timestampMs;
+    for (const queue of this.queues) queue.settleCursor(this.appliedEnd);
+    return { becameVisible };
+  }
+
+  private newEntry(offset: number, metadata: EnqueueMetadata): MessageEntry {
+    const entry = new MessageEntry(offset, metadata.messageId, metadata.groupId, metadata.deduplicationId, metadata.sentTimestampMs, metadata.sizeBytes);
+    entry.visibleAtMs = metadata.sentTimestampMs + metadata.delaySeconds * 1000;
+    return entry;
+  }
+
+  private rememberDeduplication(metadata: EnqueueMetadata, offset: number, timestampMs: number): void {
+    if (!this.currentConfig.fifo || metadata.deduplicationId === undefined) return;
+    pruneByTime(this.deduplication, timestampMs - fifoDeduplicationWindowMs);
+    const key = this.deduplicationKey(metadata.groupId, metadata.deduplicationId);
+    const existing = this.deduplication.get(key);
+    if (existing !== undefined && metadata.sentTimestampMs < existing.timestampMs + fifoDeduplicationWindowMs) return;
+    this.deduplication.delete(key); // re-insert so Map order stays roughly time order for pruning
+    this.deduplication.set(key, { messageId: metadata.messageId, offset, timestampMs: metadata.sentTimestampMs });
+  }
+
+  // ---------------------------------------------------------------- window loading
+
+  private hardCapMessages(): number {
+    return this.windowMessagesMax * windowHardCapFactor;
+  }
+
+  private hasDeliverable(queue: LogicalQueue, nowMs: number): boolean {
+    const collected = queue.collect({ nowMs, room: 1, fifo: this.currentConfig.fifo, retentionMs: this.retentionMs, maxReceiveCount: this.currentConfig.redrive?.maxReceiveCount, exclude: undefined });
+    return collected.deliver.length > 0;
+  }
+
+  private wantsLoad(queue: LogicalQueue, nowMs: number | undefined): boolean {
+    if (queue.backlogCount === 0) return false;
+    const lowWater = Math.max(1, Math.floor(this.windowMessagesMax / 2));
+    if (queue.unreceivedCount < lowWater) return true;
+    return nowMs !== undefined && queue.unreceivedCount < this.hardCapMessages() && !this.hasDeliverable(queue, nowMs);
+  }
+
+  /**
+   * The offset to read from when a logical queue's window is below its low-water mark
+   * (half of windowMessagesMax) and its backlog is not empty, or (given `nowMs`) when
+   * nothing in the window is deliverable and the hard cap is not reached; else undefined.
+   */
+  loadFrom(nowMs?: number): number | undefined {
+    let from: number | undefined;
+    for (const queue of this.queues) {
+      if (this.wantsLoad(queue, nowMs) && (from === undefined || queue.readCursorOffset < from)) from = queue.readCursorOffset;
+    }
+    return from;
+  }
+
+  /**
+   * Takes the enqueue records at or after each logical queue's cursor into its window, in
+   * order, while there is room (windowMessagesMax waiting messages; up to the hard cap when,
+   * given `nowMs`, nothing is deliverable), and moves the cursor past what it took. Records
+   * must be consecutive log records as read from the log, already applied; other record
+   * types are skipped (they were applied). Returns the number of messages loaded.
+   */
+  load(records: readonly LogRecord[], nowMs?: number): number {
+    let loaded = 0;
+    for (const queue of this.queues) {
+      if (queue.backlogCount === 0) continue;
+      const limit = nowMs !== undefined && !this.hasDeliverable(queue, nowMs) ? this.hardCapMessages() : this.windowMessagesMax;
+      for (const record of records) {
+        if (record.offset < queue.readCursorOffset) continue;
+        if (record.offset >= this.appliedEnd) break;
+        assert(record.offset === queue.readCursorOffset, `load needs consecutive records: expected ${queue.readCursorOffset}, got ${record.offset}`);
+        if (record.type === RecordType.Enqueue) {
+          if (queue.aheadSequences.has(record.offset)) {
+            queue.aheadSequences.delete(record.offset);
+          } else {
+            if (queue.unreceivedCount >= limit) break;
+            queue.backlog.remove(record.offset);
+            queue.backlogCount--;
+            queue.insert(this.newEntry(record.offset, decodeEnqueueMetadata(record.payload)));
+            loaded++;
+          }
+        }
+        queue.readCursorOffset = record.offset + 1;
+        if (queue.backlogCount === 0) {
+          queue.settleCursor(this.appliedEnd);
+          break;
+        }
+      }
+    }
+    return loaded;
+  }
+
+  windowStats(): WindowStats[] {
+    return this.queues.map((queue) => ({
+      logicalQueueId: queue.id,
+      windowMessages: queue.windowSize,
+      unreceivedMessages: queue.unreceivedCount,
+      backlogMessages: queue.backlogCount,
+      readCursorOffset: queue.readCursorOffset,
+      hardCapMessages: this.hardCapMessages(),
+    }));
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  message(offset: number, nowMs: number = this.lastAppliedTimestampMs): MessageView | undefined {
+    const entry = this.queue.lookup(offset);
+    if (entry === undefined) return undefined;
+    const view: MessageView = {
+      offset: entry.offset,
+      sequenceOffset: entry.sequenceOffset,
+      messageId: entry.messageId,
+      sentTimestampMs: entry.sentTimestampMs,
+      visibleAtMs: entry.visibleAtMs,
+      receiveCount: entry.receiveCount,
+      firstReceiveTimestampMs: entry.firstReceiveTimestampMs,
+      sequenceNumber: sequenceNumberOf(entry.sequenceOffset),
+      state: entry.visibleAtMs <= nowMs ? 'visible' : entry.receiveCount > 0 ? 'inflight' : 'delayed',
+    };
+    if (entry.groupId !== undefined) view.groupId = entry.groupId;
+    if (entry.deduplicationId !== undefined) view.deduplicationId = entry.deduplicationId;
+    if (entry.receiptOffset >= 0) view.receipt = { messageOffset: entry.offset, receiveOffset: entry.receiptOffset };
+    return view;
+  }
+
+  /** Messages past retention count as gone. FIFO messages behind an in-flight one of their group count as visible (like SQS). */
+  counts(nowMs: number): QueueCounts {
+    const queue = this.queue;
+    const retentionMs = this.retentionMs;
+    let visible = 0;
+    let inflight = 0;
+    let delayed = 0;
+    let oldestSentMs = Infinity;
+    for (const entry of queue.bySequence.values()) {
+      if (entry.sentTimestampMs + retentionMs <= nowMs) continue;
+      if (entry.sentTimestampMs < oldestSentMs) oldestSentMs = entry.sentTimestampMs;
+      if (entry.visibleAtMs <= nowMs) visible++;
+      else if (entry.receiveCount > 0) inflight++;
+      else delayed++;
+    }
+    const backlog = queue.backlog.tally(nowMs, retentionMs);
+    visible += backlog.visible;
+    delayed += backlog.delayed;
+    oldestSentMs = Math.min(oldestSentMs, backlog.oldestSentTimestampMs);
+    const oldestMessageAgeSeconds = oldestSentMs === Infinity ? 0 : Math.max(0, Math.floor((nowMs - oldestSentMs) / 1000));
+    return { visible, inflight, delayed, oldestMessageAgeSeconds };
+  }
+
+  /** The earliest time after `nowMs` at which a delayed or in-flight message becomes visible (for long-poll timers). */
+  nextVisibleAtMs(nowMs: number): number | undefined {
+    const queue = this.queue;
+    const retentionMs = this.retentionMs;
+    let next = queue.backlog.tally(nowMs, retentionMs).nextVisibleAtMs;
+    for (const entry of queue.bySequence.values()) {
+      if (entry.visibleAtMs > nowMs && entry.visibleAtMs < next && entry.sentTimestampMs + retentionMs > nowMs) next = entry.visibleAtMs;
+    }
+    return next === Infinity ? undefined : next;
+  }
+
+  /** The physical ACK level: the lowest offset any logical queue still needs. */
+  ackLevel(): number {
+    let level = Infinity;
+    for (const queue of this.queues) {
+      level = Math.min(level, queue.readCursorOffset);
+      for (const entry of queue.bySequence.values()) if (entry.offset < level) level = entry.offset;
+    }
+    return level;
+  }
+
+  /** Current offsets of visible window messages (oldest first), state unchanged. */
+  peek(nowMs: number, maxMessages: number): number[] {
+    const retentionMs = this.retentionMs;
+    const offsets: number[] = [];
+    const entries = [...this.queue.bySequence.values()].sort((a, b) => a.sequenceOffset - b.sequenceOffset);
+    for (const entry of entries) {
+      if (offsets.length >= maxMessages) break;
+      if (entry.visibleAtMs <= nowMs && entry.sentTimestampMs + retentionMs > nowMs) offsets.push(entry.offset);
+    }
+    return offsets;
+  }
+
+  // ---------------------------------------------------------------- snapshot
+
+  /** Everything needed to continue after the last applied record, compact binary. */
+  snapshot(): Uint8Array {
+    const writer = new Writer(1024 + this.queue.windowSize * 96);
+    writer.u8(snapshotVersion);
+    writer.string(JSON.stringify(this.currentConfig));
+    writer.varint(this.windowMessagesMax);
+    writer.varint(this.appliedEnd);
+    writer.f64(this.lastAppliedTimestampMs);
+    writer.varint(this.deduplication.size);
+    for (const [key, entry] of this.deduplication) writer.string(key).string(entry.messageId).varint(entry.offset).f64(entry.timestampMs);
+    writer.varint(this.queues.length);
+    for (const queue of this.queues) {
+      writer.varint(queue.id).varint(queue.readCursorOffset).varint(queue.backlogCount);
+      writer.f64(queue.lastPurgeTimestampMs ?? Number.NaN);
+      writer.optionalString(queue.lastServedGroupKey);
+      queue.backlog.write(writer);
+      writer.varint(queue.aheadSequences.size);
+      for (const offset of queue.aheadSequences) writer.varint(offset);
+      writer.varint(queue.attempts.size);
+      for (const [attemptId, attempt] of queue.attempts) {
+        writer.string(attemptId).f64(attempt.timestampMs).varint(attempt.receiveOffset).varint(attempt.offsets.length);
+        for (const offset of attempt.offsets) writer.varint(offset);
+      }
+      const entries = [...queue.bySequence.values()].sort((a, b) => a.sequenceOffset - b.sequenceOffset);
+      writer.varint(entries.length);
+      for (const entry of entries) {
+        writer.varint(entry.sequenceOffset).varint(entry.offset - entry.sequenceOffset);
+        writer.string(entry.messageId).optionalString(entry.groupId).optionalString(entry.deduplicationId);
+        writer.f64(entry.sentTimestampMs).f64(entry.visibleAtMs).varint(entry.receiveCount);
+        writer.f64(entry.firstReceiveTimestampMs).varint(entry.receiptOffset + 1).f64(entry.receivedAtMs).varint(entry.sizeBytes);
+        const aliases = entry.aliasOffsets ?? [];
+        writer.varint(aliases.length);
+        for (const alias of aliases) writer.varint(alias);
+      }
+    }
+    return writer.finish();
+  }
+
+  static restore(bytes: Uint8Array): QueueMachine {
+    const reader = new Reader(bytes);
+    const version = reader.u8();
+    assert(version === snapshotVersion, `unknown queue snapshot version ${version}`);
+    const config = JSON.parse(reader.string()) as QueueConfig;
+    const machine = new QueueMachine(config, { windowMessagesMax: reader.varint() });
+    machine.appliedEnd = reader.varint();
+    machine.lastAppliedTimestampMs = reader.f64();
+    const deduplicationCount = reader.varint();
+    for (let index = 0; index < deduplicationCount; index++) {
+      const key = reader.string();
+      machine.deduplication.set(key, { messageId: reader.string(), offset: reader.varint(), timestampMs: reader.f64() });
+    }
+    const queueCount = reader.varint();
+    machine.queues.length = 0;
+    for (let queueIndex = 0; queueIndex < queueCount; queueIndex++) {
+      const queue = new LogicalQueue(reader.varint());
+      assert(queue.id === queueIndex, 'logical queue ids must be dense');
+      machine.queues.push(queue);
+      queue.readCursorOffset = reader.varint();
+      queue.backlogCount = reader.varint();
+      const lastPurge = reader.f64();
+      if (!Number.isNaN(lastPurge)) queue.lastPurgeTimestampMs = lastPurge;
+      const lastServed = reader.optionalString();
+      if (lastServed !== undefined) queue.lastServedGroupKey = lastServed;
+      queue.backlog.read(reader);
+      const aheadCount = reader.varint();
+      for (let index = 0; index < aheadCount; index++) queue.aheadSequences.add(reader.varint());
+      const attemptCount = reader.varint();
+      for (let index = 0; index < attemptCount; index++) {
+        const attemptId = reader.string();
+        const timestampMs = reader.f64();
+        const receiveOffset = reader.varint();
+        const offsetCount = reader.varint();
+        const offsets: number[] = [];
+        for (let offsetIndex = 0; offsetIndex < offsetCount; offsetIndex++) offsets.push(reader.varint());
+        queue.attempts.set(attemptId, { timestampMs, receiveOffset, offsets });
+      }
+      const entryCount = reader.varint();
+      for (let index = 0; index < entryCount; index++) {
+        const sequenceOffset = reader.varint();
+        const offset = sequenceOffset + reader.varint();
+        const messageId = reader.string();
+        const groupId = reader.optionalString();
+        const deduplicationId = reader.optionalString();
+        const sentTimestampMs = reader.f64();
+        const visibleAtMs = reader.f64();
+        const receiveCount = reader.varint();
+        const firstReceiveTimestampMs = reader.f64();
+        const receiptOffset = reader.varint() - 1;
+        const receivedAtMs = reader.f64();
+        const sizeBytes = reader.varint();
+        const entry = new MessageEntry(sequenceOffset, messageId, groupId, deduplicationId, sentTimestampMs, sizeBytes);
+        entry.offset = offset;
+        entry.visibleAtMs = visibleAtMs;
+        entry.receiveCount = receiveCount;
+        entry.firstReceiveTimestampMs = firstReceiveTimestampMs;
+        entry.receiptOffset = receiptOffset;
+        entry.receivedAtMs = receivedAtMs;
+        const aliasCount = reader.varint();
+        if (aliasCount > 0) {
+          entry.aliasOffsets = [];
+          for (let aliasIndex = 0; aliasIndex < aliasCount; aliasIndex++) {
+            const alias = reader.varint();
+            entry.aliasOffsets.push(alias);
+            queue.aliases.set(alias, sequenceOffset);
+          }
+        }
+        queue.insert(entry);
+      }
+    }
+    assert(reader.done, 'trailing bytes in queue snapshot');
+    return machine;
+  }
+}
+
+function invalidReceipt(): PlanError {
+  return { error: 'ReceiptHandleIsInvalid', message: 'The input receipt handle is invalid.' };
+}
+
+function notAvailableForChange(): PlanError {
+  return { error: 'InvalidParameterValue', message: 'Value for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change.' };
+}
+
+function pruneByTime<T extends { timestampMs: number }>(map: Map<string, T>, olderThanMs: number): void {
+  for (const [key, value] of map) {
+    if (value.timestampMs > olderThanMs) break;
+    map.delete(key);
+  }
+}
