@@ -1,0 +1,239 @@
+// `npm run bench`: Berth against its peers, end to end, on this machine.
+//
+// For each selected system in turn: start it on loopback in a fresh temp directory, run
+// the selected workloads (W1 throughput, W2 latency at a fixed rate, W3 backlog, W4 FIFO),
+// stop it, remove the directory. Then print one table, write bench/results/latest.json,
+// latest.md and latest.svg, and rewrite the "## Peers and end-to-end" section of
+// BENCHMARKS.md. See report.ts methodMarkdown() for the method.
+
+import { Command, InvalidArgumentError } from 'commander';
+import cliProgress from 'cli-progress';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, freemem, release, tmpdir, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pc from 'picocolors';
+import { drivers, driverById } from './drivers/registry.js';
+import type { Driver, RunningSystem, WorkloadId } from './drivers/types.js';
+import { commandExists, runCommand } from './processes.js';
+import { measureRawDurableWrites } from './raw-disk.js';
+import { chartSvg, latestMarkdown, ratioLines, rawDiskLines, terminalTable, updateBenchmarksDocument, type BenchRun, type SystemRun } from './report.js';
+import { runWorkload, type WorkloadResult, type WorkloadSettings } from './workloads.js';
+
+const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const allWorkloads: WorkloadId[] = ['W1', 'W2', 'W3', 'W4'];
+
+function positiveInteger(value: string): number {
+  const parsed = Number(value.replace(/[_,]/g, ''));
+  if (!Number.isInteger(parsed) || parsed <= 0) throw new InvalidArgumentError('expected a positive integer');
+  return parsed;
+}
+
+function list(value: string): string[] {
+  return value.split(',').map((item) => item.trim()).filter((item) => item.length > 0);
+}
+
+interface Options {
+  systems?: string[];
+  workloads?: string[];
+  messages?: number;
+  backlog?: number;
+  rate: number;
+  duration?: number;
+  fifoMessages?: number;
+  quick: boolean;
+  updateDoc: boolean;
+  setup: boolean;
+  out: string;
+}
+
+const program = new Command()
+  .name('bench')
+  .description('Berth vs Redis Streams, BullMQ, RabbitMQ and NATS JetStream on loopback')
+  .option('--systems <list>', `comma-separated: ${drivers.map((driver) => driver.id).join(',')}`, list)
+  .option('--workloads <list>', 'comma-separated: W1,W2,W3,W4', list)
+  .option('--messages <n>', 'W1 messages (default 200,000; --quick 20,000)', positiveInteger)
+  .option('--backlog <n>', 'W3 backlog (default 5,000,000; --quick 200,000)', positiveInteger)
+  .option('--rate <n>', 'W2 offered rate in msg/s', positiveInteger, 5000)
+  .option('--duration <s>', 'W2 seconds (default 20; --quick 5)', positiveInteger)
+  .option('--fifo-messages <n>', 'W4 messages (default 50,000; --quick 10,000)', positiveInteger)
+  .option('--quick', 'short run', false)
+  .option('--no-update-doc', 'do not rewrite the section in BENCHMARKS.md')
+  .option('--no-setup', 'do not run bench/setup.sh when a peer binary is missing')
+  .option('--out <dir>', 'results directory', join(projectRoot, 'bench', 'results'));
+
+async function versionOf(command: string, args: string[]): Promise<string> {
+  const result = await runCommand('sh', ['-c', `${command} ${args.join(' ')} 2>&1 | head -1`]);
+  return result.output.trim() || 'unknown';
+}
+
+async function machineVersions(): Promise<Record<string, string>> {
+  const dpkg = async (name: string): Promise<string> => (await versionOf('dpkg-query', ['-W', "-f='${Version}'", name])).replace(/'/g, '');
+  return {
+    'redis-server': await dpkg('redis-server'),
+    'rabbitmq-server': await dpkg('rabbitmq-server'),
+    'nats-server': await dpkg('nats-server'),
+    erlang: await dpkg('erlang-base'),
+  };
+}
+
+async function ensureBinaries(selected: Driver[], setupAllowed: boolean): Promise<void> {
+  const missing: string[] = [];
+  for (const driver of selected) for (const binary of driver.binaries) if (!(await commandExists(binary))) missing.push(binary);
+  if (missing.length === 0 || !setupAllowed) return;
+  console.log(pc.yellow(`missing ${[...new Set(missing)].join(', ')}: running bench/setup.sh`));
+  const result = await runCommand('bash', [join(projectRoot, 'bench', 'setup.sh')], process.env, 900_000);
+  console.log(result.output.trim().split('\n').slice(-3).join('\n'));
+}
+
+function settingsFor(workload: WorkloadId, driver: Driver, options: Required<Pick<Options, 'rate'>> & { messages: number; backlog: number; duration: number; fifoMessages: number }): WorkloadSettings {
+  const cap = (count: number): number => Math.min(count, driver.messagesMax ?? Number.POSITIVE_INFINITY);
+  const common = { producers: 4, consumers: 4, batchSize: 10, stallMs: 60_000, fillThenDrain: false };
+  switch (workload) {
+    case 'W1':
+      return { ...common, id: 'W1', messages: cap(options.messages), inFlightPerProducer: 8 };
+    case 'W2':
+      return { ...common, id: 'W2', messages: cap(options.rate * options.duration), ratePerSecond: options.rate, inFlightPerProducer: 64 };
+    case 'W3':
+      return { ...common, id: 'W3', messages: cap(options.backlog), inFlightPerProducer: 8, fillThenDrain: true };
+    case 'W4':
+      return { ...common, id: 'W4', messages: cap(options.fifoMessages), inFlightPerProducer: 8, groups: 1000 };
+  }
+}
+
+function formatResultLine(result: WorkloadResult): string {
+  const parts = [`${result.workload} ${result.status}`];
+  if (result.status === 'ok' || result.status === 'FAILED') {
+    if (result.latency !== undefined) parts.push(`p50 ${result.latency.p50Ms.toFixed(2)} ms p99 ${result.latency.p99Ms.toFixed(2)} ms p99.9 ${result.latency.p999Ms.toFixed(2)} ms max ${result.latency.maxMs.toFixed(1)} ms`);
+    else if (result.messagesPerSecond !== undefined) parts.push(`${Math.round(result.messagesPerSecond)} msg/s`);
+    if (result.resources !== undefined) parts.push(`client CPU ${result.resources.clientCpuPercent.toFixed(0)}%, server CPU ${result.resources.serverCpuPercent.toFixed(0)}%, RSS peak ${(result.resources.rssPeakBytes / 2 ** 20).toFixed(0)} MiB`);
+    if ((result.duplicates ?? 0) > 0) parts.push(`${result.duplicates} duplicates`);
+  }
+  if (result.note !== undefined) parts.push(result.note);
+  if (result.firstError !== undefined) parts.push(`first error: ${result.firstError.split('\n')[0]}`);
+  return parts.join(', ');
+}
+
+async function main(): Promise<void> {
+  program.parse(process.argv);
+  const raw = program.opts<Options>();
+  const quick = raw.quick;
+  const options = {
+    rate: raw.rate,
+    messages: raw.messages ?? (quick ? 20_000 : 200_000),
+    backlog: raw.backlog ?? (quick ? 200_000 : 5_000_000),
+    duration: raw.duration ?? (quick ? 5 : 20),
+    fifoMessages: raw.fifoMessages ?? (quick ? 10_000 : 50_000),
+  };
+  const selected = (raw.systems ?? drivers.map((driver) => driver.id)).map(driverById);
+  const workloads = (raw.workloads ?? allWorkloads).map((workload) => {
+    const upper = workload.toUpperCase() as WorkloadId;
+    if (!allWorkloads.includes(upper)) throw new InvalidArgumentError(`unknown workload ${workload}`);
+    return upper;
+  });
+
+  await ensureBinaries(selected, raw.setup);
+  const startedMs = Date.now();
+  const root = mkdtempSync(join(tmpdir(), 'berth-bench-'));
+  const cpuInfo = cpus();
+  const run: BenchRun = {
+    startedAt: new Date(startedMs).toISOString(),
+    durationMs: 0,
+    machine: {
+      cpus: cpuInfo.length,
+      cpuModel: cpuInfo[0]?.model.trim() ?? 'unknown',
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      kernel: release(),
+      node: process.version,
+      versions: await machineVersions(),
+    },
+    options: { systems: selected.map((driver) => driver.id), workloads, messages: options.messages, backlog: options.backlog, ratePerSecond: options.rate, latencySeconds: options.duration, fifoMessages: options.fifoMessages, fifoGroups: 1000, quick },
+    rawDisk: [],
+    systems: [],
+  };
+  console.log(pc.bold(`berth bench: ${selected.map((driver) => driver.id).join(', ')} x ${workloads.join(', ')} in ${root} (${(freemem() / 2 ** 30).toFixed(0)} GiB free)`));
+
+  try {
+    const rawDuration = quick ? 2000 : 5000;
+    for (const recordsPerBatch of [10, 100]) run.rawDisk.push(measureRawDurableWrites(root, recordsPerBatch, rawDuration));
+    for (const line of rawDiskLines(run)) console.log(`raw disk: ${line}`);
+
+    const bars = new cliProgress.MultiBar(
+      {
+        format: '{system} {workload} [{bar}] {percentage}% {value}/{total} {phase} {rate}',
+        hideCursor: true,
+        clearOnComplete: false,
+        stopOnComplete: false,
+        noTTYOutput: !process.stdout.isTTY,
+        notTTYSchedule: 10_000,
+        barsize: 24,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+
+    for (const driver of selected) {
+      const systemRun: SystemRun = { id: driver.id, label: driver.label, durabilityNote: driver.durabilityNote, fsyncPerAck: driver.fsyncPerAck, isBerth: driver.isBerth, status: 'ok', workloads: {} };
+      run.systems.push(systemRun);
+      const directory = mkdtempSync(join(root, `${driver.id}-`));
+      let system: RunningSystem | undefined;
+      try {
+        const startBegan = Date.now();
+        system = await driver.start({ directory, log: (line) => bars.log(`${line}\n`) });
+        systemRun.startMs = Date.now() - startBegan;
+        for (const workload of workloads) {
+          const skipReason = driver.skipWorkloads?.[workload];
+          if (skipReason !== undefined) {
+            systemRun.workloads[workload] = { workload, status: 'skipped', note: skipReason, messages: 0 };
+            continue;
+          }
+          if (workload === 'W4' && driver.fifo.kind === 'none') {
+            systemRun.workloads[workload] = { workload, status: 'n/a', note: driver.fifo.note.replace(/^n\/a: /, ''), messages: 0 };
+            continue;
+          }
+          const settings = settingsFor(workload, driver, options);
+          const bar = bars.create(settings.messages, 0, { system: driver.id.padEnd(9), workload, phase: 'starting', rate: '' });
+          const began = Date.now();
+          const result = await runWorkload(driver, system, settings, (progress) => {
+            const seconds = (Date.now() - began) / 1000;
+            bar.setTotal(progress.total);
+            bar.update(progress.done, { phase: progress.phase.padEnd(10), rate: seconds > 0 ? `${Math.round(progress.done / seconds)}/s` : '' });
+          });
+          if (workload === 'W4' && driver.fifo.kind === 'single-queue-order') result.note = [driver.fifo.note, result.note].filter(Boolean).join('; ');
+          bar.update({ phase: result.status.padEnd(10) });
+          bar.stop();
+          bars.log(`${driver.id} ${formatResultLine(result)}\n`);
+          systemRun.workloads[workload] = result;
+          if (result.status === 'FAILED' || result.status === 'error') systemRun.status = 'FAILED';
+        }
+      } catch (error) {
+        systemRun.status = 'error';
+        systemRun.error = error instanceof Error ? error.message : String(error);
+        bars.log(pc.red(`${driver.id}: ${systemRun.error.split('\n').slice(0, 6).join('\n')}\n`));
+      } finally {
+        await system?.stop().catch((error: unknown) => bars.log(pc.red(`${driver.id}: stop failed: ${String(error)}\n`)));
+        rmSync(directory, { recursive: true, force: true });
+      }
+    }
+    bars.stop();
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+  run.durationMs = Date.now() - startedMs;
+
+  console.log(terminalTable(run));
+  for (const line of ratioLines(run)) console.log(line);
+  mkdirSync(raw.out, { recursive: true });
+  writeFileSync(join(raw.out, 'latest.json'), `${JSON.stringify(run, null, 2)}\n`);
+  writeFileSync(join(raw.out, 'latest.md'), `# Latest end-to-end bench run\n\n${latestMarkdown(run)}`);
+  writeFileSync(join(raw.out, 'latest.svg'), `${chartSvg(run)}\n`);
+  if (raw.updateDoc) updateBenchmarksDocument(join(projectRoot, 'BENCHMARKS.md'), run);
+  console.log(`wrote ${join(raw.out, 'latest.{json,md,svg}')}${raw.updateDoc ? ' and BENCHMARKS.md' : ''} in ${(run.durationMs / 60_000).toFixed(1)} min`);
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,282 @@
+// One load-generator thread: a producer or a consumer of one workload against one system.
+//
+// Life of a worker: connect (driver.producer/consumer) -> post 'ready' -> wait for 'go'
+// (with the run's start time) -> work -> post 'done' with its result. A worker stops early
+// when the shared stop flag is raised (the main thread's timeout or stall detection).
+//
+// Shared state (SharedArrayBuffers, updated with Atomics so every thread sees one truth):
+//   counters       see Counter below
+//   receivedCounts one byte per message id: how many times it was delivered (saturates)
+//   groupLast      per message group, the sequence number last delivered (W4 order check)
+
+import { parentPort, workerData } from 'node:worker_threads';
+import hdr from 'hdr-histogram-js';
+import { driverById } from './drivers/registry.js';
+import type { Consumer, Delivery, Endpoint, OutgoingMessage, Producer, QueueSpec } from './drivers/types.js';
+import { decodeMessage, encodeMessage, nowUs } from './message.js';
+
+export const Counter = {
+  sent: 0,
+  received: 1,
+  distinct: 2,
+  duplicates: 3,
+  orderViolations: 4,
+  stop: 5,
+  sendErrors: 6,
+  ackErrors: 7,
+  decodeErrors: 8,
+} as const;
+export const counterCount = 9;
+
+export interface ProducerPlan {
+  firstId: number;
+  count: number;
+  batchSize: number;
+  /** Concurrent batches awaiting their acknowledgement. */
+  inFlightMax: number;
+  /** Absent: as fast as the system takes them. Present: open-loop schedule at this rate. */
+  ratePerSecond?: number;
+  /** W4: the producer's messages cycle over its own groups (see groupOf). */
+  groups?: { total: number; producers: number };
+}
+
+export interface WorkerInput {
+  role: 'producer' | 'consumer';
+  index: number;
+  driverId: string;
+  endpoint: Endpoint;
+  queue: QueueSpec;
+  totalMessages: number;
+  producer?: ProducerPlan;
+  receiveWaitMs: number;
+  counters: SharedArrayBuffer;
+  receivedCounts: SharedArrayBuffer;
+  groupLast?: SharedArrayBuffer;
+}
+
+export interface WorkerResult {
+  role: 'producer' | 'consumer';
+  index: number;
+  /** Consumers: latency from the (intended) send time to receipt, µs, compressed HDR. */
+  histogram?: string;
+  /** Consumers: when the last ack covering a first delivery completed, µs since epoch. */
+  lastAckUs?: number;
+  firstError?: string;
+}
+
+export type WorkerMessage =
+  | { kind: 'ready' }
+  | { kind: 'done'; result: WorkerResult }
+  | { kind: 'failed'; error: string };
+
+export type MainMessage = { kind: 'go'; startUs: number };
+
+const sendAttemptsMax = 5;
+
+/** Message group and sequence of the producer's local message k (W4 layout). */
+export function groupOf(producerIndex: number, localIndex: number, groups: { total: number; producers: number }): { group: number; sequence: number } {
+  const groupsPerProducer = Math.floor(groups.total / groups.producers);
+  return {
+    group: producerIndex + groups.producers * (localIndex % groupsPerProducer),
+    sequence: Math.floor(localIndex / groupsPerProducer),
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function runProducer(input: WorkerInput, producer: Producer, startUs: number): Promise<WorkerResult> {
+  const plan = input.producer;
+  if (plan === undefined) throw new Error('producer without plan');
+  const counters = new Int32Array(input.counters);
+  let firstError: string | undefined;
+  const stopped = (): boolean => Atomics.load(counters, Counter.stop) !== 0;
+
+  const build = (fromLocal: number, toLocal: number, sendTimeUs: (local: number) => number): OutgoingMessage[] => {
+    const batch: OutgoingMessage[] = [];
+    for (let local = fromLocal; local < toLocal; local++) {
+      const id = plan.firstId + local;
+      const placement = plan.groups === undefined ? { group: 0, sequence: local } : groupOf(input.index, local, plan.groups);
+      const message: OutgoingMessage = { id, body: encodeMessage({ id, group: placement.group, sequence: placement.sequence, sendTimeUs: sendTimeUs(local) }) };
+      if (plan.groups !== undefined) message.group = String(placement.group);
+      batch.push(message);
+    }
+    return batch;
+  };
+
+  const sendWithRetry = async (batch: OutgoingMessage[]): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await producer.send(batch);
+        Atomics.add(counters, Counter.sent, batch.length);
+        return;
+      } catch (error) {
+        Atomics.add(counters, Counter.sendErrors, 1);
+        firstError ??= String(error);
+        if (attempt >= sendAttemptsMax || stopped()) return;
+        await sleep(100 * attempt);
+      }
+    }
+  };
+
+  if (plan.ratePerSecond === undefined) {
+    // Closed loop: inFlightMax lanes each send the next batch as soon as the last is acknowledged.
+    // With message groups, local k and k + groupsPerProducer share a group: a batch may
+    // go only when every batch still in flight starts after its end - groupsPerProducer,
+    // so one group never has two sends in flight and its order is the send order.
+    const windowLocals = plan.groups === undefined ? Number.POSITIVE_INFINITY : Math.floor(plan.groups.total / plan.groups.producers);
+    const inFlightStarts = new Set<number>();
+    const waiters: Array<() => void> = [];
+    const windowBlocks = (to: number): boolean => {
+      for (const start of inFlightStarts) if (start <= to - 1 - windowLocals) return true;
+      return false;
+    };
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      while (next < plan.count && !stopped()) {
+        const from = next;
+        next = Math.min(plan.count, next + plan.batchSize);
+        const to = next;
+        while (windowBlocks(to)) await new Promise<void>((resolve) => waiters.push(resolve));
+        inFlightStarts.add(from);
+        await sendWithRetry(build(from, to, () => nowUs()));
+        inFlightStarts.delete(from);
+        for (const waiter of waiters.splice(0)) waiter();
+      }
+    };
+    await Promise.all(Array.from({ length: plan.inFlightMax }, lane));
+  } else {
+    // Open loop: message k is due at startUs + k / rate. Whatever is due goes out in
+    // batches; the body carries the intended time, so a stalled system is charged for
+    // the wait (no coordinated omission).
+    const intervalUs = 1_000_000 / plan.ratePerSecond;
+    const intendedUs = (local: number): number => startUs + local * intervalUs;
+    let next = 0;
+    let inFlight = 0;
+    let wake: (() => void) | undefined;
+    const pending = new Set<Promise<void>>();
+    while (next < plan.count && !stopped()) {
+      const dueEnd = Math.min(plan.count, Math.floor((nowUs() - startUs) / intervalUs) + 1);
+      while (next < dueEnd && inFlight < plan.inFlightMax) {
+        const from = next;
+        next = Math.min(dueEnd, next + plan.batchSize);
+        inFlight++;
+        const sending = sendWithRetry(build(from, next, intendedUs)).finally(() => {
+          inFlight--;
+          pending.delete(sending);
+          const waiting = wake;
+          wake = undefined;
+          waiting?.();
+        });
+        pending.add(sending);
+      }
+      if (next >= plan.count) break;
+      if (inFlight >= plan.inFlightMax || next < dueEnd) {
+        await new Promise<void>((resolve) => (wake = resolve));
+      } else {
+        await sleep(Math.max(0, (intendedUs(next) - nowUs()) / 1000));
+      }
+    }
+    await Promise.all(pending);
+  }
+  return { role: 'producer', index: input.index, ...(firstError === undefined ? {} : { firstError }) };
+}
+
+async function runConsumer(input: WorkerInput, consumer: Consumer): Promise<WorkerResult> {
+  const counters = new Int32Array(input.counters);
+  const receivedCounts = new Uint8Array(input.receivedCounts);
+  const groupLast = input.groupLast === undefined ? undefined : new Int32Array(input.groupLast);
+  const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3, useWebAssembly: false });
+  let lastAckUs: number | undefined;
+  let firstError: string | undefined;
+
+  while (Atomics.load(counters, Counter.stop) === 0) {
+    let deliveries: Delivery[];
+    try {
+      deliveries = await consumer.receive(10, input.receiveWaitMs);
+    } catch (error) {
+      firstError ??= `receive: ${String(error)}`;
+      Atomics.add(counters, Counter.ackErrors, 1);
+      await sleep(100);
+      continue;
+    }
+    if (deliveries.length === 0) continue;
+    const receivedUs = nowUs();
+    let sawFirstDelivery = false;
+    for (const delivery of deliveries) {
+      Atomics.add(counters, Counter.received, 1);
+      let fields;
+      try {
+        fields = decodeMessage(delivery.body);
+      } catch {
+        Atomics.add(counters, Counter.decodeErrors, 1);
+        continue;
+      }
+      if (fields.id < 0 || fields.id >= receivedCounts.length) {
+        Atomics.add(counters, Counter.decodeErrors, 1);
+        continue;
+      }
+      const previousCount = Atomics.load(receivedCounts, fields.id);
+      if (previousCount < 255) Atomics.add(receivedCounts, fields.id, 1);
+      if (previousCount > 0) {
+        Atomics.add(counters, Counter.duplicates, 1);
+        continue;
+      }
+      sawFirstDelivery = true;
+      histogram.recordValue(Math.max(1, Math.round(receivedUs - fields.sendTimeUs)));
+      if (groupLast !== undefined) {
+        // A first delivery must be the next of its group: anything else is a gap or a reorder.
+        const last = Atomics.exchange(groupLast, fields.group, fields.sequence);
+        if (fields.sequence !== last + 1) Atomics.add(counters, Counter.orderViolations, 1);
+      }
+      Atomics.add(counters, Counter.distinct, 1);
+    }
+    try {
+      await consumer.ack(deliveries);
+      if (sawFirstDelivery) lastAckUs = nowUs();
+    } catch (error) {
+      firstError ??= `ack: ${String(error)}`;
+      Atomics.add(counters, Counter.ackErrors, 1);
+    }
+    if (Atomics.load(counters, Counter.distinct) >= input.totalMessages) Atomics.store(counters, Counter.stop, 1);
+  }
+  const result: WorkerResult = { role: 'consumer', index: input.index, histogram: hdr.encodeIntoCompressedBase64(histogram) };
+  if (lastAckUs !== undefined) result.lastAckUs = lastAckUs;
+  if (firstError !== undefined) result.firstError = firstError;
+  return result;
+}
+
+async function main(): Promise<void> {
+  const port = parentPort;
+  if (port === null) throw new Error('load-worker must run in a worker thread');
+  const input = workerData as WorkerInput;
+  const driver = driverById(input.driverId);
+  const goPromise = new Promise<number>((resolve) => {
+    port.on('message', (message: MainMessage) => {
+      if (message.kind === 'go') resolve(message.startUs);
+    });
+  });
+  try {
+    if (input.role === 'producer') {
+      const producer = await driver.producer(input.endpoint, input.queue, input.index);
+      port.postMessage({ kind: 'ready' } satisfies WorkerMessage);
+      const startUs = await goPromise;
+      const result = await runProducer(input, producer, startUs);
+      await producer.close().catch(() => undefined);
+      port.postMessage({ kind: 'done', result } satisfies WorkerMessage);
+    } else {
+      const consumer = await driver.consumer(input.endpoint, input.queue, input.index);
+      port.postMessage({ kind: 'ready' } satisfies WorkerMessage);
+      await goPromise;
+      const result = await runConsumer(input, consumer);
+      await consumer.close().catch(() => undefined);
+      port.postMessage({ kind: 'done', result } satisfies WorkerMessage);
+    }
+  } catch (error) {
+    port.postMessage({ kind: 'failed', error: error instanceof Error ? (error.stack ?? error.message) : String(error) } satisfies WorkerMessage);
+  }
+  port.close();
+}
+
+await main();

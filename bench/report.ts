@@ -1,0 +1,293 @@
+// Turns a bench run into its outputs: the terminal table, bench/results/latest.{json,md,svg}
+// and the "## Peers and end-to-end" section of BENCHMARKS.md (only that section is
+// rewritten; other sections, such as "## Storage", are kept byte for byte).
+
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import Table from 'cli-table3';
+import type { WorkloadId } from './drivers/types.js';
+import type { RawDiskResult } from './raw-disk.js';
+import type { WorkloadResult } from './workloads.js';
+
+export interface SystemRun {
+  id: string;
+  label: string;
+  durabilityNote: string;
+  fsyncPerAck: boolean;
+  isBerth: boolean;
+  status: 'ok' | 'FAILED' | 'error';
+  error?: string;
+  startMs?: number;
+  workloads: Partial<Record<WorkloadId, WorkloadResult>>;
+}
+
+export interface BenchRun {
+  startedAt: string;
+  durationMs: number;
+  machine: { cpus: number; cpuModel: string; memoryGiB: number; kernel: string; node: string; versions: Record<string, string> };
+  options: { systems: string[]; workloads: WorkloadId[]; messages: number; backlog: number; ratePerSecond: number; latencySeconds: number; fifoMessages: number; fifoGroups: number; quick: boolean };
+  rawDisk: RawDiskResult[];
+  systems: SystemRun[];
+}
+
+const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+
+function formatCount(value: number | undefined): string {
+  return value === undefined ? '-' : integer.format(value);
+}
+
+function formatMs(value: number): string {
+  if (value >= 100) return integer.format(value);
+  if (value >= 10) return value.toFixed(1);
+  return value.toFixed(2);
+}
+
+function formatBytes(bytes: number): string {
+  const mib = bytes / (1024 * 1024);
+  return mib >= 1024 ? `${(mib / 1024).toFixed(2)} GiB` : `${mib.toFixed(0)} MiB`;
+}
+
+function statusCell(result: WorkloadResult | undefined): string | undefined {
+  if (result === undefined) return '-';
+  if (result.status === 'ok') return undefined;
+  if (result.status === 'FAILED') return `FAILED (${result.note ?? 'see json'})`;
+  return `${result.status}${result.note === undefined ? '' : `: ${result.note}`}`;
+}
+
+export function w1Cell(system: SystemRun): string {
+  const result = system.workloads.W1;
+  return statusCell(result) ?? formatCount(result?.messagesPerSecond);
+}
+
+export function w2Cell(system: SystemRun): string {
+  const result = system.workloads.W2;
+  const status = statusCell(result);
+  if (status !== undefined) return status;
+  const latency = result?.latency;
+  if (latency === undefined) return 'no data';
+  return `${formatMs(latency.p50Ms)} / ${formatMs(latency.p99Ms)} / ${formatMs(latency.p999Ms)} / ${formatMs(latency.maxMs)}`;
+}
+
+export function w3Cell(system: SystemRun): string {
+  const result = system.workloads.W3;
+  const status = statusCell(result);
+  if (status !== undefined) return status;
+  const resources = result?.resources;
+  if (resources === undefined) return '-';
+  const growth = resources.rssPeakBytes - resources.rssBaselineBytes;
+  return `${formatBytes(resources.rssPeakBytes)} / +${formatBytes(growth)} (${formatCount(result?.messages)} msgs; fill ${formatCount(result?.fillMessagesPerSecond)}/s, drain ${formatCount(result?.drainMessagesPerSecond)}/s)`;
+}
+
+export function w4Cell(system: SystemRun): string {
+  const result = system.workloads.W4;
+  const status = statusCell(result);
+  if (status !== undefined) return status;
+  return `order ok, ${formatCount(result?.messagesPerSecond)} msg/s (${formatCount(result?.messages)} msgs${result?.note === undefined ? '' : `; ${result.note}`})`;
+}
+
+function cpuCell(system: SystemRun, which: 'clientCpuPercent' | 'serverCpuPercent'): string {
+  const resources = system.workloads.W1?.resources ?? system.workloads.W2?.resources;
+  return resources === undefined ? '-' : `${resources[which].toFixed(0)}%`;
+}
+
+function overallStatus(system: SystemRun): string {
+  if (system.status === 'error') return `error: ${(system.error ?? '').split('\n')[0]?.slice(0, 120)}`;
+  const problems: string[] = [];
+  for (const [workload, result] of Object.entries(system.workloads)) {
+    if (result.status === 'FAILED' || result.status === 'error') problems.push(`${workload} ${result.status}`);
+    else if ((result.duplicates ?? 0) > 0) problems.push(`${workload}: ${formatCount(result.duplicates)} duplicates`);
+  }
+  return problems.length === 0 ? 'ok' : problems.join('; ');
+}
+
+export const tableHeader = ['System', 'Durability (fsync per ack?)', 'W1 msg/s', 'W2 p50 / p99 / p99.9 / max ms', 'W3 peak RSS / growth', 'W4 FIFO', 'Client CPU', 'Server CPU', 'Status'];
+
+export function tableRows(run: BenchRun): string[][] {
+  return run.systems.map((system) => [
+    system.label,
+    `${system.fsyncPerAck ? 'yes' : 'NO'}: ${system.durabilityNote}`,
+    w1Cell(system),
+    w2Cell(system),
+    w3Cell(system),
+    w4Cell(system),
+    cpuCell(system, 'clientCpuPercent'),
+    cpuCell(system, 'serverCpuPercent'),
+    overallStatus(system),
+  ]);
+}
+
+function okResult(system: SystemRun, workload: WorkloadId): WorkloadResult | undefined {
+  const result = system.workloads[workload];
+  return result?.status === 'ok' ? result : undefined;
+}
+
+/** "Berth vs best durable peer" lines: durable = fsync before every acknowledgement. */
+export function ratioLines(run: BenchRun): string[] {
+  const berth = run.systems.find((system) => system.id === 'berth') ?? run.systems.find((system) => system.isBerth);
+  const peers = run.systems.filter((system) => !system.isBerth && system.fsyncPerAck);
+  if (berth === undefined || peers.length === 0) return ['Ratios: need the Berth row and at least one durable peer in the run.'];
+  const lines: string[] = [];
+  const berthW1 = okResult(berth, 'W1')?.messagesPerSecond;
+  const bestW1 = peers
+    .map((peer) => ({ peer, value: okResult(peer, 'W1')?.messagesPerSecond }))
+    .filter((entry): entry is { peer: SystemRun; value: number } => entry.value !== undefined)
+    .sort((a, b) => b.value - a.value)[0];
+  if (berthW1 !== undefined && bestW1 !== undefined) {
+    lines.push(`W1 throughput: ${berth.label} ${formatCount(berthW1)} msg/s vs best durable peer ${bestW1.peer.label} ${formatCount(bestW1.value)} msg/s = x${(berthW1 / bestW1.value).toFixed(2)}`);
+  } else lines.push('W1 throughput: no ratio (Berth or every durable peer has no ok W1 result)');
+  const berthW2 = okResult(berth, 'W2')?.latency;
+  const bestW2 = peers
+    .map((peer) => ({ peer, value: okResult(peer, 'W2')?.latency }))
+    .filter((entry): entry is { peer: SystemRun; value: NonNullable<WorkloadResult['latency']> } => entry.value !== undefined)
+    .sort((a, b) => a.value.p99Ms - b.value.p99Ms)[0];
+  if (berthW2 !== undefined && bestW2 !== undefined) {
+    lines.push(
+      `W2 p99 latency at ${formatCount(run.options.ratePerSecond)} msg/s: ${berth.label} ${formatMs(berthW2.p99Ms)} ms vs best durable peer ${bestW2.peer.label} ${formatMs(bestW2.value.p99Ms)} ms = x${(berthW2.p99Ms / bestW2.value.p99Ms).toFixed(2)} (lower is better)`,
+    );
+  } else lines.push('W2 latency: no ratio (Berth or every durable peer has no ok W2 result)');
+  const berthW3 = okResult(berth, 'W3')?.resources;
+  const bestW3 = peers
+    .map((peer) => ({ peer, value: okResult(peer, 'W3')?.resources }))
+    .filter((entry): entry is { peer: SystemRun; value: NonNullable<WorkloadResult['resources']> } => entry.value !== undefined)
+    .sort((a, b) => a.value.rssPeakBytes - b.value.rssPeakBytes)[0];
+  if (berthW3 !== undefined && bestW3 !== undefined) {
+    lines.push(`W3 peak RSS: ${berth.label} ${formatBytes(berthW3.rssPeakBytes)} vs leanest durable peer ${bestW3.peer.label} ${formatBytes(bestW3.value.rssPeakBytes)} = x${(berthW3.rssPeakBytes / bestW3.value.rssPeakBytes).toFixed(2)} (lower is better)`);
+  }
+  return lines;
+}
+
+export function rawDiskLines(run: BenchRun): string[] {
+  return run.rawDisk.map(
+    (result) =>
+      `write + fdatasync of ${result.recordsPerBatch} x 1 KiB per call: ${formatCount(result.fsyncsPerSecond)} fsyncs/s = ${formatCount(result.recordsPerSecond)} records/s (fdatasync p50 ${formatMs(result.fdatasyncP50Ms)} ms, p99 ${formatMs(result.fdatasyncP99Ms)} ms)`,
+  );
+}
+
+export function terminalTable(run: BenchRun): string {
+  const table = new Table({ head: tableHeader, wordWrap: true, colWidths: [18, 30, 10, 18, 26, 22, 8, 8, 18] });
+  for (const row of tableRows(run)) table.push(row);
+  return table.toString();
+}
+
+function escapeCell(text: string): string {
+  return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+export function markdownTable(run: BenchRun): string {
+  const lines = [`| ${tableHeader.join(' | ')} |`, `|${tableHeader.map(() => '---').join('|')}|`];
+  for (const row of tableRows(run)) lines.push(`| ${row.map(escapeCell).join(' | ')} |`);
+  return lines.join('\n');
+}
+
+function runSummaryLine(run: BenchRun): string {
+  const options = run.options;
+  return (
+    `Run ${run.startedAt}${options.quick ? ' (--quick)' : ''}, ${(run.durationMs / 60_000).toFixed(1)} min; ` +
+    `${run.machine.cpus}-core shared VM (${run.machine.cpuModel}), ${run.machine.memoryGiB} GiB, Linux ${run.machine.kernel}, Node ${run.machine.node}. ` +
+    `W1 ${formatCount(options.messages)} messages; W2 ${formatCount(options.ratePerSecond)} msg/s for ${options.latencySeconds} s; ` +
+    `W3 backlog ${formatCount(options.backlog)}; W4 ${formatCount(options.fifoMessages)} messages over ${formatCount(options.fifoGroups)} groups.`
+  );
+}
+
+export function latestMarkdown(run: BenchRun): string {
+  const versions = Object.entries(run.machine.versions)
+    .map(([name, version]) => `${name} ${version}`)
+    .join(', ');
+  return [
+    runSummaryLine(run),
+    '',
+    `Versions: ${versions}.`,
+    '',
+    markdownTable(run),
+    '',
+    'Client CPU and server CPU are measured during W1 (% of one core; the machine has 2).',
+    '',
+    '**Berth vs best durable peer**',
+    '',
+    ...ratioLines(run).map((line) => `- ${line}`),
+    '',
+    '**Raw durable write limit of this disk** (one writer, no queue)',
+    '',
+    ...rawDiskLines(run).map((line) => `- ${line}`),
+    '',
+  ].join('\n');
+}
+
+/** A hand-built SVG: W1 throughput bars and W2 p99 latency bars per system. */
+export function chartSvg(run: BenchRun): string {
+  const rowHeight = 26;
+  const labelWidth = 330;
+  const barWidth = 420;
+  const panelGap = 40;
+  const systems = run.systems;
+  const panelHeight = 40 + systems.length * rowHeight;
+  const width = labelWidth + barWidth + 140;
+  const height = panelHeight * 2 + panelGap + 30;
+  const escape = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="13">`,
+    `<rect width="100%" height="100%" fill="#ffffff"/>`,
+  ];
+  const panel = (top: number, title: string, values: Array<number | undefined>, format: (value: number) => string, colorOf: (index: number) => string): void => {
+    parts.push(`<text x="10" y="${top + 20}" font-weight="bold" font-size="15">${escape(title)}</text>`);
+    const maximum = Math.max(1e-9, ...values.filter((value): value is number => value !== undefined));
+    systems.forEach((system, index) => {
+      const y = top + 34 + index * rowHeight;
+      parts.push(`<text x="${labelWidth - 8}" y="${y + 15}" text-anchor="end">${escape(system.label)}</text>`);
+      const value = values[index];
+      if (value === undefined) {
+        parts.push(`<text x="${labelWidth + 4}" y="${y + 15}" fill="#888">n/a</text>`);
+        return;
+      }
+      const length = Math.max(1, (value / maximum) * barWidth);
+      parts.push(`<rect x="${labelWidth}" y="${y + 2}" width="${length.toFixed(1)}" height="${rowHeight - 8}" fill="${colorOf(index)}"/>`);
+      parts.push(`<text x="${(labelWidth + length + 6).toFixed(1)}" y="${y + 15}">${escape(format(value))}</text>`);
+    });
+  };
+  const color = (index: number): string => (systems[index]?.isBerth ? '#1f6feb' : systems[index]?.fsyncPerAck ? '#6e7781' : '#d0a000');
+  panel(0, 'W1 throughput, msg/s end to end (higher is better)', systems.map((system) => okResult(system, 'W1')?.messagesPerSecond), (value) => `${formatCount(value)} msg/s`, color);
+  panel(panelHeight + panelGap, `W2 p99 latency at ${formatCount(run.options.ratePerSecond)} msg/s, ms (lower is better)`, systems.map((system) => okResult(system, 'W2')?.latency?.p99Ms), (value) => `${formatMs(value)} ms`, color);
+  parts.push(
+    `<text x="10" y="${height - 10}" fill="#555" font-size="11">${escape(`blue: Berth; grey: fsync before ack; yellow: no fsync per ack. ${run.startedAt}${run.options.quick ? ' --quick' : ''}, ${run.machine.cpus}-core shared VM`)}</text>`,
+  );
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+export const sectionTitle = '## Peers and end-to-end';
+
+export function methodMarkdown(): string {
+  return `How to run: \`npm run bench\` (builds, installs missing peers with \`bench/setup.sh\` via apt, runs every system and workload, writes \`bench/results/latest.{json,md,svg}\` and this section). Short runs: \`npm run bench -- --quick\`, or \`--systems berth,redis --workloads W1,W2 --messages 50000 --backlog 1000000\`; \`--no-update-doc\` leaves this file alone. Systems: \`berth\`, \`berth-sdk\`, \`redis\`, \`bullmq\`, \`rabbitmq\`, \`nats\`.
+
+Method. The bench starts each system itself on 127.0.0.1 in a fresh temp directory, runs the workloads against it, stops it and removes the directory, then moves to the next system, so only one system loads the machine at a time. Messages are 1 KiB and carry their id, message group, sequence in group and send time. Producers and consumers run in worker threads of the bench process (4 + 4), each with its own connection; producers send batches of 10 (SQS SendMessageBatch, a Redis pipeline, 10 confirmed AMQP publishes, 10 JetStream publishes, BullMQ addBulk) and consumers receive up to 10 and delete/ack them (DeleteMessageBatch, XACK+XDEL, basic.ack, JetStream ack, BullMQ job completion).
+
+- W1 throughput: 4 producers (8 batches in flight each) + 4 consumers; messages per second from the start until the last message is deleted/acked.
+- W2 latency: an open-loop schedule at a fixed offered rate (5,000 msg/s for 20 s, split over 4 producers); each message carries its *intended* send time and latency is taken from that to receipt by a consumer, so a system that stalls the producer is charged for the wait (no coordinated omission). Percentiles from HdrHistogram (hdr-histogram-js) merged over consumers.
+- W3 backlog: the producers enqueue the whole backlog first, then the consumers drain it; the server's RSS (VmRSS from /proc/<pid>/status) is sampled every 250 ms; reported as peak and growth over the idle baseline, with fill and drain rates.
+- W4 FIFO: a Berth FIFO queue with 1,000 message groups; each producer owns 250 groups and never has two sends of one group in flight, and consumers check that every first delivery is the next sequence number of its group (a gap or reorder is a violation). RabbitMQ takes part with a single-active-consumer quorum queue (one consumer at a time, whole-queue order). Peers without an equivalent are n/a.
+- Every run checks delivery: each message id is counted once received; a run with a missing message is FAILED and shows no figure; duplicates are counted and shown in the status.
+- CPU: the client figure is \`process.cpuUsage()\` of the whole bench process (all load-generator threads), the server figure the utime+stime of the server process from /proc/<pid>/stat, both over the workload's wall time as % of one core. The machine has 2 cores shared by client and server, so the client's share is visible beside every figure.
+- Raw durable write limit: in the same run, a plain loop of write + fdatasync of 10 and of 100 x 1 KiB records to a file in the temp directory.
+
+Durability as configured (the table's second column says it per row):
+- Berth: every acknowledged send, receive and delete is in the log and fsynced (group commit) before the answer.
+- Redis Streams and BullMQ: \`appendonly yes\`, \`appendfsync always\` (Redis writes and fsyncs the AOF for one event-loop turn before sending its replies), RDB snapshots off.
+- RabbitMQ 3.10: quorum queue, persistent messages, publisher confirms (a quorum queue confirms after its Raft log write is fsynced); consumer acks are basic.ack (not confirmed).
+- NATS JetStream (nats-server 2.9.10 from Debian 12): file storage; a PubAck follows the write to the page cache, not an fsync (background flush every 2 minutes). \`sync_interval: always\` exists only from nats-server 2.10 and the Debian version refuses it, so there is no like-for-like NATS row; treat the NATS figures as not durable per ack.
+- "Berth SQS via @aws-sdk/client-sqs" uses the official SDK with a small message count: it measures what the SDK costs on the client (client-bound), not the server.`;
+}
+
+export function updateBenchmarksDocument(path: string, run: BenchRun): void {
+  const section = [sectionTitle, '', methodMarkdown(), '', '### Latest run', '', latestMarkdown(run).trimEnd(), ''].join('\n');
+  const existing = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n';
+  const start = existing.indexOf(`\n${sectionTitle}\n`);
+  let updated: string;
+  if (start === -1) {
+    updated = `${existing.trimEnd()}\n\n${section}`;
+  } else {
+    const afterTitle = start + 1 + sectionTitle.length;
+    const nextSection = existing.slice(afterTitle).search(/\n## /);
+    const end = nextSection === -1 ? existing.length : afterTitle + nextSection + 1;
+    updated = `${existing.slice(0, start + 1)}${section}${end < existing.length ? `\n${existing.slice(end)}` : ''}`;
+  }
+  writeFileSync(path, updated.endsWith('\n') ? updated : `${updated}\n`);
+}
