@@ -395,7 +395,7 @@ export function createConsoleHandler(deps: ConsoleDependencies): (request: HttpR
         ]);
         if (outcome === undefined) throw new Error('send returned no outcome for one message');
         if (isBerthError(outcome)) throw outcome;
-        metrics.recordMessages(name, 'sent', 1);
+        // Counting the send is the service's business (the server wraps it with instrumentService).
         return json(201, outcome);
       },
     },
