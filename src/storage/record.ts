@@ -117,8 +117,8 @@ export function decodeCheckedRecord(bytes: Uint8Array, view: DataView, position:
     type: view.getUint8(position + typeField),
     epoch: view.getUint32(position + epochField, true),
     timestampMs: getUint64(view, position + timestampField),
-    leafHash: bytes.slice(position + leafHashField, position + leafHashField + leafHashBytes),
-    payload: bytes.slice(position + recordHeaderBytes, position + length),
+    leafHash: copyOf(bytes, position + leafHashField, position + leafHashField + leafHashBytes),
+    payload: copyOf(bytes, position + recordHeaderBytes, position + length),
   };
 }
 
@@ -143,4 +143,12 @@ export function getUint64(view: DataView, position: number): number {
 
 export function viewOf(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/**
+ * A plain Uint8Array copy of a range. Not `bytes.slice`: on a Buffer (what node:fs reads
+ * return) slice is a view, and a view would keep the whole read-ahead buffer alive.
+ */
+export function copyOf(bytes: Uint8Array, start: number, end: number): Uint8Array {
+  return new Uint8Array(bytes.subarray(start, end));
 }

@@ -38,6 +38,7 @@ import { BerthError } from '../protocol/errors.js';
 import { StorageCorruptionError } from './errors.js';
 import {
   checkRecordAt,
+  copyOf,
   decodeCheckedRecord,
   encodeRecordInto,
   getUint64,
@@ -1055,7 +1056,7 @@ class SegmentedLog implements ReplicaLog {
     if (view.getUint32(0, true) !== checkpointMagic || view.getUint16(4, true) !== checkpointVersion) return 'damaged';
     if (getUint64(view, 24) !== bytes.length - checkpointHeaderBytes) return 'damaged';
     if (view.getUint32(8, true) !== crc32c(bytes.subarray(12))) return 'damaged';
-    return { offset: getUint64(view, 16), state: bytes.slice(checkpointHeaderBytes) };
+    return { offset: getUint64(view, 16), state: copyOf(bytes, checkpointHeaderBytes, bytes.length) };
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,352 @@
+// One suite, two file systems: the real disk (temp dirs) and the simulator. Failure and
+// crash tests that need fault injection run on the simulator only.
+
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { FileSystem } from '../core/filesystem.js';
+import { ManualClock } from '../core/clock.js';
+import { SeededRandom } from '../core/random.js';
+import { BerthError } from '../protocol/errors.js';
+import { NodeFileSystem } from '../io/node-filesystem.js';
+import { SimFileSystem } from '../testing/sim-filesystem.js';
+import { openPartitionLog, segmentFileName, indexFileName } from './segmented-log.js';
+import { StorageCorruptionError } from './errors.js';
+import type { LogRecord, PartitionLogOptions, ReplicaLog } from './types.js';
+
+const temporaryRoots: string[] = [];
+after(() => {
+  for (const root of temporaryRoots) rmSync(root, { recursive: true, force: true });
+});
+
+interface Harness {
+  fs: FileSystem;
+  directory: string;
+}
+
+const harnesses: Record<string, () => Harness> = {
+  node: () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'berth-log-'));
+    temporaryRoots.push(root);
+    return { fs: new NodeFileSystem(), directory: path.join(root, 'partition-0') };
+  },
+  sim: () => ({ fs: new SimFileSystem(), directory: '/data/partition-0' }),
+};
+
+function payloadFor(offset: number, bytes: number): Uint8Array {
+  const payload = new Uint8Array(bytes);
+  const random = new SeededRandom(offset + 1);
+  for (let i = 0; i < bytes; i++) payload[i] = random.int(256);
+  return payload;
+}
+
+function sizeFor(offset: number): number {
+  return (offset * 37) % 300;
+}
+
+function inputFor(offset: number): { type: number; epoch: number; timestampMs: number; payload: Uint8Array } {
+  return { type: 1 + (offset % 5), epoch: 3, timestampMs: 1_700_000_000_000 + offset, payload: payloadFor(offset, sizeFor(offset)) };
+}
+
+async function appendMany(log: ReplicaLog, count: number): Promise<void> {
+  let last = 0;
+  for (let i = 0; i < count; i++) {
+    const offset = log.endOffset;
+    last = log.append({ type: 1 + (offset % 5), epoch: 3, timestampMs: 1_700_000_000_000 + offset, payload: payloadFor(offset, sizeFor(offset)) });
+    assert.equal(last, offset);
+  }
+  await log.waitDurable(last + 1);
+}
+
+function checkRecord(record: LogRecord | undefined, offset: number): void {
+  assert.ok(record !== undefined, `record ${offset} missing`);
+  assert.equal(record.offset, offset);
+  assert.equal(record.type, 1 + (offset % 5));
+  assert.equal(record.epoch, 3);
+  assert.equal(record.timestampMs, 1_700_000_000_000 + offset);
+  assert.deepEqual(record.payload, payloadFor(offset, sizeFor(offset)));
+}
+
+async function readAll(log: ReplicaLog, from: number): Promise<LogRecord[]> {
+  const records: LogRecord[] = [];
+  let next = from;
+  for (;;) {
+    const batch = await log.read(next, 97, 16 * 1024);
+    if (batch.length === 0) return records;
+    records.push(...batch);
+    next += batch.length;
+  }
+}
+
+const small: Partial<PartitionLogOptions> = { segmentBytesMax: 8 * 1024, readAheadBytes: 4096, indexIntervalBytes: 512, groupCommitBytesMax: 16 * 1024 };
+
+for (const [kind, makeHarness] of Object.entries(harnesses)) {
+  describe(`segmented log on ${kind}`, () => {
+    test('append, read and readOne across segment rolls, then again after reopen from index files', async () => {
+      const { fs, directory } = makeHarness();
+      const log = await openPartitionLog(fs, directory, small);
+      assert.equal(log.endOffset, 0);
+      await appendMany(log, 500);
+      assert.equal(log.durableEndOffset, 500);
+      const names = await fs.list(directory);
+      const segments = names.filter((name) => name.endsWith('.log'));
+      assert.ok(segments.length > 5, `expected several segments, got ${segments.length}`);
+      assert.equal(names.filter((name) => name.endsWith('.index')).length, segments.length - 1);
+      const records = await readAll(log, 0);
+      assert.equal(records.length, 500);
+      records.forEach((record, i) => checkRecord(record, i));
+      for (const offset of [0, 1, 77, 250, 499, 311, 3]) checkRecord(await log.readOne(offset), offset);
+      const limited = await log.read(10, 3, 1 << 20);
+      assert.deepEqual(limited.map((record) => record.offset), [10, 11, 12]);
+      const oneAtLeast = await log.read(10, 100, 1);
+      assert.equal(oneAtLeast.length, 1);
+      await log.close();
+
+      const reopened = await openPartitionLog(fs, directory, small);
+      assert.equal(reopened.endOffset, 500);
+      assert.equal(reopened.startOffset, 0);
+      assert.equal(reopened.recovery.segmentsScanned, 1, 'only the last segment is scanned');
+      assert.equal(reopened.recovery.tornTailBytesTruncated, 0);
+      (await readAll(reopened, 0)).forEach((record, i) => checkRecord(record, i));
+      await appendMany(reopened, 50);
+      (await readAll(reopened, 480)).forEach((record, i) => checkRecord(record, 480 + i));
+      await reopened.close();
+    });
+
+    test('a missing or damaged index file makes recovery scan that segment and rewrite the index', async () => {
+      const { fs, directory } = makeHarness();
+      const log = await openPartitionLog(fs, directory, small);
+      await appendMany(log, 300);
+      await log.close();
+      const indexes = (await fs.list(directory)).filter((name) => name.endsWith('.index'));
+      assert.ok(indexes.length >= 2);
+      await fs.remove(`${directory}/${indexes[0]}`);
+      const damaged = await fs.open(`${directory}/${indexes[1]}`, { create: false });
+      await damaged.write(new Uint8Array([0xff, 0xff]), 60);
+      await damaged.close();
+      const reopened = await openPartitionLog(fs, directory, small);
+      assert.equal(reopened.recovery.segmentsScanned, 3);
+      (await readAll(reopened, 0)).forEach((record, i) => checkRecord(record, i));
+      await reopened.close();
+      const again = await openPartitionLog(fs, directory, small);
+      assert.equal(again.recovery.segmentsScanned, 1, 'the rewritten indexes are trusted');
+      await again.close();
+    });
+
+    test('read returns durable records only', async () => {
+      const { fs, directory } = makeHarness();
+      const log = await openPartitionLog(fs, directory, small);
+      const offset = log.append({ type: 1, epoch: 1, timestampMs: 1, payload: new Uint8Array(10) });
+      assert.deepEqual(await log.read(0, 10, 1 << 20), []);
+      await log.waitDurable(offset + 1);
+      assert.equal((await log.read(0, 10, 1 << 20)).length, 1);
+      await log.close();
+    });
+
+    test('appends in one tick form one group commit', async () => {
+      const { fs, directory } = makeHarness();
+      let batches = 0;
+      const log = await openPartitionLog(fs, directory, { onBatchDurable: () => { batches++; } });
+      const waits: Promise<void>[] = [];
+      for (let i = 0; i < 100; i++) {
+        waits.push(log.waitDurable(log.append({ type: 1, epoch: 1, timestampMs: 1, payload: new Uint8Array(100) }) + 1));
+      }
+      await Promise.all(waits);
+      assert.equal(log.stats.batches, 1);
+      assert.equal(log.stats.records, 100);
+      assert.equal(log.stats.bytes, 100 * 164);
+      assert.equal(batches, 1);
+      await log.close();
+    });
+
+    test('deleteBelow removes whole sealed segments only, never the active one', async () => {
+      const { fs, directory } = makeHarness();
+      const log = await openPartitionLog(fs, directory, small);
+      await appendMany(log, 400);
+      const before = (await fs.list(directory)).filter((name) => name.endsWith('.log')).length;
+      const start = await log.deleteBelow(200);
+      assert.ok(start > 0 && start <= 200, `start ${start}`);
+      assert.equal(log.startOffset, start);
+      const names = await fs.list(directory);
+      assert.ok(names.filter((name) => name.endsWith('.log')).length < before);
+      assert.ok(!names.includes(segmentFileName(0)) && !names.includes(indexFileName(0)));
+      (await readAll(log, start)).forEach((record, i) => checkRecord(record, start + i));
+      assert.equal(await log.deleteBelow(1_000_000), log.startOffset);
+      assert.ok(log.startOffset <= 399, 'the active segment stays');
+      await log.close();
+      const reopened = await openPartitionLog(fs, directory, small);
+      assert.equal(reopened.startOffset, log.startOffset);
+      assert.equal(reopened.endOffset, 400);
+      await reopened.close();
+    });
+
+    test('checkpoints: absent, written, replaced, and the previous one survives a damaged current', async () => {
+      const { fs, directory } = makeHarness();
+      const log = await openPartitionLog(fs, directory, small);
+      assert.equal(await log.readCheckpoint(), undefined);
+      await log.writeCheckpoint(10, new TextEncoder().encode('state at 10'));
+      assert.deepEqual(await log.readCheckpoint(), { offset: 10, state: new TextEncoder().encode('state at 10') });
+      await log.writeCheckpoint(20, new TextEncoder().encode('state at 20'));
+      assert.equal((await log.readCheckpoint())?.offset, 20);
+      const current = await fs.open(`${directory}/checkpoint`, { create: false });
+      await current.write(new Uint8Array([0x55]), 40);
+      await current.close();
+      assert.deepEqual(await log.readCheckpoint(), { offset: 10, state: new TextEncoder().encode('state at 10') });
+      const previous = await fs.open(`${directory}/checkpoint.prev`, { create: false });
+      await previous.truncate(5);
+      await previous.close();
+      await assert.rejects(log.readCheckpoint(), StorageCorruptionError);
+      await log.writeCheckpoint(30, new Uint8Array(0));
+      assert.deepEqual(await log.readCheckpoint(), { offset: 30, state: new Uint8Array(0) });
+      await log.close();
+    });
+
+    test('truncateFrom cuts a tail across segments; appendReplicated continues with given offsets', async () => {
+      const { fs, directory } = makeHarness();
+      const log = await openPartitionLog(fs, directory, small);
+      await appendMany(log, 300);
+      await log.truncateFrom(123);
+      assert.equal(log.endOffset, 123);
+      assert.equal(log.durableEndOffset, 123);
+      const leafHash = new Uint8Array(32).fill(7);
+      log.appendReplicated({ offset: 123, type: 9, epoch: 4, timestampMs: 5, payload: new Uint8Array([1, 2]), leafHash });
+      await log.waitDurable(124);
+      await appendMany(log, 10);
+      await log.close();
+      const reopened = await openPartitionLog(fs, directory, small);
+      assert.equal(reopened.endOffset, 134);
+      const records = await readAll(reopened, 0);
+      assert.equal(records.length, 134);
+      records.slice(0, 123).forEach((record, i) => checkRecord(record, i));
+      assert.deepEqual(records[123], { offset: 123, type: 9, epoch: 4, timestampMs: 5, payload: new Uint8Array([1, 2]), leafHash });
+      records.slice(124).forEach((record, i) => checkRecord(record, 124 + i));
+      await reopened.close();
+    });
+
+    test('close flushes pending appends; appends after close throw', async () => {
+      const { fs, directory } = makeHarness();
+      const log = await openPartitionLog(fs, directory, small);
+      for (let i = 0; i < 20; i++) log.append(inputFor(i));
+      await log.close();
+      assert.throws(() => log.append({ type: 1, epoch: 1, timestampMs: 1, payload: new Uint8Array(1) }), BerthError);
+      const reopened = await openPartitionLog(fs, directory, small);
+      assert.equal(reopened.endOffset, 20);
+      await reopened.close();
+    });
+
+    test('bad options are refused with the key named', async () => {
+      const { fs, directory } = makeHarness();
+      await assert.rejects(openPartitionLog(fs, directory, { segmentBytesMax: 10 }), /segmentBytesMax/);
+      await assert.rejects(openPartitionLog(fs, directory, { groupCommitDelayMs: 5 }), /needs a clock/);
+    });
+  });
+}
+
+describe('segmented log failures (simulated disk)', () => {
+  test('ENOSPC fails the log for good and loses nothing that was durable', async () => {
+    const fs = new SimFileSystem();
+    fs.partialWriteOnFault = true;
+    const log = await openPartitionLog(fs, '/d', small);
+    await appendMany(log, 100);
+    fs.capacityBytes = fs.totalBytes() + 3000;
+    const waits: Promise<void>[] = [];
+    for (let i = 0; i < 50; i++) {
+      const offset = log.append(inputFor(log.endOffset));
+      waits.push(log.waitDurable(offset + 1));
+    }
+    const outcomes = await Promise.allSettled(waits);
+    const rejected = outcomes.filter((outcome) => outcome.status === 'rejected');
+    assert.ok(rejected.length > 0);
+    for (const outcome of rejected) {
+      assert.ok(outcome.status === 'rejected' && outcome.reason instanceof BerthError);
+      assert.equal(outcome.reason.code, 'ServiceUnavailable');
+      assert.match(outcome.reason.message, /stopped after a disk error: ENOSPC.*restart the server once the disk is fixed/);
+    }
+    const durable = log.durableEndOffset;
+    assert.ok(durable >= 100 && durable < 150);
+    assert.throws(() => log.append({ type: 1, epoch: 1, timestampMs: 1, payload: new Uint8Array(1) }), /stopped after a disk error/);
+    await assert.rejects(log.waitDurable(log.endOffset), /stopped after a disk error/);
+    await log.close();
+    fs.capacityBytes = Infinity;
+    fs.crash();
+    const reopened = await openPartitionLog(fs, '/d', small);
+    assert.ok(reopened.endOffset >= durable);
+    (await readAll(reopened, 0)).forEach((record, i) => checkRecord(record, i));
+    await reopened.close();
+  });
+
+  test('an fsync error stops the log: nothing unsynced is reported durable, and it is never retried', async () => {
+    const fs = new SimFileSystem();
+    const log = await openPartitionLog(fs, '/d', small);
+    await appendMany(log, 10);
+    fs.injectFault({ operation: 'sync', code: 'EIO' });
+    const offset = log.append({ type: 1, epoch: 1, timestampMs: 1, payload: new Uint8Array(10) });
+    await assert.rejects(log.waitDurable(offset + 1), (error: unknown) => error instanceof BerthError && error.code === 'ServiceUnavailable' && /EIO/.test(error.message));
+    assert.equal(log.durableEndOffset, 10);
+    const syncs = fs.counts.sync;
+    assert.throws(() => log.append({ type: 1, epoch: 1, timestampMs: 1, payload: new Uint8Array(1) }), BerthError);
+    await log.close();
+    assert.equal(fs.counts.sync, syncs, 'no fsync after the failure');
+    assert.equal((await log.read(0, 100, 1 << 20)).length, 10, 'durable records stay readable');
+  });
+
+  test('groupCommitDelayMs waits on the clock, or flushes at once when the batch is full', async () => {
+    const fs = new SimFileSystem();
+    const clock = new ManualClock();
+    const log = await openPartitionLog(fs, '/d', { groupCommitDelayMs: 5, groupCommitBytesMax: 8192, clock });
+    let durable = false;
+    const wait = log.waitDurable(log.append({ type: 1, epoch: 1, timestampMs: 1, payload: new Uint8Array(10) }) + 1).then(() => { durable = true; });
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(durable, false, 'nothing written before the delay');
+    clock.advance(5);
+    await wait;
+    for (let i = 0; i < 60; i++) log.append({ type: 1, epoch: 1, timestampMs: 1, payload: new Uint8Array(200) });
+    // 60 records of 264 bytes pass groupCommitBytesMax: the first 8 KiB go without waiting for the clock.
+    await log.waitDurable(10);
+    assert.equal(log.stats.batches, 2);
+    await new Promise<void>((resolve) => setImmediate(resolve)); // let the flusher arm the timer for the rest
+    clock.advance(5);
+    await log.waitDurable(log.endOffset);
+    await log.close();
+  });
+
+  test('crash at random points: every acknowledged record survives, torn tails are cut (200 seeds)', async () => {
+    for (let seed = 1; seed <= 200; seed++) {
+      const random = new SeededRandom(seed);
+      const fs = new SimFileSystem();
+      const options = { ...small, segmentBytesMax: 2048 + random.int(8192) };
+      let log = await openPartitionLog(fs, '/d', options);
+      let acknowledged = 0;
+      const rounds = 1 + random.int(30);
+      for (let round = 0; round < rounds; round++) {
+        const count = 1 + random.int(20);
+        let last = -1;
+        for (let i = 0; i < count; i++) {
+          const offset = log.endOffset;
+          last = log.append(inputFor(offset));
+        }
+        if (random.int(3) > 0) {
+          await log.waitDurable(last + 1);
+          acknowledged = last + 1;
+        }
+        if (random.int(8) === 0) {
+          // Crash now, with writes possibly in flight, and come back.
+          fs.crash({ torn: true, garbage: random.int(2) === 0, random });
+          log = await openPartitionLog(fs, '/d', options).catch((error: unknown) => {
+            throw new Error(`seed ${seed}: reopen failed: ${String(error)}`);
+          });
+          assert.ok(log.endOffset >= acknowledged, `seed ${seed}: lost acknowledged records (${log.endOffset} < ${acknowledged})`);
+          acknowledged = log.endOffset;
+        }
+      }
+      fs.crash({ torn: true, random });
+      const reopened = await openPartitionLog(fs, '/d', options);
+      assert.ok(reopened.endOffset >= acknowledged, `seed ${seed}: lost acknowledged records`);
+      const records = await readAll(reopened, 0);
+      assert.equal(records.length, reopened.endOffset, `seed ${seed}`);
+      records.forEach((record, i) => checkRecord(record, i));
+    }
+  });
+});
