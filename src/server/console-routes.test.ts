@@ -81,7 +81,7 @@ describe('console handler', () => {
     const list = jsonOf(await handle(request('GET', '/console/api/queues')));
     assert.deepEqual(list.queues.map((queue: { name: string }) => queue.name), ['orders']);
     assert.deepEqual(list.queues[0].counts, { visible: 1, inflight: 0, delayed: 0, oldestMessageAgeSeconds: 0 });
-    assert.equal(list.queues[0].series.sent.length, 61);
+    assert.equal(list.queues[0].series.sent.length, 60);
 
     const peeked = jsonOf(await handle(request('GET', '/console/api/queues/orders/messages?max=5')));
     assert.equal(peeked.messages.length, 1);
@@ -180,8 +180,8 @@ describe('console handler', () => {
     await handle(request('POST', '/console/api/queues/orders/messages', { body: 'two' }));
     metrics.recordAction('SendMessage', 'orders', undefined, 2);
     const series = jsonOf(await handle(request('GET', '/console/api/series?seconds=60')));
-    assert.equal(series.series.requests.length, 61);
-    assert.equal(series.series.requests.reduce((sum: number, value: number) => sum + value, 0), 1);
+    assert.equal(series.series.requests.length, 60);
+    assert.equal(series.series.latencyP50Ms.length, 60);
     const scraped = await handle(request('GET', '/metrics'));
     assert.equal(scraped?.status, 200);
     assert.match(scraped?.headers['content-type'] ?? '', /^text\/plain/);

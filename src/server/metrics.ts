@@ -56,7 +56,7 @@ export interface QueueRates {
   deletedPerSecond: number;
 }
 
-/** One value per whole second, oldest first; `startMs` is the first second's start. */
+/** One value per whole second, oldest first, the current partial second left out; `startMs` is the first second's start. */
 export interface QueueSeries {
   startMs: number;
   stepMs: number;
@@ -298,7 +298,7 @@ export class BerthMetrics {
     return { ...ratesOf(this.serverRing, now, window), requestsPerSecond: requests / window, errorsPerSecond: errors / window };
   }
 
-  /** The last `seconds` whole seconds plus the current one, per queue. */
+  /** The last `seconds` whole seconds, per queue. */
   queueSeries(queue: string, seconds: number): QueueSeries {
     const { first, count } = this.window(seconds);
     const ring = this.queueRings.get(queue);
@@ -345,9 +345,10 @@ export class BerthMetrics {
     return Math.floor(this.clock.nowMs() / 1000);
   }
 
+  /** The last `seconds` whole seconds; the current, partial second is left out so a chart does not dip at its end. */
   private window(seconds: number): { first: number; count: number } {
-    const count = Math.max(1, Math.min(Math.floor(seconds) + 1, this.seriesSecondsMax));
-    return { first: this.currentSecond() - count + 1, count };
+    const count = Math.max(1, Math.min(Math.floor(seconds), this.seriesSecondsMax - 1));
+    return { first: this.currentSecond() - count, count };
   }
 
   private queueRing(queue: string): SecondRing | undefined {

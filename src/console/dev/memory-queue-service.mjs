@@ -122,7 +122,14 @@ export class MemoryQueueService {
   }
   async listDeadLetterSourceQueues(name) {
     const arn = `arn:aws:sqs:${this.region}:${this.accountId}:${name}`;
-    return [...this.queues.values()].filter((queue) => (queue.description.attributes.RedrivePolicy ?? '').includes(arn)).map((queue) => queue.description.name).sort();
+    const targets = (queue) => {
+      try {
+        return JSON.parse(queue.description.attributes.RedrivePolicy ?? '{}').deadLetterTargetArn === arn;
+      } catch {
+        return false;
+      }
+    };
+    return [...this.queues.values()].filter(targets).map((queue) => queue.description.name).sort();
   }
   async startMessageMoveTask() {
     return nextId();

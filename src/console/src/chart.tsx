@@ -16,7 +16,8 @@ export interface ChartProps {
   startMs: number;
   stepMs: number;
   lines: ChartLine[];
-  width: number;
+  /** Fixed width in pixels; absent: the chart fills its container and follows resizes. */
+  width?: number;
   height: number;
   /** A sparkline: no axes, legend or cursor. */
   compact?: boolean;
@@ -27,7 +28,7 @@ export interface ChartProps {
 export function Chart(props: ChartProps) {
   const container = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
-  const shape = `${props.lines.map((line) => line.label).join('|')}:${props.width}x${props.height}:${props.compact === true}`;
+  const shape = `${props.lines.map((line) => line.label).join('|')}:${props.width ?? 'fill'}x${props.height}:${props.compact === true}`;
 
   const data = (): uPlot.AlignedData => {
     const length = Math.max(0, ...props.lines.map((line) => line.values.length));
@@ -40,8 +41,9 @@ export function Chart(props: ChartProps) {
     if (element === null) return;
     const compact = props.compact === true;
     const unit = props.unit ?? '';
+    const widthOf = (): number => props.width ?? Math.max(200, element.clientWidth);
     const options: uPlot.Options = {
-      width: props.width,
+      width: widthOf(),
       height: props.height,
       legend: { show: !compact },
       cursor: { show: !compact },
@@ -55,7 +57,13 @@ export function Chart(props: ChartProps) {
       ],
     };
     plot.current = new uPlot(options, data(), element);
+    let observer: ResizeObserver | undefined;
+    if (props.width === undefined) {
+      observer = new ResizeObserver(() => plot.current?.setSize({ width: widthOf(), height: props.height }));
+      observer.observe(element);
+    }
     return () => {
+      observer?.disconnect();
       plot.current?.destroy();
       plot.current = null;
     };

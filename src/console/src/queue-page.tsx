@@ -93,7 +93,6 @@ export function QueuePage({ name }: { name: string }) {
         <h2>Messages per second, last 5 minutes</h2>
         <Chart
           title={`Messages per second in ${queue.name}, last 5 minutes`}
-          width={880}
           height={180}
           startMs={queue.series.startMs}
           stepMs={queue.series.stepMs}

@@ -34,7 +34,6 @@ export function ServerPage() {
             <h2>Throughput per second, last 5 minutes</h2>
             <Chart
               title="Server throughput per second, last 5 minutes"
-              width={880}
               height={220}
               startMs={data.series.startMs}
               stepMs={data.series.stepMs}
@@ -51,7 +50,6 @@ export function ServerPage() {
             <h2>Request latency, last 5 minutes</h2>
             <Chart
               title="Request latency p50 and p99 in milliseconds, last 5 minutes"
-              width={880}
               height={220}
               unit=" ms"
               startMs={data.series.startMs}
