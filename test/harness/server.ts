@@ -391,12 +391,16 @@ async function startOnce(options: StartBerthOptions, attempt: number): Promise<B
       lastProblem = (error as Error).message;
     }
     await new Promise<void>((resolve) => {
-      // Poll until the process is up or gone: both end the wait sooner.
-      const timer = setTimeout(resolve, 100);
-      child.once('exit', () => {
+      // Poll until the process is up or gone: an exit ends the wait sooner.
+      const onExit = () => {
         clearTimeout(timer);
         resolve();
-      });
+      };
+      const timer = setTimeout(() => {
+        child.off('exit', onExit);
+        resolve();
+      }, 100);
+      child.once('exit', onExit);
     });
   }
 }
