@@ -347,6 +347,9 @@ export class LocalBroker implements QueueService {
     const byPartition = new Map<number, EnqueuePayload[]>();
     for (const payload of payloads) {
       const moved: EnqueuePayload = { ...payload, deadLetterQueueSourceArn: sourceArn, delaySeconds: 0 };
+      // A moved message must never be taken for a duplicate of an earlier send (that would
+      // drop it while the source deletes its copy), so it gets a deduplication id of its own.
+      if (queue.config.fifo) moved.deduplicationId = `${payload.messageId}-${this.options.clock.nowMs()}`;
       if (sourceArn === undefined) delete moved.deadLetterQueueSourceArn;
       const partition = this.partitionForSend(queue, payload.groupId);
       let list = byPartition.get(partition);

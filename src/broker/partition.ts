@@ -208,7 +208,7 @@ export class PartitionRunner {
       if (this.closed) return [];
       const deliveries = await this.receiveOnce(request);
       if (deliveries.length > 0) return deliveries;
-      if (this.machine.loadFrom() !== undefined && (await this.loadWindow())) continue;
+      if (this.machine.loadFrom(this.now()) !== undefined && (await this.loadWindow())) continue;
       const remainingMs = deadlineMs - this.clock.monotonicMs();
       if (remainingMs <= 0 || request.signal?.aborted === true || this.closed) return [];
       await this.waitForWake(remainingMs, request.signal);
@@ -293,6 +293,7 @@ export class PartitionRunner {
       if (payload === undefined) continue;
       deliveries.push({
         offset,
+        sequenceNumber: view.sequenceNumber,
         receipt: { messageOffset: offset, receiveOffset: -1 },
         payload,
         receiveCount: view.receiveCount,
@@ -363,7 +364,7 @@ export class PartitionRunner {
     for (const offset of plan.deliver) {
       const view = this.machine.message(offset);
       assert(view !== undefined && view.receipt !== undefined, `planned delivery of offset ${offset} has no receipt`);
-      picked.push({ offset, receipt: view.receipt, receiveCount: view.receiveCount, firstReceiveTimestampMs: view.firstReceiveTimestampMs });
+      picked.push({ offset, sequenceNumber: view.sequenceNumber, receipt: view.receipt, receiveCount: view.receiveCount, firstReceiveTimestampMs: view.firstReceiveTimestampMs });
     }
     await this.log.waitDurable(this.log.endOffset);
     const deliveries: Delivery[] = [];
@@ -420,12 +421,12 @@ export class PartitionRunner {
   /** Reads the next stretch of backlog from disk into the machine's window. True if it loaded anything. */
   private loadWindow(): Promise<boolean> {
     if (this.loading !== undefined) return this.loading;
-    const from = this.machine.loadFrom();
+    const from = this.machine.loadFrom(this.now());
     if (from === undefined) return Promise.resolve(false);
     const load = async (): Promise<boolean> => {
       const records = await this.log.read(from, this.options.loadBatchRecords, 4 * 1024 * 1024);
       if (records.length === 0 || this.closed) return false;
-      this.machine.load(records);
+      this.machine.load(records, this.now());
       this.wakeAll();
       return true;
     };

@@ -64,7 +64,7 @@ program
       const rows = await queueRows(sqs, options.prefix);
       if (options.json === true) return print(JSON.stringify(rows, null, 2));
       if (rows.length === 0) return print(pc.dim('no queues'));
-      const table = new Table({ head: ['queue', 'type', 'visible', 'in flight', 'delayed'].map((heading) => pc.bold(heading)) });
+      const table = new Table({ head: ['queue', 'type', 'visible', 'in flight', 'delayed'].map((heading) => pc.bold(heading)), style: { head: [] } });
       for (const row of rows) table.push([row.name, row.fifo ? 'FIFO' : 'standard', row.visible, row.inflight, row.delayed]);
       print(table.toString());
     });
@@ -76,7 +76,7 @@ program
   .action(async () => {
     await withClient(async (sqs) => {
       const rows = await queueRows(sqs, undefined);
-      const table = new Table({ head: ['queue', 'visible', 'in flight', 'delayed'].map((heading) => pc.bold(heading)) });
+      const table = new Table({ head: ['queue', 'visible', 'in flight', 'delayed'].map((heading) => pc.bold(heading)), style: { head: [] } });
       let visible = 0;
       let inflight = 0;
       let delayed = 0;
