@@ -75,6 +75,11 @@ export class SimFileSystem implements FileSystem {
   capacityBytes = Infinity;
   /** A write that fails by fault or capacity first writes a prefix of its bytes. */
   partialWriteOnFault = false;
+  /**
+   * Called at the start of every operation (before it takes effect): tests crash the disk
+   * at an exact point with it. If it crashes, the operation throws EBADF.
+   */
+  onOperation: ((operation: SimOperation, filePath: string) => void) | undefined;
   /** Counters, for tests that assert how many syncs or writes happened. */
   readonly counts: Record<SimOperation, number> = {
     open: 0, write: 0, read: 0, sync: 0, truncate: 0, rename: 0, remove: 0, syncDirectory: 0,
@@ -184,6 +189,11 @@ export class SimFileSystem implements FileSystem {
   /** Throws the injected fault for this operation and path, if any is armed. */
   checkFault(operation: SimOperation, filePath: string): void {
     this.counts[operation]++;
+    if (this.onOperation !== undefined) {
+      const generation = this.generation;
+      this.onOperation(operation, filePath);
+      if (generation !== this.generation) throw new SimError('EBADF', `${operation} ${filePath}: the disk crashed`);
+    }
     const fault = this.faults.find((candidate) => candidate.operation === operation
       && candidate.remaining > 0
       && (candidate.pathIncludes === undefined || filePath.includes(candidate.pathIncludes)));
