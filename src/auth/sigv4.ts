@@ -167,7 +167,16 @@ export class SigV4Verifier {
       if (value === undefined) return fail('SignatureDoesNotMatch', `Signed header ${name} is missing from the request.`);
       canonicalHeaders.push(name + ':' + value.trim().replace(/\s+/g, ' '));
     }
-    const payloadHash = headerValue(request.headers, 'x-amz-content-sha256') ?? sha256Hex(request.body);
+    // The body is always hashed here: a client-supplied x-amz-content-sha256 must match it,
+    // or a signed request could carry any body. UNSIGNED-PAYLOAD only for an empty body.
+    let payloadHash = sha256Hex(request.body);
+    const declaredHash = headerValue(request.headers, 'x-amz-content-sha256');
+    if (declaredHash !== undefined && declaredHash !== payloadHash) {
+      if (declaredHash !== 'UNSIGNED-PAYLOAD' || request.body.length > 0) {
+        return fail('SignatureDoesNotMatch', "The provided 'x-amz-content-sha256' header does not match what was computed.");
+      }
+      payloadHash = declaredHash;
+    }
     const canonicalRequest =
       request.method.toUpperCase() + '\n' + canonicalPath(rawPath) + '\n' + canonicalQuery(rawQuery) + '\n' + canonicalHeaders.join('\n') + '\n\n' +
       parsed.signedHeaders.join(';') + '\n' + payloadHash;
