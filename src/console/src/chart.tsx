@@ -50,7 +50,7 @@ export function Chart(props: ChartProps) {
       scales: { y: { range: (_self, minimum, maximum) => [Math.min(0, minimum), Math.max(1, maximum * 1.1)] } },
       axes: compact
         ? [{ show: false }, { show: false }]
-        : [{ stroke: '#5b6472', grid: { stroke: '#eef0f3' } }, { stroke: '#5b6472', grid: { stroke: '#eef0f3' }, size: 56, values: (_self, ticks) => ticks.map((tick) => `${tick}${unit}`) }],
+        : [{ stroke: '#5b6472', grid: { stroke: '#eef0f3' }, space: 70, values: (_self, ticks) => ticks.map((tick) => clockTime(tick)) }, { stroke: '#5b6472', grid: { stroke: '#eef0f3' }, size: 56, values: (_self, ticks) => ticks.map((tick) => `${tick}${unit}`) }],
       series: [
         {},
         ...props.lines.map((line) => ({ label: line.label, stroke: line.color, width: compact ? 1.25 : 1.75, spanGaps: false, points: { show: false }, value: (_self: uPlot, value: number | null) => (value === null ? '–' : `${Number(value.toFixed(2))}${unit}`) })),
@@ -85,3 +85,10 @@ export const colors = {
   p50: '#0891b2',
   p99: '#be185d',
 } as const;
+
+/** "14:05:30" for an epoch-seconds tick: the charts span minutes, so no date is needed. */
+function clockTime(epochSeconds: number): string {
+  const date = new Date(epochSeconds * 1000);
+  const pad = (value: number): string => String(value).padStart(2, '0');
+  return `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+}
