@@ -3,6 +3,8 @@
 // the console's live series see the same traffic.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
@@ -10,7 +12,7 @@ import {
   ReceiveMessageCommand,
   SendMessageBatchCommand,
 } from '@aws-sdk/client-sqs';
-import { httpRequest, sqsClient, startBerth, waitUntil, type BerthProcess } from './harness/server.js';
+import { httpRequest, repoRoot, sqsClient, startBerth, waitUntil, type BerthProcess } from './harness/server.js';
 
 let server: BerthProcess | undefined;
 after(async () => {
@@ -97,4 +99,20 @@ test('metrics follow sends, receives, deletes and errors', { timeout: 60_000 }, 
   } finally {
     client.destroy();
   }
+});
+
+test('every metric docs/grafana-dashboard.json queries is exported', { timeout: 60_000 }, async () => {
+  server ??= await startBerth({ name: 'metrics' });
+  const exposition = (await httpRequest(server.url, { path: '/metrics' })).body;
+  const declared = new Set([...exposition.matchAll(/^# TYPE (\S+) /gm)].map((match) => match[1]));
+  const dashboard = JSON.parse(readFileSync(path.join(repoRoot, 'docs', 'grafana-dashboard.json'), 'utf8')) as { panels: Array<{ targets?: Array<{ expr: string }> }> };
+  const queried = new Set<string>();
+  for (const panel of dashboard.panels) {
+    for (const target of panel.targets ?? []) {
+      for (const match of target.expr.matchAll(/\b((?:berth|process|nodejs)_[a-z0-9_]+)/g)) queried.add((match[1] ?? '').replace(/_(bucket|sum|count)$/, ''));
+    }
+  }
+  assert.ok(queried.size >= 10, `the dashboard queries ${queried.size} metrics`);
+  const missing = [...queried].filter((name) => !declared.has(name));
+  assert.deepEqual(missing, [], 'metrics the dashboard queries but the server does not export');
 });
