@@ -198,6 +198,8 @@ export class LogicalQueue {
   readonly backlog = new BacklogRuns();
   /** Sequence offsets at or beyond the cursor already taken out of the backlog (replay only). */
   readonly aheadSequences = new Set<number>();
+  /** Offsets at or beyond the cursor of Relocate records (they hold window messages, not backlog ones). */
+  readonly relocationsAhead = new Set<number>();
   lastPurgeTimestampMs: number | undefined;
   /** Standard fair queues: the group served last, so the next receive starts after it. */
   lastServedGroupKey: string | undefined;
@@ -220,7 +222,7 @@ export class LogicalQueue {
 
   /** Whether an offset names a message still in the backlog (never taken into the window). */
   inBacklog(offset: number): boolean {
-    return this.backlogCount > 0 && offset >= this.readCursorOffset && !this.aheadSequences.has(offset) && !this.aliases.has(offset);
+    return this.backlogCount > 0 && offset >= this.readCursorOffset && !this.aheadSequences.has(offset) && !this.relocationsAhead.has(offset);
   }
 
   static groupKey(groupId: string | undefined): string {
@@ -282,6 +284,7 @@ export class LogicalQueue {
     if (this.backlogCount === 0) {
       if (appliedEndOffset !== Infinity) this.readCursorOffset = appliedEndOffset;
       this.aheadSequences.clear();
+      this.relocationsAhead.clear();
     }
   }
 
@@ -315,6 +318,7 @@ export class LogicalQueue {
     entry.offset = newOffset;
     (entry.aliasOffsets ??= []).push(newOffset);
     this.aliases.set(newOffset, entry.sequenceOffset);
+    if (this.backlogCount > 0 && newOffset >= this.readCursorOffset) this.relocationsAhead.add(newOffset);
   }
 
   purge(purgeOffset: number, timestampMs: number): void {
@@ -325,6 +329,7 @@ export class LogicalQueue {
     this.backlogCount = 0;
     this.backlog.clear();
     this.aheadSequences.clear();
+    this.relocationsAhead.clear();
     this.attempts.clear();
     this.inflight.clear();
     this.readCursorOffset = purgeOffset + 1;

@@ -527,6 +527,7 @@ export class QueueMachine {
         if (record.offset < queue.readCursorOffset) continue;
         if (record.offset >= this.appliedEnd) break;
         assert(record.offset === queue.readCursorOffset, `load needs consecutive records: expected ${queue.readCursorOffset}, got ${record.offset}`);
+        queue.relocationsAhead.delete(record.offset);
         if (record.type === RecordType.Enqueue) {
           if (queue.aheadSequences.has(record.offset)) {
             queue.aheadSequences.delete(record.offset);
@@ -657,6 +658,8 @@ export class QueueMachine {
       queue.backlog.write(writer);
       writer.varint(queue.aheadSequences.size);
       for (const offset of queue.aheadSequences) writer.varint(offset);
+      writer.varint(queue.relocationsAhead.size);
+      for (const offset of queue.relocationsAhead) writer.varint(offset);
       writer.varint(queue.attempts.size);
       for (const [attemptId, attempt] of queue.attempts) {
         writer.string(attemptId).f64(attempt.timestampMs).varint(attempt.receiveOffset).varint(attempt.offsets.length);
@@ -705,6 +708,8 @@ export class QueueMachine {
       queue.backlog.read(reader);
       const aheadCount = reader.varint();
       for (let index = 0; index < aheadCount; index++) queue.aheadSequences.add(reader.varint());
+      const relocationsAheadCount = reader.varint();
+      for (let index = 0; index < relocationsAheadCount; index++) queue.relocationsAhead.add(reader.varint());
       const attemptCount = reader.varint();
       for (let index = 0; index < attemptCount; index++) {
         const attemptId = reader.string();
