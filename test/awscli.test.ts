@@ -68,7 +68,10 @@ test('awscli is the Query-protocol one and Berth answers it', async () => {
   assert.match(version.stdout + version.stderr, /aws-cli\/2\.9\./, 'Debian bookworm awscli 2.9.x');
   const debug = await aws(['create-queue', '--queue-name', 'cli-debug'], { debug: true });
   assert.equal(debug.code, 0, debug.stderr.slice(-4_000));
-  assert.match(debug.stderr, /Action=CreateQueue/, 'the request body is a Query form, not JSON');
+  // The debug log shows the request body as a form (or its dict before encoding) and the
+  // form content type.
+  assert.match(debug.stderr, /Action=CreateQueue|'Action': 'CreateQueue'/, 'the request body is a Query form, not JSON');
+  assert.match(debug.stderr, /application\/x-www-form-urlencoded/);
   assert.doesNotMatch(debug.stderr, /X-Amz-Target['"]?: ['"]?AmazonSQS/i);
   assert.equal((JSON.parse(debug.stdout) as { QueueUrl: string }).QueueUrl, `${berth.url}/${accountId}/cli-debug`);
 });

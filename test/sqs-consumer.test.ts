@@ -122,6 +122,7 @@ test('handleMessageBatch on a FIFO queue: 240 messages in 4 groups, order per gr
     waitTimeSeconds: 1,
     pollingCompleteWaitTimeMs: 5_000,
     messageSystemAttributeNames: ['MessageGroupId'],
+    suppressFifoWarning: true,
     handleMessageBatch: async (messages: Message[]) => {
       for (const message of messages) {
         const [group, sequence] = (message.Body ?? '').split(':');
