@@ -39,7 +39,9 @@ export interface RunningHttpServer {
 
 export async function startHttpServer(options: HttpServerOptions): Promise<RunningHttpServer> {
   const inFlight = new Set<AbortController>();
-  const server = http.createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 60_000, headersTimeout: 15_000, keepAliveTimeout: 65_000 }, (request, response) => {
+  // requestTimeout bounds the time to receive a whole request (not the answer, so long
+  // polls are unaffected): a client that declares a huge chunk or trickles bytes is cut off.
+  const server = http.createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 15_000, headersTimeout: 10_000, keepAliveTimeout: 65_000 }, (request, response) => {
     const controller = new AbortController();
     inFlight.add(controller);
     response.on('close', () => {
