@@ -10,8 +10,10 @@ export function formatRate(perSecond: number): string {
   return Math.round(perSecond).toLocaleString('en-US');
 }
 
-export function formatAge(seconds: number): string {
-  if (seconds <= 0) return '–';
+/** Age of the oldest message; `messages` is how many there are (an empty queue has no age). */
+export function formatAge(seconds: number, messages: number): string {
+  if (messages === 0) return '–';
+  if (seconds < 1) return '< 1 s';
   if (seconds < 60) return `${Math.round(seconds)} s`;
   if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
   if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`;

@@ -84,7 +84,7 @@ export function QueuePage({ name }: { name: string }) {
         <Stat name="visible" label="Visible messages" value={formatCount(queue.counts.visible)} />
         <Stat name="inflight" label="Messages in flight" value={formatCount(queue.counts.inflight)} />
         <Stat name="delayed" label="Delayed messages" value={formatCount(queue.counts.delayed)} />
-        <Stat name="oldest" label="Oldest message age" value={formatAge(queue.counts.oldestMessageAgeSeconds)} />
+        <Stat name="oldest" label="Oldest message age" value={formatAge(queue.counts.oldestMessageAgeSeconds, queue.counts.visible + queue.counts.inflight + queue.counts.delayed)} />
         <Stat name="sent-rate" label="Sent per second" value={formatRate(queue.rates.sentPerSecond)} />
         <Stat name="deleted-rate" label="Deleted per second" value={formatRate(queue.rates.deletedPerSecond)} />
       </div>

@@ -64,7 +64,7 @@ function QueueRow({ queue }: { queue: QueueSummary }) {
       <td class="number" data-column="visible">{formatCount(queue.counts.visible)}</td>
       <td class="number" data-column="inflight">{formatCount(queue.counts.inflight)}</td>
       <td class="number" data-column="delayed">{formatCount(queue.counts.delayed)}</td>
-      <td class="number">{formatAge(queue.counts.oldestMessageAgeSeconds)}</td>
+      <td class="number">{formatAge(queue.counts.oldestMessageAgeSeconds, queue.counts.visible + queue.counts.inflight + queue.counts.delayed)}</td>
       <td class="number">{formatRate(queue.rates.sentPerSecond)}</td>
       <td class="number">{formatRate(queue.rates.receivedPerSecond)}</td>
       <td class="number">{formatRate(queue.rates.deletedPerSecond)}</td>
