@@ -88,7 +88,7 @@ async function ensureBinaries(selected: Driver[], setupAllowed: boolean): Promis
 
 function settingsFor(workload: WorkloadId, driver: Driver, options: Required<Pick<Options, 'rate'>> & { messages: number; backlog: number; duration: number; fifoMessages: number }): WorkloadSettings {
   const cap = (count: number): number => Math.min(count, driver.messagesMax ?? Number.POSITIVE_INFINITY);
-  const common = { producers: 4, consumers: 4, batchSize: 10, stallMs: 60_000, fillThenDrain: false };
+  const common = { producers: 4, consumers: 4, consumerLanes: 4, batchSize: 10, stallMs: 60_000, fillThenDrain: false };
   switch (workload) {
     case 'W1':
       return { ...common, id: 'W1', messages: cap(options.messages), inFlightPerProducer: 8 };

@@ -12,75 +12,11 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import hdr from 'hdr-histogram-js';
 import { driverById } from './drivers/registry.js';
-import type { Consumer, Delivery, Endpoint, OutgoingMessage, Producer, QueueSpec } from './drivers/types.js';
+import type { Consumer, Delivery, OutgoingMessage, Producer } from './drivers/types.js';
+import { Counter, groupOf, type MainMessage, type WorkerInput, type WorkerMessage, type WorkerResult } from './load-protocol.js';
 import { decodeMessage, encodeMessage, nowUs } from './message.js';
 
-export const Counter = {
-  sent: 0,
-  received: 1,
-  distinct: 2,
-  duplicates: 3,
-  orderViolations: 4,
-  stop: 5,
-  sendErrors: 6,
-  ackErrors: 7,
-  decodeErrors: 8,
-} as const;
-export const counterCount = 9;
-
-export interface ProducerPlan {
-  firstId: number;
-  count: number;
-  batchSize: number;
-  /** Concurrent batches awaiting their acknowledgement. */
-  inFlightMax: number;
-  /** Absent: as fast as the system takes them. Present: open-loop schedule at this rate. */
-  ratePerSecond?: number;
-  /** W4: the producer's messages cycle over its own groups (see groupOf). */
-  groups?: { total: number; producers: number };
-}
-
-export interface WorkerInput {
-  role: 'producer' | 'consumer';
-  index: number;
-  driverId: string;
-  endpoint: Endpoint;
-  queue: QueueSpec;
-  totalMessages: number;
-  producer?: ProducerPlan;
-  receiveWaitMs: number;
-  counters: SharedArrayBuffer;
-  receivedCounts: SharedArrayBuffer;
-  groupLast?: SharedArrayBuffer;
-}
-
-export interface WorkerResult {
-  role: 'producer' | 'consumer';
-  index: number;
-  /** Consumers: latency from the (intended) send time to receipt, µs, compressed HDR. */
-  histogram?: string;
-  /** Consumers: when the last ack covering a first delivery completed, µs since epoch. */
-  lastAckUs?: number;
-  firstError?: string;
-}
-
-export type WorkerMessage =
-  | { kind: 'ready' }
-  | { kind: 'done'; result: WorkerResult }
-  | { kind: 'failed'; error: string };
-
-export type MainMessage = { kind: 'go'; startUs: number };
-
 const sendAttemptsMax = 5;
-
-/** Message group and sequence of the producer's local message k (W4 layout). */
-export function groupOf(producerIndex: number, localIndex: number, groups: { total: number; producers: number }): { group: number; sequence: number } {
-  const groupsPerProducer = Math.floor(groups.total / groups.producers);
-  return {
-    group: producerIndex + groups.producers * (localIndex % groupsPerProducer),
-    sequence: Math.floor(localIndex / groupsPerProducer),
-  };
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -183,7 +119,7 @@ async function runProducer(input: WorkerInput, producer: Producer, startUs: numb
   return { role: 'producer', index: input.index, ...(firstError === undefined ? {} : { firstError }) };
 }
 
-async function runConsumer(input: WorkerInput, consumer: Consumer): Promise<WorkerResult> {
+async function runConsumer(input: WorkerInput, consumers: Consumer[]): Promise<WorkerResult> {
   const counters = new Int32Array(input.counters);
   const receivedCounts = new Uint8Array(input.receivedCounts);
   const groupLast = input.groupLast === undefined ? undefined : new Int32Array(input.groupLast);
@@ -191,56 +127,59 @@ async function runConsumer(input: WorkerInput, consumer: Consumer): Promise<Work
   let lastAckUs: number | undefined;
   let firstError: string | undefined;
 
-  while (Atomics.load(counters, Counter.stop) === 0) {
-    let deliveries: Delivery[];
-    try {
-      deliveries = await consumer.receive(10, input.receiveWaitMs);
-    } catch (error) {
-      firstError ??= `receive: ${String(error)}`;
-      Atomics.add(counters, Counter.ackErrors, 1);
-      await sleep(100);
-      continue;
-    }
-    if (deliveries.length === 0) continue;
-    const receivedUs = nowUs();
-    let sawFirstDelivery = false;
-    for (const delivery of deliveries) {
-      Atomics.add(counters, Counter.received, 1);
-      let fields;
+  const lane = async (consumer: Consumer): Promise<void> => {
+    while (Atomics.load(counters, Counter.stop) === 0) {
+      let deliveries: Delivery[];
       try {
-        fields = decodeMessage(delivery.body);
-      } catch {
-        Atomics.add(counters, Counter.decodeErrors, 1);
+        deliveries = await consumer.receive(10, input.receiveWaitMs);
+      } catch (error) {
+        firstError ??= `receive: ${String(error)}`;
+        Atomics.add(counters, Counter.ackErrors, 1);
+        await sleep(100);
         continue;
       }
-      if (fields.id < 0 || fields.id >= receivedCounts.length) {
-        Atomics.add(counters, Counter.decodeErrors, 1);
-        continue;
+      if (deliveries.length === 0) continue;
+      const receivedUs = nowUs();
+      let sawFirstDelivery = false;
+      for (const delivery of deliveries) {
+        Atomics.add(counters, Counter.received, 1);
+        let fields;
+        try {
+          fields = decodeMessage(delivery.body);
+        } catch {
+          Atomics.add(counters, Counter.decodeErrors, 1);
+          continue;
+        }
+        if (fields.id < 0 || fields.id >= receivedCounts.length) {
+          Atomics.add(counters, Counter.decodeErrors, 1);
+          continue;
+        }
+        const previousCount = Atomics.load(receivedCounts, fields.id);
+        if (previousCount < 255) Atomics.add(receivedCounts, fields.id, 1);
+        if (previousCount > 0) {
+          Atomics.add(counters, Counter.duplicates, 1);
+          continue;
+        }
+        sawFirstDelivery = true;
+        histogram.recordValue(Math.max(1, Math.round(receivedUs - fields.sendTimeUs)));
+        if (groupLast !== undefined) {
+          // A first delivery must be the next of its group: anything else is a gap or a reorder.
+          const last = Atomics.exchange(groupLast, fields.group, fields.sequence);
+          if (fields.sequence !== last + 1) Atomics.add(counters, Counter.orderViolations, 1);
+        }
+        Atomics.add(counters, Counter.distinct, 1);
       }
-      const previousCount = Atomics.load(receivedCounts, fields.id);
-      if (previousCount < 255) Atomics.add(receivedCounts, fields.id, 1);
-      if (previousCount > 0) {
-        Atomics.add(counters, Counter.duplicates, 1);
-        continue;
+      try {
+        await consumer.ack(deliveries);
+        if (sawFirstDelivery) lastAckUs = nowUs();
+      } catch (error) {
+        firstError ??= `ack: ${String(error)}`;
+        Atomics.add(counters, Counter.ackErrors, 1);
       }
-      sawFirstDelivery = true;
-      histogram.recordValue(Math.max(1, Math.round(receivedUs - fields.sendTimeUs)));
-      if (groupLast !== undefined) {
-        // A first delivery must be the next of its group: anything else is a gap or a reorder.
-        const last = Atomics.exchange(groupLast, fields.group, fields.sequence);
-        if (fields.sequence !== last + 1) Atomics.add(counters, Counter.orderViolations, 1);
-      }
-      Atomics.add(counters, Counter.distinct, 1);
+      if (Atomics.load(counters, Counter.distinct) >= input.totalMessages) Atomics.store(counters, Counter.stop, 1);
     }
-    try {
-      await consumer.ack(deliveries);
-      if (sawFirstDelivery) lastAckUs = nowUs();
-    } catch (error) {
-      firstError ??= `ack: ${String(error)}`;
-      Atomics.add(counters, Counter.ackErrors, 1);
-    }
-    if (Atomics.load(counters, Counter.distinct) >= input.totalMessages) Atomics.store(counters, Counter.stop, 1);
-  }
+  };
+  await Promise.all(consumers.map(lane));
   const result: WorkerResult = { role: 'consumer', index: input.index, histogram: hdr.encodeIntoCompressedBase64(histogram) };
   if (lastAckUs !== undefined) result.lastAckUs = lastAckUs;
   if (firstError !== undefined) result.firstError = firstError;
@@ -266,11 +205,12 @@ async function main(): Promise<void> {
       await producer.close().catch(() => undefined);
       port.postMessage({ kind: 'done', result } satisfies WorkerMessage);
     } else {
-      const consumer = await driver.consumer(input.endpoint, input.queue, input.index);
+      const consumers: Consumer[] = [];
+      for (let lane = 0; lane < input.consumerLanes; lane++) consumers.push(await driver.consumer(input.endpoint, input.queue, input.index * input.consumerLanes + lane));
       port.postMessage({ kind: 'ready' } satisfies WorkerMessage);
       await goPromise;
-      const result = await runConsumer(input, consumer);
-      await consumer.close().catch(() => undefined);
+      const result = await runConsumer(input, consumers);
+      await Promise.all(consumers.map((consumer) => consumer.close().catch(() => undefined)));
       port.postMessage({ kind: 'done', result } satisfies WorkerMessage);
     }
   } catch (error) {

@@ -9,7 +9,7 @@
 import { Worker } from 'node:worker_threads';
 import hdr from 'hdr-histogram-js';
 import type { Driver, RunningSystem, WorkloadId } from './drivers/types.js';
-import { Counter, counterCount, type MainMessage, type ProducerPlan, type WorkerInput, type WorkerMessage, type WorkerResult } from './load-worker.js';
+import { Counter, counterCount, type MainMessage, type ProducerPlan, type WorkerInput, type WorkerMessage, type WorkerResult } from './load-protocol.js';
 import { nowUs } from './message.js';
 import { processCpuMs, residentBytes } from './processes.js';
 
@@ -18,6 +18,8 @@ export interface WorkloadSettings {
   messages: number;
   producers: number;
   consumers: number;
+  /** Concurrent receive loops per consumer thread (each its own connection). */
+  consumerLanes: number;
   /** W2: total offered rate across producers. */
   ratePerSecond?: number;
   /** W3: fill the whole backlog before any consumer starts. */
@@ -177,6 +179,7 @@ export async function runWorkload(driver: Driver, system: RunningSystem, setting
     queue,
     totalMessages: total,
     receiveWaitMs: 1000,
+    consumerLanes: settings.consumerLanes,
     counters: countersBuffer,
     receivedCounts,
     ...(groupLast === undefined ? {} : { groupLast }),
