@@ -339,6 +339,11 @@ class SegmentedLog implements ReplicaLog {
         segment.durableBytes = scan.validBytes;
         if (isLast) {
           segment.handle = handle;
+          if (indexBases.has(base)) {
+            // Left by a roll whose new segment did not survive a crash: this segment grows again, and is re-indexed when it rolls.
+            await this.fs.remove(segment.indexPath);
+            directoryChanged = true;
+          }
         } else {
           await handle.close();
           await this.writeIndex(segment);
@@ -923,13 +928,15 @@ class SegmentedLog implements ReplicaLog {
         first.deleted = true;
         await this.fs.remove(first.path);
         await this.fs.remove(first.indexPath);
+        // One directory fsync per segment: removals become durable front to back, so a
+        // crash can never leave a gap in the middle of the log (which recovery would call corruption).
+        await this.fs.syncDirectory(this.directory);
         if (first.readers === 0) await this.closeHandle(first);
         removed++;
       }
       if (removed > 0) {
         for (const [key, cursor] of this.cursors) if (cursor.segment.deleted) this.cursors.delete(key);
         this.readCache = this.readCache.filter((entry) => !entry.segment.deleted);
-        await this.fs.syncDirectory(this.directory);
       }
       return this.startOffset;
     });
@@ -947,7 +954,10 @@ class SegmentedLog implements ReplicaLog {
         const keep = this.segmentFor(offset);
         const keepIndex = this.segments.indexOf(keep);
         const cursor = await this.locate(offset);
-        for (const segment of this.segments.splice(keepIndex + 1).reverse()) {
+        // Later segments go first, last to first, and durably, before `keep` is cut: a crash
+        // part way leaves a dense prefix of the log, never a cut segment followed by old ones.
+        const later = this.segments.splice(keepIndex + 1).reverse();
+        for (const segment of later) {
           segment.deleted = true;
           await this.fs.remove(segment.indexPath);
           await this.fs.remove(segment.path);
@@ -958,10 +968,10 @@ class SegmentedLog implements ReplicaLog {
           keep.sealed = false;
           keep.rolled = false;
         }
+        await this.fs.syncDirectory(this.directory);
         const handle = await this.handleFor(keep);
         await handle.truncate(cursor.position);
         await handle.sync();
-        await this.fs.syncDirectory(this.directory);
         keep.endOffset = offset;
         keep.bytesAssigned = cursor.position;
         keep.durableBytes = cursor.position;
