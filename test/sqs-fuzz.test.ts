@@ -204,6 +204,7 @@ test(`SQS handler survives ${requestCount} random and mutated requests (seed ${s
     // Keep the clock moving so purge and delete windows open and close.
     harness.clock.advance(random.int(5_000));
   }
+  if (process.env["BERTH_FUZZ_VERBOSE"]) console.log(JSON.stringify([...statusCounts]));
   // The fuzzer must reach both successes and failures, or it is not exercising much.
   assert.ok((statusCounts.get(200) ?? 0) > requestCount / 20, `too few successes: ${JSON.stringify([...statusCounts])}`);
   assert.ok((statusCounts.get(400) ?? 0) > requestCount / 5, `too few client errors: ${JSON.stringify([...statusCounts])}`);
