@@ -4,11 +4,11 @@
 // test-artifacts/console/*.png (also on failure, for the last page seen).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { GetQueueAttributesCommand, GetQueueUrlCommand } from '@aws-sdk/client-sqs';
-import { artifactsDir, sqsClient, startBerth, type BerthProcess } from './harness/server.js';
+import { artifactsDir, httpRequest, makeTempDir, sqsClient, startBerth, type BerthProcess } from './harness/server.js';
 
 const chromiumPath = '/usr/bin/chromium';
 const chromiumArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -16,11 +16,21 @@ const screenshotDir = path.join(artifactsDir, 'console');
 const waitMs = 15_000;
 
 let server: BerthProcess | undefined;
+let authServer: BerthProcess | undefined;
 let browser: Browser | undefined;
+const authDir = makeTempDir('berth-console-auth-');
 after(async () => {
   await browser?.close().catch(() => undefined);
   await server?.stop();
+  await authServer?.stop();
+  authDir.remove();
 });
+
+async function launchBrowser(): Promise<Browser> {
+  assert.ok(existsSync(chromiumPath), `${chromiumPath} is missing: run \`bash scripts/test.sh\` (it installs Debian's chromium) or \`apt-get install -y chromium\``);
+  browser ??= await chromium.launch({ executablePath: chromiumPath, args: chromiumArgs, timeout: 30_000 });
+  return browser;
+}
 
 async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(screenshotDir, { recursive: true });
@@ -33,9 +43,8 @@ async function waitForStat(page: Page, stat: string, value: string): Promise<voi
 }
 
 test('console: create a queue, send, peek, purge', { timeout: 120_000 }, async () => {
-  assert.ok(existsSync(chromiumPath), `${chromiumPath} is missing: run \`bash scripts/test.sh\` (it installs Debian's chromium) or \`apt-get install -y chromium\``);
+  const browser = await launchBrowser();
   server = await startBerth({ name: 'console' });
-  browser = await chromium.launch({ executablePath: chromiumPath, args: chromiumArgs, timeout: 30_000 });
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const pageErrors: string[] = [];
   page.on('pageerror', (error) => pageErrors.push(error.message));
@@ -107,5 +116,41 @@ test('console: create a queue, send, peek, purge', { timeout: 120_000 }, async (
     throw error;
   } finally {
     client.destroy();
+  }
+});
+
+test('console with auth on: sign in with an access key pair; API and metrics refuse anonymous calls', { timeout: 90_000 }, async () => {
+  const browser = await launchBrowser();
+  const authFile = `${authDir.path}/auth.json`;
+  writeFileSync(authFile, JSON.stringify({ credentials: [{ accessKeyId: 'AKIDCONSOLE', secretAccessKey: 'console-secret' }] }));
+  authServer = await startBerth({ name: 'console-auth', args: ['--auth-file', authFile] });
+  assert.equal((await httpRequest(authServer.url, { path: '/console/api/queues' })).status, 401);
+  assert.equal((await httpRequest(authServer.url, { path: '/metrics' })).status, 401);
+  const basic = `Basic ${Buffer.from('AKIDCONSOLE:console-secret').toString('base64')}`;
+  assert.equal((await httpRequest(authServer.url, { path: '/metrics', headers: { authorization: basic } })).status, 200);
+
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(waitMs);
+  try {
+    await page.goto(`${authServer.url}/console/`);
+    await page.getByRole('textbox', { name: 'Access key id' }).fill('AKIDCONSOLE');
+    await page.getByLabel('Secret access key').fill('not-the-secret');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').filter({ hasText: 'did not accept' }).waitFor();
+    await page.getByLabel('Secret access key').fill('console-secret');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Queues' }).waitFor();
+    await page.getByRole('textbox', { name: 'New queue name' }).fill('console-signed-in');
+    await page.getByRole('button', { name: 'Create queue' }).click();
+    await page.getByRole('heading', { name: 'console-signed-in' }).waitFor();
+    await screenshot(page, '08-signed-in');
+    await page.getByRole('button', { name: /Sign out/ }).click();
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+  } catch (error) {
+    await screenshot(page, 'failure-auth').catch(() => undefined);
+    throw error;
+  } finally {
+    await context.close();
   }
 });
