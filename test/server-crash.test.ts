@@ -138,6 +138,7 @@ describe('server crash: acknowledged sends survive a SIGKILL', () => {
       await allSendersDone;
       assert.ok(totalAcknowledged >= crashAfterAcknowledged, `seed ${seed}: ${totalAcknowledged} sends acknowledged before the kill (wanted ${crashAfterAcknowledged}); sender errors: ${JSON.stringify([...states].map(([name, state]) => [name, state.stoppedBy]))}`);
 
+      t.diagnostic(`seed ${seed}: killed after ${totalAcknowledged} acknowledged sends (target ${crashAfterAcknowledged}): ${JSON.stringify(Object.fromEntries([...states].map(([name, state]) => [name, state.acknowledged.length])))}`);
       const second = await startBerth({ dataDir: dataDir.path, name: `server-crash-${seed}-after` });
       cleanups.push(() => second.stop());
       const after = sqsClient(second.url);
