@@ -51,11 +51,11 @@ elif [ "$(id -u)" -ne 0 ]; then
 else
   log "installing missing Debian packages: ${missing_packages[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q
+  apt-get -o DPkg::Lock::Timeout=600 update -q
   # One package at a time, so one unavailable package (e.g. chromium on an odd
   # architecture) does not stop the others.
   for package in "${missing_packages[@]}"; do
-    if ! apt-get install -y -q --no-install-recommends "$package"; then
+    if ! apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "$package"; then
       log "WARNING: apt-get install $package failed; tests that need it will fail."
     fi
   done
@@ -71,24 +71,28 @@ if [ -x /usr/bin/python3 ]; then
 fi
 
 # --- 2. npm dependencies ------------------------------------------------------------------
-# npm ci wipes node_modules; skip it when the installed tree matches the lockfile (npm
-# writes node_modules/.package-lock.json on every install).
-needs_install=1
-if [ -f package-lock.json ] && [ -f node_modules/.package-lock.json ] \
-   && [ node_modules/.package-lock.json -nt package-lock.json ] \
-   && [ node_modules/.package-lock.json -nt package.json ]; then
-  needs_install=0
-fi
-if [ "$needs_install" -eq 1 ]; then
+# Skip the install when node_modules was installed by this script from the same
+# package.json and package-lock.json (a stamp holds their hash).
+install_stamp=node_modules/.berth-install-stamp
+install_inputs_hash="$(cat package.json package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)"
+if [ -d node_modules ] && [ -f "$install_stamp" ] && [ "$(cat "$install_stamp")" = "$install_inputs_hash" ]; then
+  log "node_modules is current (package.json and package-lock.json unchanged): skipping npm ci"
+else
   if [ -f package-lock.json ]; then
     log "npm ci"
-    npm ci --no-audit --no-fund
+    if ! npm ci --no-audit --no-fund; then
+      # A lockfile out of sync with package.json makes `npm ci` refuse. Carry on with
+      # `npm install --no-save` (leaves package.json and the lockfile as they are) so
+      # the tests still run, and say loudly that the lockfile needs regenerating.
+      log "WARNING: npm ci failed (package-lock.json out of sync with package.json?)."
+      log "         Falling back to npm install --no-save. Fix: run npm install and commit package-lock.json."
+      npm install --no-save --no-audit --no-fund
+    fi
   else
     log "no package-lock.json: npm install"
     npm install --no-audit --no-fund
   fi
-else
-  log "node_modules matches package-lock.json: skipping npm ci"
+  echo "$install_inputs_hash" > "$install_stamp"
 fi
 
 # --- 3. build -----------------------------------------------------------------------------
