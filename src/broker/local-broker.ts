@@ -313,7 +313,7 @@ export class LocalBroker implements QueueService {
     for (const [index, partition] of queue.partitions.entries()) {
       if (messages.length >= maxMessages) break;
       const deliveries = await partition.peek(maxMessages - messages.length);
-      for (const delivery of deliveries) messages.push({ ...this.toReceived(queue, index, delivery), receiptHandle: '' });
+      for (const delivery of deliveries) messages.push(this.toReceived(queue, index, delivery, false));
     }
     return messages;
   }
@@ -401,7 +401,13 @@ export class LocalBroker implements QueueService {
   }
 
   private configFor(attributes: Record<string, string>): QueueConfig {
-    const config = queueConfigFromAttributes(attributes, { replicaCount: 1 });
+    let config: QueueConfig;
+    try {
+      config = queueConfigFromAttributes(attributes, { replicaCount: 1 });
+    } catch (error) {
+      // Callers validate first; this keeps a bad value from ever reaching the metadata file.
+      throw new BerthError('InvalidAttributeValue', `Invalid queue attributes: ${error instanceof Error ? error.message : String(error)}`);
+    }
     const replicaSetSize = this.options.replicaSetSize ?? 1;
     if (config.replicaCount > replicaSetSize) {
       throw new BerthError(
@@ -460,11 +466,12 @@ export class LocalBroker implements QueueService {
     await this.enqueueMoved(target, payloads, this.arnOf(sourceName));
   }
 
-  private toReceived(queue: OpenQueue, partitionIndex: number, delivery: Delivery): ReceivedMessage {
+  /** `withReceipt` false: a peek, which delivered nothing and so has no receipt handle. */
+  private toReceived(queue: OpenQueue, partitionIndex: number, delivery: Delivery, withReceipt = true): ReceivedMessage {
     const payload = delivery.payload;
     const message: ReceivedMessage = {
       messageId: payload.messageId,
-      receiptHandle: this.receiptHandleOf(queue, partitionIndex, delivery),
+      receiptHandle: withReceipt ? this.receiptHandleOf(queue, partitionIndex, delivery) : '',
       body: payload.body,
       attributes: payload.attributes,
       systemAttributes: payload.systemAttributes,

@@ -28,6 +28,7 @@ import type { Logger } from 'pino';
 import type { QueueService, QueueDescription, MoveTask } from '../broker/service.js';
 import type { QueueCounts, ReceivedMessage, MessageAttributes } from '../queue/types.js';
 import { BerthError, isBerthError } from '../protocol/errors.js';
+import { checkFifoThroughput, validateQueueAttributes, withCreateDefaults } from '../api/sqs/queue-attributes.js';
 import type { BerthMetrics, QueueRates, QueueSeries } from './metrics.js';
 
 export interface HttpRequest {
@@ -323,8 +324,13 @@ export function createConsoleHandler(deps: ConsoleDependencies): (request: HttpR
       handle: async ({ request }) => {
         const input = parseBody(request, createQueueInput);
         const attributes = { ...(input.attributes ?? {}) };
-        if (input.name.endsWith('.fifo') && attributes['FifoQueue'] === undefined) attributes['FifoQueue'] = 'true';
-        const description = await service.createQueue(input.name, attributes, input.tags ?? {});
+        const fifo = input.name.endsWith('.fifo');
+        if (fifo && attributes['FifoQueue'] === undefined) attributes['FifoQueue'] = 'true';
+        // The same validation and defaults as the SQS API's CreateQueue.
+        const validated = validateQueueAttributes(attributes, fifo, true, { region: service.region, accountId: service.accountId });
+        const complete = withCreateDefaults(validated.attributes, fifo);
+        checkFifoThroughput(complete);
+        const description = await service.createQueue(input.name, complete, input.tags ?? {});
         return json(201, { name: description.name, arn: arnOf(description.name) });
       },
     },
@@ -356,7 +362,10 @@ export function createConsoleHandler(deps: ConsoleDependencies): (request: HttpR
         for (const attribute of Object.keys(input.attributes)) {
           if (!mutableAttributeNames.has(attribute)) throw new BerthError('InvalidAttributeName', `${attribute} cannot be changed after the queue is created`);
         }
-        await service.setQueueAttributes(name, input.attributes);
+        const current = await service.describeQueue(name);
+        const validated = validateQueueAttributes(input.attributes, current.attributes['FifoQueue'] === 'true', false, { region: service.region, accountId: service.accountId });
+        checkFifoThroughput({ ...current.attributes, ...validated.attributes });
+        await service.setQueueAttributes(name, validated.attributes);
         return json(200, await queueDetail(name));
       },
     },

@@ -6,6 +6,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { NodeFileSystem } from '../io/node-filesystem.js';
 import { SystemClock } from '../io/system-clock.js';
+import { lockDataDirectory } from '../io/data-directory-lock.js';
 import { LocalBroker } from '../broker/local-broker.js';
 import { createSqsHandler } from '../api/sqs/handler.js';
 import { createConsoleHandler, parseConsoleCredentials } from './console-routes.js';
@@ -41,6 +42,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     logger.info({ accessKeys: credentials.size }, 'auth: AWS Signature Version 4 required on every request');
   }
 
+  const lock = lockDataDirectory(dataDirectory);
   const metrics = new BerthMetrics({ clock });
   const broker = await LocalBroker.open({
     fs: new NodeFileSystem(),
@@ -120,6 +122,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   } catch (error) {
     clearInterval(sampler);
     await broker.close();
+    lock.release();
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') throw new Error(`port ${config.port} on ${config.host} is already in use: stop the other process or pick another with --port`);
     throw error;
@@ -141,6 +144,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         clearInterval(sampler);
         await http.close(config.shutdownTimeoutMs);
         await broker.close();
+        lock.release();
         logger.info({}, 'berth stopped: every log flushed and fsynced');
       })();
       return stopping;
