@@ -9,7 +9,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import cliProgress from 'cli-progress';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, freemem, release, tmpdir, totalmem } from 'node:os';
+import { cpus, freemem, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pc from 'picocolors';
@@ -146,6 +146,8 @@ async function main(): Promise<void> {
       kernel: release(),
       node: process.version,
       versions: await machineVersions(),
+      loadAverageStart: loadavg(),
+      loadAverageEnd: [],
     },
     options: { systems: selected.map((driver) => driver.id), workloads, messages: options.messages, backlog: options.backlog, ratePerSecond: options.rate, latencySeconds: options.duration, fifoMessages: options.fifoMessages, fifoGroups: 1000, quick },
     rawDisk: [],
@@ -219,6 +221,7 @@ async function main(): Promise<void> {
     rmSync(root, { recursive: true, force: true });
   }
   run.durationMs = Date.now() - startedMs;
+  run.machine.loadAverageEnd = loadavg();
 
   console.log(terminalTable(run));
   for (const line of ratioLines(run)) console.log(line);

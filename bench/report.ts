@@ -23,7 +23,7 @@ export interface SystemRun {
 export interface BenchRun {
   startedAt: string;
   durationMs: number;
-  machine: { cpus: number; cpuModel: string; memoryGiB: number; kernel: string; node: string; versions: Record<string, string> };
+  machine: { cpus: number; cpuModel: string; memoryGiB: number; kernel: string; node: string; versions: Record<string, string>; loadAverageStart: number[]; loadAverageEnd: number[] };
   options: { systems: string[]; workloads: WorkloadId[]; messages: number; backlog: number; ratePerSecond: number; latencySeconds: number; fifoMessages: number; fifoGroups: number; quick: boolean };
   rawDisk: RawDiskResult[];
   systems: SystemRun[];
@@ -64,7 +64,12 @@ export function w2Cell(system: SystemRun): string {
   if (status !== undefined) return status;
   const latency = result?.latency;
   if (latency === undefined) return 'no data';
-  return `${formatMs(latency.p50Ms)} / ${formatMs(latency.p99Ms)} / ${formatMs(latency.p999Ms)} / ${formatMs(latency.maxMs)}`;
+  const figures = `${formatMs(latency.p50Ms)} / ${formatMs(latency.p99Ms)} / ${formatMs(latency.p999Ms)} / ${formatMs(latency.maxMs)}`;
+  // Below the offered rate the open-loop schedule runs ahead of the system and latency is queueing time.
+  const achieved = result?.messagesPerSecond;
+  const offered = result?.offeredPerSecond;
+  if (achieved !== undefined && offered !== undefined && achieved < 0.95 * offered) return `${figures} (saturated: ${formatCount(achieved)} of ${formatCount(offered)} msg/s)`;
+  return figures;
 }
 
 export function w3Cell(system: SystemRun): string {
@@ -184,7 +189,9 @@ function runSummaryLine(run: BenchRun): string {
     `Run ${run.startedAt}${options.quick ? ' (--quick)' : ''}, ${(run.durationMs / 60_000).toFixed(1)} min; ` +
     `${run.machine.cpus}-core shared VM (${run.machine.cpuModel}), ${run.machine.memoryGiB} GiB, Linux ${run.machine.kernel}, Node ${run.machine.node}. ` +
     `W1 ${formatCount(options.messages)} messages; W2 ${formatCount(options.ratePerSecond)} msg/s for ${options.latencySeconds} s; ` +
-    `W3 backlog ${formatCount(options.backlog)}; W4 ${formatCount(options.fifoMessages)} messages over ${formatCount(options.fifoGroups)} groups.`
+    `W3 backlog ${formatCount(options.backlog)}; W4 ${formatCount(options.fifoMessages)} messages over ${formatCount(options.fifoGroups)} groups. ` +
+    `Load average (1/5/15 min) at start ${run.machine.loadAverageStart.map((value) => value.toFixed(1)).join('/')}, at end ${run.machine.loadAverageEnd.map((value) => value.toFixed(1)).join('/')}: ` +
+    `other work on this shared VM competes for its 2 cores and its disk, so read the figures as relative, from one run.`
   );
 }
 
@@ -227,9 +234,13 @@ export function chartSvg(run: BenchRun): string {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="13">`,
     `<rect width="100%" height="100%" fill="#ffffff"/>`,
   ];
-  const panel = (top: number, title: string, values: Array<number | undefined>, format: (value: number) => string, colorOf: (index: number) => string): void => {
+  const panel = (top: number, title: string, values: Array<number | undefined>, format: (value: number) => string, colorOf: (index: number) => string, logScale: boolean): void => {
     parts.push(`<text x="10" y="${top + 20}" font-weight="bold" font-size="15">${escape(title)}</text>`);
-    const maximum = Math.max(1e-9, ...values.filter((value): value is number => value !== undefined));
+    const present = values.filter((value): value is number => value !== undefined && value > 0);
+    const maximum = Math.max(1e-9, ...present);
+    // Latencies span orders of magnitude between systems: a log axis from a decade below the smallest.
+    const floor = logScale ? Math.min(...present, maximum) / 10 : 0;
+    const scale = (value: number): number => (logScale ? Math.log10(value / floor) / Math.log10(maximum / floor) : value / maximum);
     systems.forEach((system, index) => {
       const y = top + 34 + index * rowHeight;
       parts.push(`<text x="${labelWidth - 8}" y="${y + 15}" text-anchor="end">${escape(system.label)}</text>`);
@@ -238,14 +249,14 @@ export function chartSvg(run: BenchRun): string {
         parts.push(`<text x="${labelWidth + 4}" y="${y + 15}" fill="#888">n/a</text>`);
         return;
       }
-      const length = Math.max(1, (value / maximum) * barWidth);
+      const length = Math.max(1, scale(value) * barWidth);
       parts.push(`<rect x="${labelWidth}" y="${y + 2}" width="${length.toFixed(1)}" height="${rowHeight - 8}" fill="${colorOf(index)}"/>`);
       parts.push(`<text x="${(labelWidth + length + 6).toFixed(1)}" y="${y + 15}">${escape(format(value))}</text>`);
     });
   };
   const color = (index: number): string => (systems[index]?.isBerth ? '#1f6feb' : systems[index]?.fsyncPerAck ? '#6e7781' : '#d0a000');
-  panel(0, 'W1 throughput, msg/s end to end (higher is better)', systems.map((system) => okResult(system, 'W1')?.messagesPerSecond), (value) => `${formatCount(value)} msg/s`, color);
-  panel(panelHeight + panelGap, `W2 p99 latency at ${formatCount(run.options.ratePerSecond)} msg/s, ms (lower is better)`, systems.map((system) => okResult(system, 'W2')?.latency?.p99Ms), (value) => `${formatMs(value)} ms`, color);
+  panel(0, 'W1 throughput, msg/s end to end (higher is better)', systems.map((system) => okResult(system, 'W1')?.messagesPerSecond), (value) => `${formatCount(value)} msg/s`, color, false);
+  panel(panelHeight + panelGap, `W2 p99 latency at ${formatCount(run.options.ratePerSecond)} msg/s, ms, log scale (lower is better)`, systems.map((system) => okResult(system, 'W2')?.latency?.p99Ms), (value) => `${formatMs(value)} ms`, color, true);
   parts.push(
     `<text x="10" y="${height - 10}" fill="#555" font-size="11">${escape(`blue: Berth; grey: fsync before ack; yellow: no fsync per ack. ${run.startedAt}${run.options.quick ? ' --quick' : ''}, ${run.machine.cpus}-core shared VM`)}</text>`,
   );

@@ -57,6 +57,8 @@ export interface WorkloadResult {
   messages: number;
   elapsedMs?: number;
   messagesPerSecond?: number;
+  /** W2: the open-loop rate asked for. */
+  offeredPerSecond?: number;
   fillMessagesPerSecond?: number;
   drainMessagesPerSecond?: number;
   latency?: LatencySummary;
@@ -298,6 +300,7 @@ export async function runWorkload(driver: Driver, system: RunningSystem, setting
     }
     const latency = summariseLatency(consumerResults);
     if (latency !== undefined && settings.ratePerSecond !== undefined) result.latency = latency;
+    if (settings.ratePerSecond !== undefined) result.offeredPerSecond = settings.ratePerSecond;
     const notes: string[] = [];
     if (stalled) notes.push(`no progress for ${settings.stallMs / 1000} s`);
     if (missing > 0) notes.push(`${missing} missing`);

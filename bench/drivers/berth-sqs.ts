@@ -93,7 +93,7 @@ function queueUrlOf(queue: QueueSpec): string {
 async function startBerth(context: StartContext): Promise<RunningSystem> {
   const port = await freePort();
   const dataDirectory = join(context.directory, 'data');
-  const launched = launch(process.execPath, [join(projectRoot, 'bin', 'berth.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDirectory], {
+  const launched = launch(process.execPath, [join(projectRoot, 'bin', 'berth.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDirectory, '--log-level', 'warn'], {
     directory: context.directory,
     name: 'berth',
     cwd: projectRoot,
