@@ -249,6 +249,7 @@ class SegmentedLog implements ReplicaLog {
   private failure: BerthError | undefined;
   private closing = false;
   private closed = false;
+  private closePromise: Promise<void> | undefined;
   private truncating = false;
   /** Serialises deleteBelow, truncateFrom, checkpoints and close. */
   private maintenanceTail: Promise<unknown> = Promise.resolve();
@@ -947,10 +948,11 @@ class SegmentedLog implements ReplicaLog {
       this.checkWritable();
       assert(offset >= this.startOffset && offset <= this.endOffset,
         `truncateFrom(${offset}) outside the log [${this.startOffset}, ${this.endOffset}]`);
-      await this.waitDurable(this.endOffset);
-      if (offset === this.endOffset) return;
+      // From here until the cut is done, an append is a bug of the caller (asserted).
       this.truncating = true;
       try {
+        await this.waitDurable(this.endOffset);
+        if (offset === this.endOffset) return;
         const keep = this.segmentFor(offset);
         const keepIndex = this.segments.indexOf(keep);
         const cursor = await this.locate(offset);
@@ -1069,8 +1071,12 @@ class SegmentedLog implements ReplicaLog {
     return { offset: getUint64(view, 16), state: copyOf(bytes, checkpointHeaderBytes, bytes.length) };
   }
 
-  async close(): Promise<void> {
-    if (this.closed || this.closing) return;
+  close(): Promise<void> {
+    this.closePromise ??= this.closeOnce();
+    return this.closePromise;
+  }
+
+  private async closeOnce(): Promise<void> {
     this.closing = true;
     if (this.failure === undefined && this.endOffset > this.durableEndOffset) {
       this.scheduleFlush();
