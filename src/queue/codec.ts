@@ -166,9 +166,21 @@ export class Reader {
   string(): string {
     const length = this.varint();
     this.need(length);
-    const value = textDecoder.decode(this.buffer.subarray(this.position, this.position + length));
+    const start = this.position;
     this.position += length;
-    return value;
+    // Short ASCII strings (ids, group ids) are the common case: TextDecoder's per-call cost dominates there.
+    if (length <= 64) {
+      const buffer = this.buffer;
+      let ascii = true;
+      for (let index = start; index < start + length; index++) {
+        if (buffer[index]! >= 0x80) {
+          ascii = false;
+          break;
+        }
+      }
+      if (ascii) return String.fromCharCode.apply(null, buffer.subarray(start, start + length) as unknown as number[]);
+    }
+    return textDecoder.decode(this.buffer.subarray(start, start + length));
   }
 
   optionalString(): string | undefined {

@@ -283,8 +283,9 @@ export class LogicalQueue {
   settleCursor(appliedEndOffset: number): void {
     if (this.backlogCount === 0) {
       if (appliedEndOffset !== Infinity) this.readCursorOffset = appliedEndOffset;
-      this.aheadSequences.clear();
-      this.relocationsAhead.clear();
+      // Set.clear() allocates a fresh table even when empty: this runs after every record.
+      if (this.aheadSequences.size > 0) this.aheadSequences.clear();
+      if (this.relocationsAhead.size > 0) this.relocationsAhead.clear();
     }
   }
 

@@ -522,7 +522,15 @@ export class QueueMachine {
     let loaded = 0;
     for (const queue of this.queues) {
       if (queue.backlogCount === 0) continue;
-      const limit = nowMs !== undefined && !this.hasDeliverable(queue, nowMs) ? this.hardCapMessages() : this.windowMessagesMax;
+      // Past windowMessagesMax only while nothing is deliverable (re-checked every quarter window).
+      let limit = this.windowMessagesMax;
+      const recheckEvery = Math.max(1, Math.floor(this.windowMessagesMax / 4));
+      const overLimit = (): boolean => {
+        if (queue.unreceivedCount < limit) return false;
+        if (nowMs === undefined || limit >= this.hardCapMessages() || this.hasDeliverable(queue, nowMs)) return true;
+        limit = Math.min(this.hardCapMessages(), queue.unreceivedCount + recheckEvery);
+        return false;
+      };
       for (const record of records) {
         if (record.offset < queue.readCursorOffset) continue;
         if (record.offset >= this.appliedEnd) break;
@@ -532,7 +540,7 @@ export class QueueMachine {
           if (queue.aheadSequences.has(record.offset)) {
             queue.aheadSequences.delete(record.offset);
           } else {
-            if (queue.unreceivedCount >= limit) break;
+            if (overLimit()) break;
             queue.backlog.remove(record.offset);
             queue.backlogCount--;
             queue.insert(this.newEntry(record.offset, decodeEnqueueMetadata(record.payload)));
