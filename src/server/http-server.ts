@@ -45,7 +45,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     const controller = new AbortController();
     inFlight.add(controller);
     response.on('close', () => {
-      controller.abort();
+      // Only a client that went away mid-request aborts its work (a long poll); aborting
+      // after a normal answer would cost a DOMException per request.
+      if (!response.writableFinished) controller.abort();
       inFlight.delete(controller);
     });
     handle(request, response, controller.signal).catch((error: unknown) => {
