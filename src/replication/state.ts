@@ -1,0 +1,196 @@
+// Replication of one partition's log, the pure part: no I/O, no clock, no timers. A driver
+// (src/replication/driver.ts) performs what these decide.
+//
+// Primary side, per backup and per epoch (PrimaryReplication):
+//
+//   syncing --handshake done (backup's log cut to the divergence point d)--> streaming(next = d, durable = d)
+//   streaming --ack Ok(durableEnd)--> streaming (durable advances; never backwards)
+//   streaming --ack NeedsSync, connection lost--> syncing
+//   any --ack StaleEpoch--> stale (a newer primary exists: this one must stop acknowledging)
+//
+// A record is committed at replica count r once the primary itself and r-1 backups hold it
+// durably (the primary always counts: after a restart it still has every acknowledged
+// record, so recovery never depends on a backup). Sends are pipelined: up to
+// `windowRecordsMax` records beyond a backup's durable end may be in flight.
+//
+// Backup side (decideReplicate): a backup accepts records only from the epoch it was
+// synced to by that primary's handshake, refuses any lower epoch than it knows, and
+// appends a record only at its log end (already-held records of the same epoch are
+// identical and skipped).
+//
+// Divergence (divergencePoint): records with the same (offset, epoch) are identical, and so
+// are the logs below them, because an epoch has exactly one appender that never cuts its
+// own log. After a failover a backup keeps the longest prefix whose last record matches the
+// primary's (offset, epoch) and cuts the rest: an uncommitted tail of an older epoch.
+
+import { assert } from '../core/assert.js';
+import { AckStatus } from './wire.js';
+
+export type BackupPhase = 'syncing' | 'streaming' | 'stale';
+
+export interface BackupProgress {
+  phase: BackupPhase;
+  /** Next offset to send (streaming). */
+  nextOffset: number;
+  /** The backup's durable end as last acknowledged in this epoch; only grows. */
+  durableEnd: number;
+}
+
+export class PrimaryReplication {
+  readonly backups = new Map<string, BackupProgress>();
+  /** Set once any backup reported a higher epoch: this primary was replaced. */
+  superseded = false;
+
+  constructor(
+    readonly epoch: number,
+    backupIds: readonly string[],
+    private readonly windowRecordsMax: number,
+  ) {
+    for (const id of backupIds) this.backups.set(id, { phase: 'syncing', nextOffset: 0, durableEnd: 0 });
+  }
+
+  /** Handshake finished: the backup's log ends (durably) at `fromOffset`, matching ours below it. */
+  startStreaming(id: string, fromOffset: number): void {
+    const progress = this.require(id);
+    if (progress.phase === 'stale') return;
+    progress.phase = 'streaming';
+    progress.nextOffset = fromOffset;
+    progress.durableEnd = fromOffset;
+  }
+
+  resync(id: string): void {
+    const progress = this.require(id);
+    if (progress.phase !== 'stale') progress.phase = 'syncing';
+  }
+
+  /** Applies an acknowledgement; returns what the driver must do about it. */
+  onAck(id: string, epoch: number, status: AckStatus, durableEnd: number): 'none' | 'resync' | 'superseded' {
+    const progress = this.backups.get(id);
+    if (progress === undefined) return 'none';
+    if (status === AckStatus.StaleEpoch || epoch > this.epoch) {
+      progress.phase = 'stale';
+      this.superseded = true;
+      return 'superseded';
+    }
+    if (epoch !== this.epoch || progress.phase !== 'streaming') return 'none';
+    if (status === AckStatus.NeedsSync) {
+      progress.phase = 'syncing';
+      return 'resync';
+    }
+    progress.durableEnd = Math.max(progress.durableEnd, durableEnd);
+    return 'none';
+  }
+
+  /** The range [from, to) to send to this backup now, within its window; undefined when nothing. */
+  nextSend(id: string, logEnd: number, recordsPerFrameMax: number): { from: number; to: number } | undefined {
+    const progress = this.backups.get(id);
+    if (progress === undefined || progress.phase !== 'streaming') return undefined;
+    const windowEnd = progress.durableEnd + this.windowRecordsMax;
+    const to = Math.min(logEnd, windowEnd, progress.nextOffset + recordsPerFrameMax);
+    if (to <= progress.nextOffset) return undefined;
+    return { from: progress.nextOffset, to };
+  }
+
+  markSent(id: string, to: number): void {
+    const progress = this.require(id);
+    assert(to >= progress.nextOffset, 'replication cursor moved backwards');
+    progress.nextOffset = to;
+  }
+
+  /** Highest offset end below which at least `replicaCount` replicas (the primary among them) are durable. */
+  committedEnd(ownDurableEnd: number, replicaCount: number): number {
+    return committedEnd(ownDurableEnd, [...this.backups.values()].filter((progress) => progress.phase === 'streaming').map((progress) => progress.durableEnd), replicaCount);
+  }
+
+  /** Durable end of the slowest backup (for lag figures); ownDurableEnd without backups. */
+  slowestDurableEnd(ownDurableEnd: number): number {
+    let slowest = ownDurableEnd;
+    for (const progress of this.backups.values()) slowest = Math.min(slowest, progress.phase === 'streaming' ? progress.durableEnd : 0);
+    return slowest;
+  }
+
+  private require(id: string): BackupProgress {
+    const progress = this.backups.get(id);
+    assert(progress !== undefined, `unknown backup ${id}`);
+    return progress;
+  }
+}
+
+/** The end below which the primary and at least replicaCount-1 of the given backups are durable. */
+export function committedEnd(ownDurableEnd: number, backupDurableEnds: readonly number[], replicaCount: number): number {
+  if (replicaCount <= 1) return ownDurableEnd;
+  const sorted = [...backupDurableEnds].sort((a, b) => b - a);
+  const needed = sorted[replicaCount - 2];
+  if (needed === undefined) return 0;
+  return Math.min(ownDurableEnd, needed);
+}
+
+export interface BackupReplicaState {
+  /** Highest epoch this backup has seen for the partition (from the map or a primary). */
+  knownEpoch: number;
+  /** The epoch whose primary synced (handshook) this backup; 0 when none. */
+  syncedEpoch: number;
+  endOffset: number;
+}
+
+export type ReplicateDecision =
+  | { action: 'refuse'; status: AckStatus }
+  /** Append records from index `skip` on (the ones before are already held). */
+  | { action: 'append'; skip: number };
+
+export function decideReplicate(state: BackupReplicaState, epoch: number, firstOffset: number | undefined, count: number): ReplicateDecision {
+  if (epoch < state.knownEpoch) return { action: 'refuse', status: AckStatus.StaleEpoch };
+  if (epoch !== state.syncedEpoch) return { action: 'refuse', status: AckStatus.NeedsSync };
+  if (firstOffset === undefined || count === 0) return { action: 'append', skip: 0 };
+  if (firstOffset > state.endOffset) return { action: 'refuse', status: AckStatus.NeedsSync };
+  return { action: 'append', skip: Math.min(count, state.endOffset - firstOffset) };
+}
+
+/** Runs of equal epoch: each entry is the first offset of a run and the epoch of its records. */
+export type EpochRuns = Array<{ offset: number; epoch: number }>;
+
+export function epochRunsOf(records: ReadonlyArray<{ offset: number; epoch: number }>): EpochRuns {
+  const runs: EpochRuns = [];
+  for (const record of records) {
+    const last = runs[runs.length - 1];
+    if (last === undefined || last.epoch !== record.epoch) runs.push({ offset: record.offset, epoch: record.epoch });
+  }
+  return runs;
+}
+
+function epochAt(runs: EpochRuns, offset: number): number | undefined {
+  let found: number | undefined;
+  for (const run of runs) {
+    if (run.offset > offset) break;
+    found = run.epoch;
+  }
+  return found;
+}
+
+/**
+ * Where a backup's log must be cut so it is a prefix of the primary's. Both tails are
+ * given as epoch runs covering [tailFrom, end). Returns an offset in [tailFrom, backupEnd].
+ */
+export function divergencePoint(
+  tailFrom: number,
+  primaryRuns: EpochRuns,
+  primaryEnd: number,
+  backupRuns: EpochRuns,
+  backupEnd: number,
+): number {
+  const top = Math.min(primaryEnd, backupEnd);
+  if (top <= tailFrom) return Math.min(top, backupEnd);
+  // Candidate offsets: the top, and every run boundary below it (a match can only change
+  // at a run boundary of either side), checked from high to low.
+  const candidates = new Set<number>([top - 1]);
+  for (const run of [...primaryRuns, ...backupRuns]) {
+    if (run.offset - 1 >= tailFrom && run.offset - 1 < top) candidates.add(run.offset - 1);
+    if (run.offset >= tailFrom && run.offset < top) candidates.add(run.offset);
+  }
+  const ordered = [...candidates].sort((a, b) => b - a);
+  for (const offset of ordered) {
+    const primaryEpoch = epochAt(primaryRuns, offset);
+    if (primaryEpoch !== undefined && primaryEpoch === epochAt(backupRuns, offset)) return offset + 1;
+  }
+  return tailFrom;
+}
