@@ -44,6 +44,8 @@ export class MessageEntry {
   aliasOffsets: number[] | undefined;
   /** Counted in the logical queue's tracked in-flight number (see InflightTracker). */
   tracked = false;
+  /** In its logical queue's window (false once removed: a tombstone in its group's list). */
+  inWindow = false;
 
   constructor(
     /** Offset of the original enqueue: gives the order within a group and the SequenceNumber. */
@@ -59,23 +61,70 @@ export class MessageEntry {
   }
 }
 
+/**
+ * The window messages of one message group in sequence order: an array with tombstones
+ * (entries whose `inWindow` is false), cheaper than a Map to build at restore. Removed
+ * entries are skipped by iteration and compacted away once they outnumber live ones.
+ */
 export class MessageGroup {
-  /** Entries in sequence order (Map iteration order). */
-  readonly entries = new Map<number, MessageEntry>();
-  private lastSequenceOffset = -1;
+  private list: MessageEntry[] = [];
+  private head = 0;
+  size = 0;
 
   constructor(readonly key: string) {}
 
   insert(entry: MessageEntry): void {
-    if (entry.sequenceOffset > this.lastSequenceOffset) {
-      this.entries.set(entry.sequenceOffset, entry);
-      this.lastSequenceOffset = entry.sequenceOffset;
+    const list = this.list;
+    const last = list[list.length - 1];
+    if (last === undefined || last.sequenceOffset < entry.sequenceOffset) {
+      list.push(entry);
+    } else {
+      // Rare (replay takes a message in ahead of older ones still in the backlog): insert in order.
+      let low = this.head;
+      let high = list.length;
+      while (low < high) {
+        const middle = (low + high) >>> 1;
+        if (list[middle]!.sequenceOffset < entry.sequenceOffset) low = middle + 1;
+        else high = middle;
+      }
+      list.splice(low, 0, entry);
+    }
+    this.size++;
+  }
+
+  /** Called after the entry's `inWindow` was cleared. */
+  remove(): void {
+    this.size--;
+    if (this.size === 0) {
+      this.list = [];
+      this.head = 0;
       return;
     }
-    // Rare (replay takes a message in ahead of older ones still in the backlog): rebuild in order.
-    const all = [...this.entries.values(), entry].sort((a, b) => a.sequenceOffset - b.sequenceOffset);
-    this.entries.clear();
-    for (const each of all) this.entries.set(each.sequenceOffset, each);
+    while (this.head < this.list.length && !this.list[this.head]!.inWindow) this.head++;
+    if (this.list.length - this.size > Math.max(32, this.size)) {
+      this.list = this.list.filter((each) => each.inWindow);
+      this.head = 0;
+    }
+  }
+
+  /** Iterates live entries in sequence order; the group must not change meanwhile. */
+  cursor(): GroupCursor {
+    return new GroupCursor(this.list, this.head);
+  }
+}
+
+export class GroupCursor {
+  constructor(
+    private readonly list: readonly MessageEntry[],
+    private index: number,
+  ) {}
+
+  next(): MessageEntry | undefined {
+    while (this.index < this.list.length) {
+      const entry = this.list[this.index++]!;
+      if (entry.inWindow) return entry;
+    }
+    return undefined;
   }
 }
 
@@ -238,6 +287,7 @@ export class LogicalQueue {
       group = new MessageGroup(key);
       this.groups.set(key, group);
     }
+    entry.inWindow = true;
     group.insert(entry);
     if (entry.receiveCount === 0) this.unreceivedCount++;
     else this.inflight.track(entry);
@@ -249,8 +299,9 @@ export class LogicalQueue {
     this.bySequence.delete(entry.sequenceOffset);
     const key = LogicalQueue.groupKey(entry.groupId);
     const group = this.groups.get(key)!;
-    group.entries.delete(entry.sequenceOffset);
-    if (group.entries.size === 0) this.groups.delete(key);
+    entry.inWindow = false;
+    group.remove();
+    if (group.size === 0) this.groups.delete(key);
     if (entry.aliasOffsets !== undefined) for (const alias of entry.aliasOffsets) this.aliases.delete(alias);
     if (entry.receiveCount === 0) this.unreceivedCount--;
     this.inflight.untrack(entry);
@@ -363,17 +414,16 @@ export class LogicalQueue {
       start = keys.findIndex((key) => key > last);
       if (start < 0) start = 0;
     }
-    const iterators: Iterator<MessageEntry>[] = [];
+    const cursors: GroupCursor[] = [];
     for (let index = 0; index < keys.length; index++) {
-      iterators.push(this.groups.get(keys[(start + index) % keys.length]!)!.entries.values());
+      cursors.push(this.groups.get(keys[(start + index) % keys.length]!)!.cursor());
     }
-    let active = iterators;
+    let active = cursors;
     while (result.deliver.length < room && active.length > 0) {
-      const stillActive: Iterator<MessageEntry>[] = [];
+      const stillActive: GroupCursor[] = [];
       for (const iterator of active) {
         let found: MessageEntry | undefined;
-        for (let step = iterator.next(); !step.done; step = iterator.next()) {
-          const entry = step.value;
+        for (let entry = iterator.next(); entry !== undefined; entry = iterator.next()) {
           if (entry.sentTimestampMs + retentionMs <= nowMs) {
             result.expired.push(entry.offset);
             continue;
@@ -410,7 +460,8 @@ export class LogicalQueue {
       let deadLetter: number | undefined;
       let stopped = false;
       let blocked = false;
-      for (const entry of group.entries.values()) {
+      const cursor = group.cursor();
+      for (let entry = cursor.next(); entry !== undefined; entry = cursor.next()) {
         if (entry.sentTimestampMs + retentionMs <= nowMs) {
           result.expired.push(entry.offset);
           continue;
