@@ -1,0 +1,327 @@
+// The Berth client: typed calls over the native protocol, and the factories for
+// producers and consumers. Every call goes through a Router (one node today), so a lost
+// connection is reopened with backoff on the next call.
+
+import {
+  FrameType,
+  decodeBatchResult,
+  decodeJsonPayload,
+  decodeMessages,
+  decodeSendResult,
+  encodeAck,
+  encodeChangeVisibility,
+  encodeJsonFrame,
+  encodeReceive,
+  encodeSend,
+  receiveWaitMsMax,
+  type WireAttributes,
+  type WireMessage,
+  type WireSendEntry,
+} from '../api/native/wire.js';
+import type { ConnectOptions, Credentials } from './connection.js';
+import { BerthClientError, InvalidRequestError, errorFromWire } from './errors.js';
+import { Consumer, MessageStream, type ConsumeOptions, type ConsumerOptions, type MessageHandler } from './consumer.js';
+import { Producer, type ProducerOptions } from './producer.js';
+import { SingleNodeRouter, type ReconnectOptions, type Router } from './router.js';
+import { Message } from './message.js';
+
+export interface BerthOptions extends ReconnectOptions {
+  /** berth://host:port (plain TCP) or berths://host:port (TLS). Default port 9325. */
+  url: string;
+  /** Access key pair of the server's auth file; omit against an open server. */
+  credentials?: Credentials;
+  /** Extra TLS options for berths:// (e.g. `ca` for a self-signed certificate). */
+  tls?: import('node:tls').ConnectionOptions;
+  connectTimeoutMs?: number;
+}
+
+export type MessageAttributeValue = WireAttributes[string];
+
+export interface SendOptions {
+  /** FIFO queues: the message group (order key). Standard queues: the fair-queue tenant key. */
+  groupId?: string;
+  /** FIFO queues: sends with the same id within 5 minutes are enqueued once. */
+  deduplicationId?: string;
+  /** Standard queues only. */
+  delaySeconds?: number;
+  /** Hosts that must hold the message durably before the send resolves (1 on a single node). */
+  replicaCount?: number;
+  attributes?: Record<string, MessageAttributeValue>;
+}
+
+export interface SendMessageInput extends SendOptions {
+  body: string;
+}
+
+export interface SendResult {
+  messageId: string;
+  /** FIFO queues: increasing within a message group's partition. */
+  sequenceNumber?: string;
+}
+
+export interface ReceiveOptions {
+  /** 1 to 1000; default 10. */
+  maxMessages?: number;
+  /** Lease length; default the queue's VisibilityTimeout. */
+  visibilityTimeoutSeconds?: number;
+  /** Long poll up to this long for the first message (max 20,000); default 0. */
+  waitMs?: number;
+}
+
+export interface VisibilityChangeInput {
+  receiptHandle: string;
+  visibilityTimeoutSeconds: number;
+}
+
+export interface QueueCounts {
+  visible: number;
+  inflight: number;
+  delayed: number;
+  oldestMessageAgeSeconds: number;
+}
+
+const defaultPort = 9325;
+
+export function parseBerthUrl(url: string): { host: string; port: number; tls: boolean } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new InvalidRequestError('InvalidParameterValue', 0, `not a URL: ${url} (expected berth://host:port)`);
+  }
+  if (parsed.protocol !== 'berth:' && parsed.protocol !== 'berths:') throw new InvalidRequestError('InvalidParameterValue', 0, `URL scheme must be berth: or berths:, got ${parsed.protocol}`);
+  const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
+  return { host: host === '' ? '127.0.0.1' : host, port: parsed.port === '' ? defaultPort : Number(parsed.port), tls: parsed.protocol === 'berths:' };
+}
+
+export class Berth {
+  private closed = false;
+  private readonly producers = new Set<Producer>();
+  private readonly consumers = new Set<Consumer>();
+  private readonly streams = new Set<MessageStream>();
+  private readonly ackers = new Map<string, BatchAcker>();
+
+  private constructor(readonly router: Router) {}
+
+  /** Connects (and authenticates) once, so a wrong URL or key fails here rather than later. */
+  static async connect(options: BerthOptions): Promise<Berth> {
+    const { host, port, tls } = parseBerthUrl(options.url);
+    const connectOptions: ConnectOptions = { host, port };
+    if (tls) connectOptions.tls = options.tls ?? true;
+    if (options.credentials !== undefined) connectOptions.credentials = options.credentials;
+    if (options.connectTimeoutMs !== undefined) connectOptions.connectTimeoutMs = options.connectTimeoutMs;
+    const router = new SingleNodeRouter(connectOptions, options);
+    await router.connectionFor();
+    return new Berth(router);
+  }
+
+  /** Builds a client over another Router (the cluster router, tests). */
+  static withRouter(router: Router): Berth {
+    return new Berth(router);
+  }
+
+  // ---- queues --------------------------------------------------------------------
+
+  private async admin(queue: string | undefined, request: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const connection = await this.router.connectionFor(queue);
+    const payload = await connection.request((id) => encodeJsonFrame(FrameType.Admin, id, request), FrameType.AdminResult);
+    return decodeJsonPayload(payload, 'ADMIN_RESULT') as Record<string, unknown>;
+  }
+
+  /** Creates the queue (a name ending in .fifo gets FifoQueue=true) or returns it when it exists with the same attributes. */
+  async createQueue(name: string, options: { attributes?: Record<string, string>; tags?: Record<string, string> } = {}): Promise<string> {
+    const attributes = { ...(options.attributes ?? {}) };
+    if (name.endsWith('.fifo') && attributes['FifoQueue'] === undefined) attributes['FifoQueue'] = 'true';
+    const result = await this.admin(name, { op: 'createQueue', queue: name, attributes, tags: options.tags ?? {} });
+    return String(result['queue']);
+  }
+
+  async deleteQueue(name: string): Promise<void> {
+    await this.admin(name, { op: 'deleteQueue', queue: name });
+  }
+
+  async listQueues(prefix?: string): Promise<string[]> {
+    const result = await this.admin(undefined, prefix === undefined ? { op: 'listQueues' } : { op: 'listQueues', prefix });
+    return result['queues'] as string[];
+  }
+
+  async getQueueAttributes(name: string): Promise<Record<string, string>> {
+    const result = await this.admin(name, { op: 'getQueueAttributes', queue: name });
+    return result['attributes'] as Record<string, string>;
+  }
+
+  async setQueueAttributes(name: string, attributes: Record<string, string>): Promise<void> {
+    await this.admin(name, { op: 'setQueueAttributes', queue: name, attributes });
+  }
+
+  async purgeQueue(name: string): Promise<void> {
+    await this.admin(name, { op: 'purgeQueue', queue: name });
+  }
+
+  async queueCounts(name: string): Promise<QueueCounts> {
+    const result = await this.admin(name, { op: 'queueCounts', queue: name });
+    return result['counts'] as QueueCounts;
+  }
+
+  // ---- messages ------------------------------------------------------------------
+
+  /**
+   * Sends up to 1000 messages in one frame; resolves when each is durable (or failed on
+   * its own): a SendResult or a BerthClientError per message, in order. Throws when the
+   * whole request fails (queue missing, connection lost).
+   */
+  async send(queue: string, messages: readonly SendMessageInput[]): Promise<Array<SendResult | BerthClientError>> {
+    const connection = await this.router.connectionFor(queue);
+    const entries: WireSendEntry[] = messages.map(toWireEntry);
+    const payload = await connection.request((id) => encodeSend(id, queue, entries), FrameType.SendResult);
+    return decodeSendResult(payload).map((outcome) =>
+      outcome.ok ? (outcome.sequenceNumber === undefined ? { messageId: outcome.messageId } : { messageId: outcome.messageId, sequenceNumber: outcome.sequenceNumber }) : errorFromWire(outcome.error.nativeCode, outcome.error.code, outcome.error.message),
+    );
+  }
+
+  /** One receive (pull). Each message has ack() / nack(); leases are not extended automatically here. */
+  async receive(queue: string, options: ReceiveOptions = {}): Promise<Message[]> {
+    const connection = await this.router.connectionFor(queue);
+    const payload = await connection.request(
+      (id) =>
+        encodeReceive(id, {
+          queue,
+          maxMessages: options.maxMessages ?? 10,
+          visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? -1,
+          waitMs: Math.min(receiveWaitMsMax, Math.max(0, Math.round(options.waitMs ?? 0))),
+        }),
+      FrameType.Messages,
+    );
+    return decodeMessages(payload).map((wire) => this.message(queue, wire));
+  }
+
+  /** Deletes messages by receipt handle; null per entry that succeeded. */
+  async ack(queue: string, receiptHandles: readonly string[]): Promise<Array<BerthClientError | null>> {
+    const connection = await this.router.connectionFor(queue);
+    const payload = await connection.request((id) => encodeAck(id, queue, receiptHandles), FrameType.BatchResult);
+    return decodeBatchResult(payload).map((result) => (result === null ? null : errorFromWire(result.nativeCode, result.code, result.message)));
+  }
+
+  async changeVisibility(queue: string, changes: readonly VisibilityChangeInput[]): Promise<Array<BerthClientError | null>> {
+    const connection = await this.router.connectionFor(queue);
+    const payload = await connection.request((id) => encodeChangeVisibility(id, queue, changes), FrameType.BatchResult);
+    return decodeBatchResult(payload).map((result) => (result === null ? null : errorFromWire(result.nativeCode, result.code, result.message)));
+  }
+
+  // ---- producers and consumers ---------------------------------------------------
+
+  /** A batching producer: send() resolves when the message is durable. */
+  producer(queue: string, options: ProducerOptions = {}): Producer {
+    this.checkOpen();
+    const producer = new Producer(this, queue, options, () => this.producers.delete(producer));
+    this.producers.add(producer);
+    return producer;
+  }
+
+  /** Push consumption as an async iterator: `for await (const message of berth.consume(queue)) { ...; await message.ack(); }`. */
+  consume(queue: string, options: ConsumeOptions = {}): MessageStream {
+    this.checkOpen();
+    const stream = new MessageStream(this, queue, options, () => this.streams.delete(stream));
+    this.streams.add(stream);
+    return stream;
+  }
+
+  /** Runs `handler` for each message with the given concurrency: acked when it resolves, nacked when it throws. */
+  consumer(queue: string, handler: MessageHandler, options: ConsumerOptions = {}): Consumer {
+    this.checkOpen();
+    const consumer = new Consumer(this, queue, handler, options, () => this.consumers.delete(consumer));
+    this.consumers.add(consumer);
+    return consumer;
+  }
+
+  /** Flushes producers, drains consumers and streams, then closes the connection. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.allSettled([...this.producers].map((producer) => producer.close()));
+    await Promise.allSettled([...this.consumers].map((consumer) => consumer.close()));
+    await Promise.allSettled([...this.streams].map((stream) => stream.close()));
+    await Promise.allSettled([...this.ackers.values()].map((acker) => acker.flush()));
+    this.router.close();
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new BerthClientError('ClientClosed', 0, 'Berth client is closed');
+  }
+
+  /** @internal Wraps a delivered message with its ack/nack. */
+  message(queue: string, wire: WireMessage, visibilityTimeoutSeconds?: number): Message {
+    return new Message(this, queue, wire, visibilityTimeoutSeconds);
+  }
+
+  /** @internal Acks from many messages ride in one ACK frame per tick. */
+  acker(queue: string): BatchAcker {
+    let acker = this.ackers.get(queue);
+    if (acker === undefined) this.ackers.set(queue, (acker = new BatchAcker(this, queue)));
+    return acker;
+  }
+}
+
+function toWireEntry(message: SendMessageInput): WireSendEntry {
+  const entry: WireSendEntry = { body: message.body };
+  if (message.groupId !== undefined) entry.groupId = message.groupId;
+  if (message.deduplicationId !== undefined) entry.deduplicationId = message.deduplicationId;
+  if (message.delaySeconds !== undefined) entry.delaySeconds = message.delaySeconds;
+  if (message.replicaCount !== undefined) entry.replicaCount = message.replicaCount;
+  if (message.attributes !== undefined) entry.attributes = message.attributes;
+  return entry;
+}
+
+const ackBatchMax = 1000;
+
+/** Collects acks issued in the same tick into one ACK frame; each ack resolves with its own outcome. */
+export class BatchAcker {
+  private waiting: Array<{ handle: string; resolve: () => void; reject: (error: unknown) => void }> = [];
+  private scheduled = false;
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(
+    private readonly berth: Berth,
+    private readonly queue: string,
+  ) {}
+
+  ack(receiptHandle: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.push({ handle: receiptHandle, resolve, reject });
+      if (this.waiting.length >= ackBatchMax) this.send();
+      else if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.send());
+      }
+    });
+  }
+
+  async flush(): Promise<void> {
+    this.send();
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  private send(): void {
+    this.scheduled = false;
+    if (this.waiting.length === 0) return;
+    const batch = this.waiting.splice(0, ackBatchMax);
+    if (this.waiting.length > 0 && !this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.send());
+    }
+    const sending = this.berth.ack(this.queue, batch.map((entry) => entry.handle)).then(
+      (results) => {
+        batch.forEach((entry, index) => {
+          const result = results[index];
+          if (result === null) entry.resolve();
+          else entry.reject(result ?? new BerthClientError('ProtocolError', 0, 'ACK answered fewer entries than sent'));
+        });
+      },
+      (error: unknown) => {
+        for (const entry of batch) entry.reject(error);
+      },
+    );
+    this.inFlight.add(sending);
+    void sending.finally(() => this.inFlight.delete(sending));
+  }
+}
