@@ -9,6 +9,7 @@ export const serverConfigSchema = z
   .object({
     host: z.string().min(1),
     port: z.number().int().min(0).max(65535),
+    nativePort: z.number().int().min(0).max(65535),
     dataDir: z.string().min(1),
     accountId: z.string().regex(/^\d{12}$/, 'must be 12 digits'),
     region: z.string().regex(/^[a-z0-9-]+$/, 'must look like us-east-1'),
@@ -36,6 +37,7 @@ export interface ConfigKey {
 export const configKeys: ConfigKey[] = [
   { key: 'host', flag: '--host', env: 'BERTH_HOST', kind: 'string', description: 'address to listen on; anything beyond loopback without --auth-file prints a warning' },
   { key: 'port', flag: '--port', env: 'BERTH_PORT', kind: 'number', description: 'HTTP port for the SQS API, health, metrics and console' },
+  { key: 'nativePort', flag: '--native-port', env: 'BERTH_NATIVE_PORT', kind: 'number', description: 'TCP port for the native protocol and the Berth SDK (0: off)' },
   { key: 'dataDir', flag: '--data-dir', env: 'BERTH_DATA_DIR', kind: 'string', description: 'where queue logs, checkpoints and metadata live' },
   { key: 'accountId', flag: '--account-id', env: 'BERTH_ACCOUNT_ID', kind: 'string', description: 'the 12-digit account id in queue URLs and ARNs' },
   { key: 'region', flag: '--region', env: 'BERTH_REGION', kind: 'string', description: 'the region in ARNs' },
@@ -52,6 +54,7 @@ export const configKeys: ConfigKey[] = [
 export const defaultServerConfig: ServerConfig = {
   host: '127.0.0.1',
   port: 9324,
+  nativePort: 9325,
   dataDir: './data',
   accountId: '000000000000',
   region: 'us-east-1',

@@ -15,10 +15,13 @@ import { createLogger, type Logger } from './logger.js';
 import { loadAuthFile, type ServerConfig } from './config.js';
 import { startHttpServer, type HttpRequest, type HttpResponse, type RunningHttpServer } from './http-server.js';
 import { instrumentService } from './instrumented-service.js';
+import { startNativeServer, type RunningNativeServer } from '../api/native/server.js';
 
 export interface RunningServer {
   readonly port: number;
   readonly url: string;
+  /** The native protocol's port; undefined when turned off. */
+  readonly nativePort: number | undefined;
   readonly logger: Logger;
   stop(): Promise<void>;
 }
@@ -127,21 +130,46 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     if (code === 'EADDRINUSE') throw new Error(`port ${config.port} on ${config.host} is already in use: stop the other process or pick another with --port`);
     throw error;
   }
+  let native: RunningNativeServer | undefined;
+  if (config.nativePort !== 0) {
+    try {
+      native = await startNativeServer({
+        service,
+        host: config.host,
+        port: config.nativePort,
+        auth: credentials === undefined ? { mode: 'open' } : { mode: 'keys', credentials },
+        clock,
+        logger: logger.child({ component: 'native' }),
+      });
+    } catch (error) {
+      // A taken native port must not stop the SQS API (several servers on one machine, tests).
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') {
+        clearInterval(sampler);
+        await http.close(0);
+        await broker.close();
+        lock.release();
+        throw error;
+      }
+      logger.warn({ host: config.host, nativePort: config.nativePort }, `native port ${config.nativePort} is already in use: the native protocol is OFF for this server. Pick another with --native-port (0 turns it off).`);
+    }
+  }
   ready = true;
   const displayHost = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${displayHost}:${http.port}`;
-  logger.info({ url, console: `${url}/console`, dataDirectory }, 'berth ready');
+  logger.info({ url, console: `${url}/console`, nativePort: native?.port, dataDirectory }, 'berth ready');
 
   let stopping: Promise<void> | undefined;
   return {
     port: http.port,
     url,
+    nativePort: native?.port,
     logger,
     stop(): Promise<void> {
       stopping ??= (async () => {
         ready = false;
         logger.info({}, 'berth stopping: no new requests, finishing those in flight');
         clearInterval(sampler);
+        await native?.close(config.shutdownTimeoutMs);
         await http.close(config.shutdownTimeoutMs);
         await broker.close();
         lock.release();
