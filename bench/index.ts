@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import pc from 'picocolors';
 import { drivers, driverById } from './drivers/registry.js';
 import type { Driver, RunningSystem, WorkloadId } from './drivers/types.js';
-import { commandExists, runCommand } from './processes.js';
+import { commandExists, removeOnExit, runCommand } from './processes.js';
 import { measureRawDurableWrites } from './raw-disk.js';
 import { chartSvg, latestMarkdown, ratioLines, rawDiskLines, terminalTable, updateBenchmarksDocument, type BenchRun, type SystemRun } from './report.js';
 import { runWorkload, type WorkloadResult, type WorkloadSettings } from './workloads.js';
@@ -135,6 +135,7 @@ async function main(): Promise<void> {
   await ensureBinaries(selected, raw.setup);
   const startedMs = Date.now();
   const root = mkdtempSync(join(tmpdir(), 'berth-bench-'));
+  removeOnExit(root);
   const cpuInfo = cpus();
   const run: BenchRun = {
     startedAt: new Date(startedMs).toISOString(),

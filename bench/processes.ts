@@ -5,12 +5,19 @@
 // process exits for any reason, so an interrupted run leaves no server behind.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream, readFileSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
 
 const liveChildren = new Set<ChildProcess>();
+const directoriesToRemove = new Set<string>();
 let exitHookInstalled = false;
+
+/** Removes the directory when the bench process exits, however it exits. */
+export function removeOnExit(directory: string): void {
+  installExitHook();
+  directoriesToRemove.add(directory);
+}
 
 function installExitHook(): void {
   if (exitHookInstalled) return;
@@ -23,6 +30,7 @@ function installExitHook(): void {
         // already gone
       }
     }
+    for (const directory of directoriesToRemove) rmSync(directory, { recursive: true, force: true });
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => process.exit(130));

@@ -38,6 +38,7 @@ export const bullmqDriver: Driver = {
 
   async producer(endpoint: Endpoint, queue: QueueSpec): Promise<Producer> {
     const bullQueue = new Queue(queue.name, { connection: connectionOf(endpoint) });
+    bullQueue.on('error', () => undefined);
     await bullQueue.waitUntilReady();
     return {
       async send(batch) {
@@ -61,6 +62,7 @@ export const bullmqDriver: Driver = {
         }),
       { connection: connectionOf(endpoint), concurrency: workerConcurrency, autorun: true, drainDelay: 1 },
     );
+    worker.on('error', () => undefined);
     await worker.waitUntilReady();
     return {
       receive: (maxMessages, waitMs) => buffer.take(maxMessages, waitMs),

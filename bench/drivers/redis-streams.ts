@@ -9,7 +9,10 @@ import type { Consumer, Delivery, Driver, Endpoint, Producer, QueueSpec } from '
 const groupName = 'bench';
 
 function connectTo(endpoint: Endpoint): Redis {
-  return new Redis({ host: endpoint.host, port: endpoint.port, maxRetriesPerRequest: null, enableAutoPipelining: false });
+  const client = new Redis({ host: endpoint.host, port: endpoint.port, maxRetriesPerRequest: null, enableAutoPipelining: false });
+  // Connection errors surface as rejected commands; the event only matters for reconnects after stop.
+  client.on('error', () => undefined);
+  return client;
 }
 
 type StreamReply = Array<[string, Array<[string, string[]]>]> | null;
