@@ -12,12 +12,22 @@
 // backlog on disk, expire messages past retention, relocate old live messages that pin
 // old segments, write checkpoints (only once every record they cover is durable), and
 // delete segments below min(physical ACK level, checkpoint).
+//
+// Replication (cluster mode): a runner is a primary or a backup of its partition.
+//   primary: appends at its epoch; every append is handed to the CommitTracker (which ships
+//     it to the backups); an answer waits for `waitCommitted(end, replicaCount)` instead of
+//     the log's own durability. On a single node the tracker is the log itself.
+//   backup: takes no client calls and runs no appending maintenance; `applyReplicated`
+//     appends the primary's records with their offsets and applies them to its own machine,
+//     so a takeover starts from a warm state; `truncateAndReload` cuts an uncommitted tail
+//     and rebuilds the machine from the last checkpoint.
+// Checkpoints cover only committed records (`checkpointSafeEnd`), so a cut never goes below one.
 
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { FileSystem } from '../core/filesystem.js';
 import { assert } from '../core/assert.js';
 import { BerthError } from '../protocol/errors.js';
-import type { LogRecord, PartitionLog, PartitionLogOptions } from '../storage/types.js';
+import type { LogRecord, PartitionLogOptions, ReplicaLog } from '../storage/types.js';
 import { openPartitionLog } from '../storage/segmented-log.js';
 import { QueueMachine, type Receipt } from '../queue/machine.js';
 import { RecordType, decodeEnqueue, decodeRelocate, encodeRelocate, type EnqueuePayload } from '../queue/records.js';
@@ -35,6 +45,34 @@ export interface PartitionHooks {
   deadLetter(payloads: EnqueuePayload[]): Promise<void>;
   /** After each group commit batch of this partition becomes durable (metrics). */
   onDurable?(records: number): void;
+}
+
+/**
+ * When a record counts as committed: the log's own durability on a single node; r replicas
+ * holding it durably in a cluster (src/replication/driver.ts).
+ */
+export interface CommitTracker {
+  /**
+   * Resolves once every record below `endOffset` is committed at `replicaCount`. Rejects
+   * with BerthError('ServiceUnavailable') when this node may no longer acknowledge
+   * (replaced, fenced by its lease) or the replicas did not answer in time.
+   */
+  waitCommitted(endOffset: number, replicaCount: number): Promise<void>;
+  /** Called synchronously after every local append, in offset order (a primary ships it). */
+  onAppend?(record: LogRecord): void;
+  /** Checkpoints may cover records below this end only (every one committed). */
+  checkpointSafeEnd?(): number;
+}
+
+export type PartitionRole = 'primary' | 'backup';
+
+export interface PartitionReplication {
+  role: PartitionRole;
+  epoch: number;
+  /** Absent: the log's durability (single node). */
+  tracker?: CommitTracker;
+  /** Recent appended records kept in memory for shipping to backups (0: none). */
+  recentRecordsMax?: number;
 }
 
 export interface PartitionOptions {
@@ -95,10 +133,19 @@ export class PartitionRunner {
   private lastNowMs = 0;
   private checkpointOffset: number;
   private checkpointAtMs: number;
+  private role: PartitionRole = 'primary';
+  private epoch = epochSingleNode;
+  private tracker: CommitTracker;
+  /** Recently appended records, oldest first, for shipping without a disk read. */
+  private recent: LogRecord[] = [];
+  private recentRecordsMax = 0;
+  /** Epoch of the record at endOffset - 1 (0 when the log is empty). */
+  private lastRecordEpoch = 0;
+  private initialConfig: QueueConfig | undefined;
 
   private constructor(
     readonly name: string,
-    private readonly log: PartitionLog,
+    private readonly log: ReplicaLog,
     private machine: QueueMachine,
     private readonly clock: Clock,
     private readonly hooks: PartitionHooks,
@@ -110,6 +157,7 @@ export class PartitionRunner {
     this.cache = new RecordCache(options.cacheBytesMax);
     this.checkpointOffset = checkpointOffset;
     this.checkpointAtMs = clock.monotonicMs();
+    this.tracker = { waitCommitted: (endOffset) => this.log.waitDurable(endOffset) };
     this.scheduleMaintenance();
   }
 
@@ -123,6 +171,8 @@ export class PartitionRunner {
     hooks: PartitionHooks;
     logger: PartitionLogger;
     options?: Partial<PartitionOptions>;
+    /** Absent: a single-node primary at epoch 1 committing on the log's durability. */
+    replication?: PartitionReplication;
   }): Promise<PartitionRunner> {
     const options = { ...defaultPartitionOptions, ...parameters.options };
     const startedMs = parameters.clock.monotonicMs();
@@ -156,19 +206,153 @@ export class PartitionRunner {
       checkpoint?.offset ?? log.startOffset,
       figures,
     );
+    runner.initialConfig = parameters.config;
+    if (log.endOffset > log.startOffset) runner.lastRecordEpoch = (await log.readOne(log.endOffset - 1)).epoch;
+    if (parameters.replication !== undefined) runner.setReplication(parameters.replication);
     // The metadata store is the source of truth for attributes; a change that reached it
-    // but not this log before a crash is appended now.
-    if (JSON.stringify(machine.config) !== JSON.stringify(parameters.config)) {
+    // but not this log before a crash is appended now (a backup gets it from its primary).
+    if (runner.role === 'primary' && JSON.stringify(machine.config) !== JSON.stringify(parameters.config)) {
       await runner.setConfig(parameters.config);
     }
     return runner;
+  }
+
+  // ---- replication ---------------------------------------------------------------
+
+  /** Switches role and epoch (cluster mode). A backup answers its waiting receivers with nothing. */
+  setReplication(replication: PartitionReplication): void {
+    assert(replication.epoch >= 1, 'epochs start at 1');
+    this.role = replication.role;
+    this.epoch = replication.epoch;
+    this.tracker = replication.tracker ?? { waitCommitted: (endOffset) => this.log.waitDurable(endOffset) };
+    this.recentRecordsMax = replication.recentRecordsMax ?? 0;
+    if (this.recent.length > this.recentRecordsMax) this.recent.splice(0, this.recent.length - this.recentRecordsMax);
+    if (this.role === 'backup') this.wakeAll();
+  }
+
+  get currentRole(): PartitionRole {
+    return this.role;
+  }
+
+  get currentEpoch(): number {
+    return this.epoch;
+  }
+
+  get durableEndOffset(): number {
+    return this.log.durableEndOffset;
+  }
+
+  get startOffset(): number {
+    return this.log.startOffset;
+  }
+
+  get lastEpoch(): number {
+    return this.lastRecordEpoch;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Resolves once the local log is durable below endOffset. */
+  waitLocallyDurable(endOffset: number): Promise<void> {
+    return this.log.waitDurable(endOffset);
+  }
+
+  /**
+   * Records from `fromOffset` for shipping: from memory when recent, else from disk (durable
+   * ones only, so the caller may get fewer than exist).
+   */
+  async readForShipping(fromOffset: number, toOffset: number, bytesMax: number): Promise<LogRecord[]> {
+    const first = this.recent[0];
+    if (first !== undefined && fromOffset >= first.offset) {
+      const out: LogRecord[] = [];
+      let bytes = 0;
+      for (let index = fromOffset - first.offset; index < this.recent.length; index++) {
+        const record = this.recent[index]!;
+        if (record.offset >= toOffset || (out.length > 0 && bytes + record.payload.length > bytesMax)) break;
+        out.push(record);
+        bytes += record.payload.length + 64;
+      }
+      return out;
+    }
+    if (fromOffset < this.log.startOffset) {
+      throw new BerthError('ServiceUnavailable', `partition ${this.name}: offset ${fromOffset} is below the log start ${this.log.startOffset} (segments deleted)`);
+    }
+    const records = await this.log.read(fromOffset, Math.max(1, toOffset - fromOffset), bytesMax);
+    return records.filter((record) => record.offset < toOffset);
+  }
+
+  /** (offset, epoch) of the last `recordsMax` durable records, for the divergence check. */
+  async tailEpochs(recordsMax: number): Promise<{ tailFrom: number; records: Array<{ offset: number; epoch: number }> }> {
+    await this.log.waitDurable(this.log.endOffset);
+    const end = this.log.endOffset;
+    const tailFrom = Math.max(this.log.startOffset, end - recordsMax);
+    const records: Array<{ offset: number; epoch: number }> = [];
+    let from = tailFrom;
+    while (from < end) {
+      const batch = await this.log.read(from, end - from, 8 * 1024 * 1024);
+      if (batch.length === 0) break;
+      for (const record of batch) if (record.offset < end) records.push({ offset: record.offset, epoch: record.epoch });
+      from = batch[batch.length - 1]!.offset + 1;
+    }
+    return { tailFrom, records };
+  }
+
+  /** Backup: appends the primary's records (offsets must follow this log) and applies them. */
+  applyReplicated(records: readonly LogRecord[]): void {
+    this.assertOpen();
+    assert(this.role === 'backup', `partition ${this.name}: replicated records applied while primary`);
+    for (const record of records) {
+      this.log.appendReplicated(record);
+      this.machine.apply(record);
+      this.lastRecordEpoch = record.epoch;
+      this.remember(record);
+    }
+  }
+
+  /**
+   * Backup: removes every record at or above `offset` (an uncommitted tail of an older
+   * epoch) and rebuilds the machine from the last checkpoint and the records that remain.
+   */
+  async truncateAndReload(offset: number): Promise<void> {
+    this.assertOpen();
+    assert(this.role === 'backup', `partition ${this.name}: truncate while primary`);
+    if (offset >= this.log.endOffset) return;
+    const checkpoint = await this.log.readCheckpoint();
+    if (checkpoint !== undefined && checkpoint.offset > offset) {
+      throw new BerthError('InternalError', `partition ${this.name}: cannot cut at ${offset} below the checkpoint at ${checkpoint.offset}`);
+    }
+    await this.log.truncateFrom(offset);
+    const machine = checkpoint === undefined ? new QueueMachine(this.initialConfig ?? this.machine.config) : QueueMachine.restore(checkpoint.state);
+    let from = checkpoint?.offset ?? this.log.startOffset;
+    while (from < this.log.endOffset) {
+      const records = await this.log.read(from, 8192, 16 * 1024 * 1024);
+      if (records.length === 0) break;
+      for (const record of records) machine.apply(record);
+      from = records[records.length - 1]!.offset + 1;
+    }
+    this.machine = machine;
+    this.recent = [];
+    this.lastRecordEpoch = this.log.endOffset > this.log.startOffset ? (await this.log.readOne(this.log.endOffset - 1)).epoch : 0;
+    this.logger.warn({ partition: this.name, offset }, 'cut an uncommitted tail of an older epoch and rebuilt the queue state');
+  }
+
+  private remember(record: LogRecord): void {
+    if (this.recentRecordsMax === 0) return;
+    this.recent.push(record);
+    if (this.recent.length > this.recentRecordsMax) this.recent.splice(0, this.recent.length - this.recentRecordsMax);
+  }
+
+  private commit(endOffset: number, replicaCount: number): Promise<void> {
+    return this.tracker.waitCommitted(endOffset, replicaCount);
   }
 
   get config(): QueueConfig {
     return this.machine.config;
   }
 
-  get logStats(): PartitionLog['stats'] {
+  get logStats(): ReplicaLog['stats'] {
     return this.log.stats;
   }
 
@@ -181,9 +365,12 @@ export class PartitionRunner {
   /** Appends every message (deduplicated FIFO sends append nothing) and resolves each once durable. */
   async send(payloads: EnqueuePayload[]): Promise<Array<{ messageId: string; offset: number } | BerthError>> {
     this.assertOpen();
+    this.assertPrimary();
     const results: Array<{ messageId: string; offset: number } | BerthError> = [];
     let durableEndNeeded = 0;
+    let replicaCount = 1;
     for (const payload of payloads) {
+      replicaCount = Math.max(replicaCount, payload.replicaCount);
       const plan = this.machine.planSend(payload);
       if (plan.kind === 'error') {
         results.push(new BerthError(plan.error, plan.message));
@@ -197,15 +384,16 @@ export class PartitionRunner {
         durableEndNeeded = offset + 1;
       }
     }
-    if (durableEndNeeded > 0) await this.log.waitDurable(durableEndNeeded);
+    if (durableEndNeeded > 0) await this.commit(durableEndNeeded, replicaCount);
     return results;
   }
 
   /** Long-polls up to waitTimeSeconds; resolves with what became deliverable, or nothing. */
   async receive(request: ReceiveRequest): Promise<Delivery[]> {
     const deadlineMs = this.clock.monotonicMs() + request.waitTimeSeconds * 1000;
+    if (!this.closed && this.role !== 'primary') throw new BerthError('ServiceUnavailable', `partition ${this.name} is not led by this node any more`);
     for (;;) {
-      if (this.closed) return [];
+      if (this.closed || this.role !== 'primary') return [];
       const deliveries = await this.receiveOnce(request);
       if (deliveries.length > 0) return deliveries;
       if (this.machine.loadFrom(this.now()) !== undefined && (await this.loadWindow())) continue;
@@ -217,7 +405,7 @@ export class PartitionRunner {
 
   /** Deletes by receipt; one durable wait for the whole batch. */
   async deleteMessages(receipts: Receipt[]): Promise<Array<BerthError | null>> {
-    this.assertOpen();
+    this.assertPrimary();
     const results: Array<BerthError | null> = [];
     let durableEndNeeded = 0;
     const nowMs = this.now();
@@ -235,12 +423,12 @@ export class PartitionRunner {
         durableEndNeeded = offset + 1;
       }
     }
-    if (durableEndNeeded > 0) await this.log.waitDurable(durableEndNeeded);
+    if (durableEndNeeded > 0) await this.commit(durableEndNeeded, this.machine.config.replicaCount);
     return results;
   }
 
   async changeVisibility(changes: Array<{ receipt: Receipt; visibilityTimeoutSeconds: number }>): Promise<Array<BerthError | null>> {
-    this.assertOpen();
+    this.assertPrimary();
     const results: Array<BerthError | null> = [];
     let durableEndNeeded = 0;
     const nowMs = this.now();
@@ -253,24 +441,24 @@ export class PartitionRunner {
         results.push(null);
       }
     }
-    if (durableEndNeeded > 0) await this.log.waitDurable(durableEndNeeded);
+    if (durableEndNeeded > 0) await this.commit(durableEndNeeded, this.machine.config.replicaCount);
     return results;
   }
 
   async purge(): Promise<void> {
-    this.assertOpen();
+    this.assertPrimary();
     const nowMs = this.now();
     const plan = this.machine.planPurge(nowMs);
     if ('error' in plan) throw new BerthError(plan.error, plan.message);
     const offset = this.appendAndApply(RecordType.Purge, plan.payload, nowMs);
-    await this.log.waitDurable(offset + 1);
+    await this.commit(offset + 1, this.machine.config.replicaCount);
   }
 
   async setConfig(config: QueueConfig): Promise<void> {
-    this.assertOpen();
+    this.assertPrimary();
     const plan = this.machine.planSetConfig(config);
     const offset = this.appendAndApply(RecordType.SetConfig, plan.payload, this.now());
-    await this.log.waitDurable(offset + 1);
+    await this.commit(offset + 1, Math.min(this.machine.config.replicaCount, config.replicaCount));
   }
 
   // ---- reads ---------------------------------------------------------------------
@@ -319,6 +507,11 @@ export class PartitionRunner {
     if (this.closed) throw new BerthError('ServiceUnavailable', `partition ${this.name} is closed`);
   }
 
+  private assertPrimary(): void {
+    this.assertOpen();
+    if (this.role !== 'primary') throw new BerthError('ServiceUnavailable', `partition ${this.name} is not led by this node any more`);
+  }
+
   /** Wall-clock time that never goes backwards within this partition. */
   private now(): number {
     this.lastNowMs = Math.max(this.lastNowMs, this.clock.nowMs());
@@ -328,14 +521,18 @@ export class PartitionRunner {
   private appendAndApply(type: RecordType, payload: Uint8Array, timestampMs: number): number {
     const record: LogRecord = {
       type,
-      epoch: epochSingleNode,
+      epoch: this.epoch,
       timestampMs,
       payload,
       offset: 0,
       leafHash: zeroLeafHash,
     };
+    assert(this.role === 'primary', `partition ${this.name}: append while backup`);
     record.offset = this.log.append(record);
     const effect = this.machine.apply(record);
+    this.lastRecordEpoch = record.epoch;
+    this.remember(record);
+    this.tracker.onAppend?.(record);
     if (effect.becameVisible) this.wakeAll();
     if (this.waiters.size > 0) this.scheduleWake();
     return record.offset;
@@ -366,7 +563,7 @@ export class PartitionRunner {
       assert(view !== undefined && view.receipt !== undefined, `planned delivery of offset ${offset} has no receipt`);
       picked.push({ offset, sequenceNumber: view.sequenceNumber, receipt: view.receipt, receiveCount: view.receiveCount, firstReceiveTimestampMs: view.firstReceiveTimestampMs });
     }
-    await this.log.waitDurable(this.log.endOffset);
+    await this.commit(this.log.endOffset, this.machine.config.replicaCount);
     const deliveries: Delivery[] = [];
     for (const item of picked) {
       const payload = await this.readEnqueuePayload(item.offset);
@@ -402,7 +599,7 @@ export class PartitionRunner {
       // Copies first, durably; only then remove from this queue: a crash in between
       // leaves a duplicate (at least once), never a loss.
       await this.hooks.deadLetter(payloads);
-      if (this.closed) return;
+      if (this.closed || this.role !== 'primary') return;
       const plan = this.machine.planDeadLettered(offsets);
       const offset = this.appendAndApply(RecordType.DeadLettered, plan.payload, this.now());
       for (const moved of offsets) this.cache.delete(moved);
@@ -488,8 +685,13 @@ export class PartitionRunner {
     if (this.maintaining || this.closed) return;
     this.maintaining = true;
     try {
+      if (this.role === 'backup') {
+        await this.checkpointIfDue(false);
+        return;
+      }
       if (this.machine.loadFrom() !== undefined) await this.loadWindow();
       const nowMs = this.now();
+      if (this.role !== 'primary') return;
       const expire = this.machine.planExpire(nowMs);
       if (expire !== undefined) this.appendAndApply(RecordType.Expire, expire.payload, nowMs);
       await this.relocateOldMessages();
@@ -505,7 +707,7 @@ export class PartitionRunner {
     if (offsets.length === 0) return;
     let lastOffset = -1;
     for (const offset of offsets) {
-      if (this.closed) return;
+      if (this.closed || this.role !== 'primary') return;
       const record = await this.log.readOne(offset);
       const enqueuePayload = record.type === RecordType.Relocate ? decodeRelocate(record.payload).enqueuePayload : record.payload;
       lastOffset = this.appendAndApply(RecordType.Relocate, encodeRelocate(offset, enqueuePayload), this.now());
@@ -521,13 +723,16 @@ export class PartitionRunner {
     const changed = appliedEnd - this.checkpointOffset;
     const ageMs = this.clock.monotonicMs() - this.checkpointAtMs;
     if (changed <= 0 || (!force && changed < this.options.checkpointEveryRecords && ageMs < this.options.checkpointIntervalMs)) return;
+    // A checkpoint must never cover a record a failover could cut (cluster mode).
+    if (appliedEnd > (this.tracker.checkpointSafeEnd?.() ?? Number.POSITIVE_INFINITY)) return;
+    const ackLevel = this.machine.ackLevel();
     const state = this.machine.snapshot();
     // The snapshot covers records up to appliedEnd; it may be stored only once they are all durable.
     await this.log.waitDurable(appliedEnd);
     await this.log.writeCheckpoint(appliedEnd, state);
     this.checkpointOffset = appliedEnd;
     this.checkpointAtMs = this.clock.monotonicMs();
-    const keepFrom = Math.min(this.machine.ackLevel(), this.checkpointOffset);
+    const keepFrom = Math.min(ackLevel, this.checkpointOffset);
     if (keepFrom > this.log.startOffset) await this.log.deleteBelow(keepFrom);
   }
 }
