@@ -676,7 +676,15 @@ class SegmentedLog implements ReplicaLog {
     this.stats.lastBatchRecords = records;
     this.stats.fsyncMsTotal += syncMs;
     this.resolveWaiters();
-    this.options.onBatchDurable?.({ records, bytes: takeBytes, syncMs });
+    const onBatchDurable = this.options.onBatchDurable;
+    if (onBatchDurable !== undefined) {
+      try {
+        onBatchDurable({ records, bytes: takeBytes, syncMs });
+      } catch (error) {
+        // A throwing observer is a bug of the caller, not a disk error: crash loudly rather than fail the log.
+        queueMicrotask(() => { throw error; });
+      }
+    }
   }
 
   /** Bytes of earlier chunks of the same segment in this batch, written but not yet fsynced. */
