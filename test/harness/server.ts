@@ -65,6 +65,8 @@ export interface BerthProcess {
   /** http://127.0.0.1:<port> */
   readonly url: string;
   readonly port: number;
+  /** The native protocol's port (a free one the harness picked), or undefined when the caller set --native-port. */
+  readonly nativePort: number | undefined;
   readonly dataDir: string;
   readonly pid: number;
   /** The exit once it happened, else undefined. */
@@ -202,6 +204,7 @@ class BerthProcessImpl implements BerthProcess {
   constructor(
     readonly name: string,
     readonly port: number,
+    readonly nativePort: number | undefined,
     readonly dataDir: string,
     private readonly child: ChildProcess,
     private readonly ownsDataDir: boolean,
@@ -334,7 +337,15 @@ async function startOnce(options: StartBerthOptions, attempt: number): Promise<B
   const port = options.port ?? (await freePort());
   const ownsDataDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? makeTempDir(`berth-${safeName(name)}-`).path;
-  const args = [berthBin, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, ...(options.args ?? [])];
+  // The native listener has a fixed default port: give each server its own free one so
+  // servers of parallel test files do not collide (unless the caller chose one).
+  const callerSetNativePort = (options.args ?? []).some((argument) => argument === '--native-port' || argument.startsWith('--native-port='));
+  const nativePort = callerSetNativePort ? undefined : await freePort();
+  const args = [
+    berthBin, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir,
+    ...(nativePort === undefined ? [] : ['--native-port', String(nativePort)]),
+    ...(options.args ?? []),
+  ];
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env)) {
     // The server must take its settings from the flags above, not from the runner's env.
@@ -342,7 +353,7 @@ async function startOnce(options: StartBerthOptions, attempt: number): Promise<B
   }
   Object.assign(env, options.env ?? {});
   const child = spawn(process.execPath, args, { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const berth = new BerthProcessImpl(name, port, dataDir, child, ownsDataDir, options.keepDataDir ?? false);
+  const berth = new BerthProcessImpl(name, port, nativePort, dataDir, child, ownsDataDir, options.keepDataDir ?? false);
   const tracked = { child, berth };
   running.add(tracked);
   allStarted.push(berth);
