@@ -16,7 +16,7 @@
 // reader waited on an empty buffer with no credit outstanding (starved), it doubles.
 //
 // Lease extension: every message held (buffered or in progress) whose lease has less than
-// half the visibility timeout left gets its visibility set to the full timeout again, in
+// two thirds of the visibility timeout left gets its visibility set to the full timeout again, in
 // one CHANGE_VISIBILITY frame per tick, until it is settled.
 
 import { FrameType, decodeSubscribed, encodeCredit, encodeSubscribe, encodeUnsubscribe, type WireMessage } from '../api/native/wire.js';
@@ -284,7 +284,8 @@ export class MessageStream implements AsyncIterable<Message> {
     const due: Message[] = [];
     const check = (message: Message): void => {
       if (message.settled || this.extending.has(message) || message.leaseExpiresAtMs === undefined) return;
-      if (message.leaseExpiresAtMs - nowMs < (visibility * 1000) / 2) due.push(message);
+      // Two thirds of the lease left is the mark: a slow fsync or a busy event loop still has a third to spare.
+      if (message.leaseExpiresAtMs - nowMs < (visibility * 1000 * 2) / 3) due.push(message);
     };
     for (const message of this.buffer) check(message);
     for (const message of this.handedOut) check(message);
