@@ -21,6 +21,14 @@ export const serverConfigSchema = z
     segmentBytesMax: z.number().int().min(1024 * 1024).max(4 * 1024 * 1024 * 1024),
     requestBodyBytesMax: z.number().int().min(64 * 1024).max(64 * 1024 * 1024),
     shutdownTimeoutMs: z.number().int().min(0).max(600_000),
+    // Cluster mode (only with etcd): see docs/cluster.md.
+    nodeId: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, . _ - (1-64)').optional(),
+    etcd: z.string().min(1).optional(),
+    peerPort: z.number().int().min(0).max(65535).optional(),
+    zone: z.string().max(64).optional(),
+    defaultReplicaCount: z.number().int().min(1).max(100).optional(),
+    defaultPartitionCount: z.number().int().min(1).max(256).optional(),
+    leaseTtlSeconds: z.number().int().min(2).max(60).optional(),
   })
   .strict();
 
@@ -48,6 +56,13 @@ export const configKeys: ConfigKey[] = [
   { key: 'groupCommitDelayMs', flag: '--group-commit-delay-ms', env: 'BERTH_GROUP_COMMIT_DELAY_MS', kind: 'number', description: 'extra wait to batch more appends into one fsync (0: batch what arrives during the previous fsync)' },
   { key: 'segmentBytesMax', flag: '--segment-bytes-max', env: 'BERTH_SEGMENT_BYTES_MAX', kind: 'number', description: 'size at which a log segment file rolls over' },
   { key: 'requestBodyBytesMax', flag: '--request-body-bytes-max', env: 'BERTH_REQUEST_BODY_BYTES_MAX', kind: 'number', description: 'largest HTTP request body accepted' },
+  { key: 'nodeId', flag: '--node-id', env: 'BERTH_NODE_ID', kind: 'string', description: 'cluster: this node\'s unique id (required with --etcd)' },
+  { key: 'etcd', flag: '--etcd', env: 'BERTH_ETCD', kind: 'string', description: 'cluster: etcd endpoints, comma separated (e.g. http://127.0.0.1:2379); turns on cluster mode' },
+  { key: 'peerPort', flag: '--peer-port', env: 'BERTH_PEER_PORT', kind: 'number', description: 'cluster: TCP port of the peer protocol (replication, forwarding) on --host' },
+  { key: 'zone', flag: '--zone', env: 'BERTH_ZONE', kind: 'string', description: 'cluster: availability zone of this node (replicas of a partition go to distinct zones)' },
+  { key: 'defaultReplicaCount', flag: '--default-replica-count', env: 'BERTH_DEFAULT_REPLICA_COUNT', kind: 'number', description: 'cluster: replica count of new queues without a ReplicaCount attribute (default 2, at most the live nodes)' },
+  { key: 'defaultPartitionCount', flag: '--default-partition-count', env: 'BERTH_DEFAULT_PARTITION_COUNT', kind: 'number', description: 'cluster: partitions of a new queue (default 1)' },
+  { key: 'leaseTtlSeconds', flag: '--lease-ttl-seconds', env: 'BERTH_LEASE_TTL_SECONDS', kind: 'number', description: 'cluster: etcd lease TTL; a primary silent this long is replaced (default 3)' },
   { key: 'shutdownTimeoutMs', flag: '--shutdown-timeout-ms', env: 'BERTH_SHUTDOWN_TIMEOUT_MS', kind: 'number', description: 'how long a graceful stop waits for requests in flight' },
 ];
 

@@ -9,13 +9,14 @@ import { SystemClock } from '../io/system-clock.js';
 import { lockDataDirectory } from '../io/data-directory-lock.js';
 import { LocalBroker } from '../broker/local-broker.js';
 import { createSqsHandler } from '../api/sqs/handler.js';
-import { createConsoleHandler, parseConsoleCredentials } from './console-routes.js';
+import { createConsoleHandler, parseConsoleCredentials, type ClusterStatus } from './console-routes.js';
 import { BerthMetrics } from './metrics.js';
 import { createLogger, type Logger } from './logger.js';
 import { loadAuthFile, type ServerConfig } from './config.js';
 import { startHttpServer, type HttpRequest, type HttpResponse, type RunningHttpServer } from './http-server.js';
 import { instrumentService } from './instrumented-service.js';
 import { startNativeServer, type RunningNativeServer } from '../api/native/server.js';
+import { startClusterRuntime, type ClusterRuntime } from '../io/cluster-runtime.js';
 
 export interface RunningServer {
   readonly port: number;
@@ -47,7 +48,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
 
   const lock = lockDataDirectory(dataDirectory);
   const metrics = new BerthMetrics({ clock });
-  const broker = await LocalBroker.open({
+  // Cluster mode only with --etcd; otherwise the single-node broker, unchanged.
+  const cluster: ClusterRuntime | undefined = config.etcd === undefined ? undefined : await startCluster(config, dataDirectory, clock, logger);
+  const broker = cluster?.node ?? await LocalBroker.open({
     fs: new NodeFileSystem(),
     dataDirectory,
     clock,
@@ -72,6 +75,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const consoleHandler = createConsoleHandler({
     service,
     metrics,
+    ...(cluster === undefined ? {} : { clusterStatus: async () => consoleClusterStatus(cluster) }),
     logger: logger.child({ component: 'console' }),
     authorize:
       credentials === undefined
@@ -87,6 +91,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     const pathname = request.url.split('?')[0];
     if (pathname === '/health/live') return json(200, { status: 'live' });
     if (pathname === '/health/ready') return ready ? json(200, { status: 'ready' }) : json(503, { status: 'starting' });
+    if (pathname === '/cluster/status' && cluster !== undefined) return json(200, cluster.status());
     return undefined;
   };
 
@@ -124,7 +129,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     });
   } catch (error) {
     clearInterval(sampler);
-    await broker.close();
+    await (cluster ?? broker).close();
     lock.release();
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') throw new Error(`port ${config.port} on ${config.host} is already in use: stop the other process or pick another with --port`);
@@ -153,9 +158,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       logger.warn({ host: config.host, nativePort: config.nativePort }, `native port ${config.nativePort} is already in use: the native protocol is OFF for this server. Pick another with --native-port (0 turns it off).`);
     }
   }
-  ready = true;
   const displayHost = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${displayHost}:${http.port}`;
+  if (cluster !== undefined) await cluster.join(url);
+  ready = true;
   logger.info({ url, console: `${url}/console`, nativePort: native?.port, dataDirectory }, 'berth ready');
 
   let stopping: Promise<void> | undefined;
@@ -171,7 +177,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         clearInterval(sampler);
         await native?.close(config.shutdownTimeoutMs);
         await http.close(config.shutdownTimeoutMs);
-        await broker.close();
+        await (cluster ?? broker).close();
         lock.release();
         logger.info({}, 'berth stopped: every log flushed and fsynced');
       })();
@@ -200,6 +206,51 @@ export async function runServerProcess(config: ServerConfig): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+}
+
+async function startCluster(config: ServerConfig, dataDirectory: string, clock: SystemClock, logger: Logger): Promise<ClusterRuntime> {
+  if (config.nodeId === undefined) throw new Error('cluster mode (--etcd) needs --node-id');
+  if (config.peerPort === undefined) throw new Error('cluster mode (--etcd) needs --peer-port (0 picks a free port)');
+  return startClusterRuntime({
+    config: {
+      nodeId: config.nodeId,
+      etcdEndpoints: config.etcd!.split(',').map((endpoint) => endpoint.trim()).filter((endpoint) => endpoint !== ''),
+      host: config.host,
+      peerPort: config.peerPort,
+      zone: config.zone ?? '',
+      region: config.region,
+      accountId: config.accountId,
+      dataDirectory,
+      defaultReplicaCount: config.defaultReplicaCount ?? 2,
+      defaultPartitionCount: config.defaultPartitionCount ?? 1,
+      leaseTtlSeconds: config.leaseTtlSeconds ?? 3,
+    },
+    fs: new NodeFileSystem(),
+    clock,
+    logger: logger.child({ component: 'cluster', node: config.nodeId }),
+    newId: () => randomUUID(),
+    newIncarnation: () => randomBytes(8).toString('hex'),
+    partitionOptions: { logOptions: { groupCommitDelayMs: config.groupCommitDelayMs, segmentBytesMax: config.segmentBytesMax } },
+  });
+}
+
+/** The console's cluster page model from this node's status (lag known for partitions it leads). */
+function consoleClusterStatus(cluster: ClusterRuntime): ClusterStatus {
+  const report = cluster.status();
+  const lagByKey = new Map(report.local.filter((local) => local.role === 'primary').map((local) => [`${local.queue}#${local.partition}`, Math.max(0, ...local.backups.map((backup) => local.endOffset - backup.durableEnd))]));
+  return {
+    mode: 'cluster',
+    selfId: report.selfId,
+    nodes: report.nodes.map((node) => ({ id: node.id, region: node.region, zone: node.zone, health: node.health, ...(node.address === '' ? {} : { address: node.address }) })),
+    partitions: report.partitions.map((partition) => ({
+      queue: partition.queue,
+      partition: partition.partition,
+      primary: partition.primary,
+      backups: partition.replicas.filter((id) => id !== partition.primary),
+      epoch: partition.epoch,
+      replicaLag: lagByKey.get(`${partition.queue}#${partition.partition}`) ?? 0,
+    })),
+  };
 }
 
 function json(status: number, body: unknown): HttpResponse {
