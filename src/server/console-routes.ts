@@ -31,19 +31,9 @@ import { BerthError, isBerthError } from '../protocol/errors.js';
 import { checkFifoThroughput, validateQueueAttributes, withCreateDefaults } from '../api/sqs/queue-attributes.js';
 import type { BerthMetrics, QueueRates, QueueSeries } from './metrics.js';
 
-export interface HttpRequest {
-  method: string;
-  /** Path and query, as in the request line. */
-  url: string;
-  headers: Record<string, string | string[] | undefined>;
-  body: Buffer;
-}
+import type { HttpRequest, HttpResponse } from '../protocol/http.js';
 
-export interface HttpResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: Buffer;
-}
+export type { HttpRequest, HttpResponse } from '../protocol/http.js';
 
 export type NodeHealth = 'healthy' | 'suspect' | 'down';
 

@@ -6,19 +6,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export interface HttpRequest {
-  method: string;
-  url: string;
-  headers: Record<string, string | string[] | undefined>;
-  body: Buffer;
-  remoteAddress?: string;
-}
+import type { HttpRequest, HttpResponse } from '../protocol/http.js';
 
-export interface HttpResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: string | Buffer;
-}
+export type { HttpRequest, HttpResponse } from '../protocol/http.js';
 
 /** Returns undefined when the route is not this handler's. */
 export type RouteHandler = (request: HttpRequest, signal: AbortSignal) => Promise<HttpResponse | undefined>;

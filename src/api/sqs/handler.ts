@@ -32,21 +32,9 @@ import {
 } from './queue-attributes.js';
 import { xmlErrorResponse, xmlResponse, type ListElementNames } from './xml.js';
 
-export interface HttpRequest {
-  method: string;
-  /** Path and query string. */
-  url: string;
-  /** Lower-case names, as node:http gives them. */
-  headers: Record<string, string | string[] | undefined>;
-  body: Buffer;
-  remoteAddress?: string;
-}
+import type { HttpRequest, HttpResponse } from '../../protocol/http.js';
 
-export interface HttpResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: string | Buffer;
-}
+export type { HttpRequest, HttpResponse } from '../../protocol/http.js';
 
 export interface SqsApiOptions {
   /** Default '000000000000'. */
