@@ -2,13 +2,14 @@
 // Berth cluster for W5) is one Driver module and one line here.
 
 import { berthAwsSdkDriver, berthSqsDriver } from './berth-sqs.js';
+import { berthNativeDriver } from './berth-native.js';
 import { bullmqDriver } from './bullmq.js';
 import { natsDriver } from './nats.js';
 import { rabbitmqDriver } from './rabbitmq.js';
 import { redisStreamsDriver } from './redis-streams.js';
 import type { Driver } from './types.js';
 
-export const drivers: readonly Driver[] = [berthSqsDriver, berthAwsSdkDriver, redisStreamsDriver, bullmqDriver, rabbitmqDriver, natsDriver];
+export const drivers: readonly Driver[] = [berthSqsDriver, berthNativeDriver, berthAwsSdkDriver, redisStreamsDriver, bullmqDriver, rabbitmqDriver, natsDriver];
 
 export function driverById(id: string): Driver {
   const driver = drivers.find((candidate) => candidate.id === id);

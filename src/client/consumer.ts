@@ -122,6 +122,51 @@ export class MessageStream implements AsyncIterable<Message> {
     return new Promise((resolve, reject) => this.readers.push({ resolve, reject }));
   }
 
+  /**
+   * Up to `maxMessages` messages: what is buffered now, or (when nothing is) the first to
+   * arrive within `waitMs` plus whatever came with it. [] when none came or the stream ended.
+   */
+  async take(maxMessages: number, waitMs: number): Promise<Message[]> {
+    if (this.buffer.length === 0) {
+      if (this.state === 'failed') throw this.failure;
+      if (this.state === 'closing' || this.state === 'closed') return [];
+      if (this.outstandingCredit === 0) this.starved = true;
+      const first = await new Promise<IteratorResult<Message> | undefined>((resolve, reject) => {
+        const reader = {
+          resolve: (result: IteratorResult<Message>) => {
+            clearTimeout(timer);
+            resolve(result);
+          },
+          reject: (error: unknown) => {
+            clearTimeout(timer);
+            reject(error);
+          },
+        };
+        const timer = setTimeout(() => {
+          const index = this.readers.indexOf(reader);
+          if (index >= 0) this.readers.splice(index, 1);
+          resolve(undefined);
+        }, waitMs);
+        this.readers.push(reader);
+      });
+      if (first === undefined || first.done === true) return [];
+      const taken = [first.value];
+      while (taken.length < maxMessages && this.buffer.length > 0) taken.push(this.takeBuffered());
+      this.grant();
+      return taken;
+    }
+    const taken: Message[] = [];
+    while (taken.length < maxMessages && this.buffer.length > 0) taken.push(this.takeBuffered());
+    this.grant();
+    return taken;
+  }
+
+  private takeBuffered(): Message {
+    const message = this.buffer.shift()!;
+    this.handedOut.add(message);
+    return message;
+  }
+
   /** Stops the subscription, returns buffered messages to the queue, ends the iteration. */
   close(): Promise<void> {
     this.closing ??= this.closeOnce();
