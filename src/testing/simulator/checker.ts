@@ -1,0 +1,404 @@
+// The simulator's history and invariant checker. It sees only what a client sees: the
+// operations it started, what each answered (or that it never answered: the process
+// crashed, or the answer was a disk error, which leaves the effect unknown), and what the
+// final drain found. From that it decides what the server was ALLOWED to do.
+//
+// Message identity is the MessageId. A send's fate is one of
+//   acknowledged   the producer got a MessageId: the message must survive every crash
+//   unknown        no answer or a disk error: the message may or may not exist
+//   refused        an expected error (validation): it must not exist (not checked)
+// A message may be legitimately gone at the end when, in some queue of its family (a queue
+// and its dead-letter queue), a delete with the latest receipt the client held succeeded
+// or ended unknown, a purge that may have followed its send succeeded or ended unknown, or
+// its retention elapsed.
+//
+// Checked when each answer arrives:
+//   - a delivery's body is the body sent with that MessageId (no record served corrupt)
+//   - no message is handed out again before its visibility deadline (lower bound: the
+//     start of the receive or visibility change that set it), across crashes too
+//   - FIFO: no message of a group is delivered while another of the group is in flight
+//   - FIFO: a send with a deduplication id seen within 5 minutes returns the first
+//     MessageId and SequenceNumber
+//   - a message deleted for sure is never delivered again from the same queue
+//   - after a queue answered a disk error, no operation started later acknowledges an
+//     effect on it until the server restarts (a failed log stops for good)
+//   - no unexpected error (InternalError, a non-Berth error, ServiceUnavailable without a
+//     fault) while the disk is healthy
+// Checked at the end:
+//   - every acknowledged message not legitimately gone was found by the drain
+//   - FIFO: a delivery never passes an earlier message (by SequenceNumber) of its group
+//     that was not yet deleted, dead-lettered, purged or expired
+//   - counts are zero after the drain
+
+import { fifoDeduplicationWindowMs } from '../../queue/types.js';
+
+export interface Anomaly {
+  kind: string;
+  step: number;
+  detail: string;
+}
+
+export interface QueueInfo {
+  name: string;
+  family: string;
+  fifo: boolean;
+  visibilityTimeoutSeconds: number;
+  retentionSeconds: number;
+  /** Some queue's dead-letter queue: a crash during a move may leave a second copy here (at least once, by design). */
+  deadLetterTarget: boolean;
+  /** RedrivePolicy maxReceiveCount, when the queue has a dead-letter queue. */
+  maxReceiveCount?: number;
+}
+
+interface InFlight {
+  receiptHandle: string;
+  /** A lower bound of the visibility deadline the client knows of. */
+  notBeforeMs: number;
+  deliveryIndex: number;
+}
+
+interface MessageState {
+  messageId: string;
+  body: string | undefined;
+  homeQueue: string;
+  acknowledged: boolean;
+  sentStartMs: number;
+  /** Operation counter at the send's start (orders it against purges). */
+  sentStartOperation: number;
+  groupId: string | undefined;
+  sequenceByQueue: Map<string, string>;
+  inFlight: Map<string, InFlight>;
+  /** Queues where a delete with the latest receipt succeeded (only when no unobserved receive may have made it stale). */
+  deletedSure: Set<string>;
+  /** A delete with the latest receipt succeeded or ended unknown, at this operation counter. */
+  deletedMaybeAtOperation: number | undefined;
+  foundInDrain: Set<string>;
+  /** Any delivery from a queue other than its home queue (it was dead-lettered or moved). */
+  seenOutsideHome: boolean;
+  /** Per queue: the restart count at its last delivery there. */
+  restartsAtDelivery: Map<string, number>;
+  /** Highest ApproximateReceiveCount the client saw. */
+  receiveCountSeen: number;
+}
+
+export interface DeliveryRecord {
+  index: number;
+  queue: string;
+  messageId: string;
+  groupId: string | undefined;
+  sequenceNumber: string | undefined;
+  startMs: number;
+  endMs: number;
+  startOperation: number;
+  endOperation: number;
+  receiveOperation: number;
+}
+
+interface PurgeRecord {
+  queue: string;
+  startOperation: number;
+  /** Infinity while it may still take effect (unknown outcome). */
+  endOperation: number;
+}
+
+export class SimChecker {
+  readonly anomalies: Anomaly[] = [];
+  readonly queues = new Map<string, QueueInfo>();
+  private readonly messages = new Map<string, MessageState>();
+  private readonly bodies = new Map<string, string>();
+  private readonly deliveries: DeliveryRecord[] = [];
+  private readonly purges: PurgeRecord[] = [];
+  /** Per queue: receives that ended unknown (they may have made receipts stale). */
+  private readonly unknownReceives = new Map<string, number>();
+  private readonly deduplication = new Map<string, { messageId: string; sequenceNumber: string | undefined; startMs: number } | 'tainted'>();
+  /** Queues that answered a disk error since the last restart, with the operation counter then. */
+  private readonly failedQueues = new Map<string, number>();
+  /** Families where a move task ran: a message may come back to a queue it was deleted from. */
+  private readonly movedFamilies = new Set<string>();
+  /** Deliveries per receive operation, for FIFO batches (a batch may hold several of one group). */
+  private readonly batchByOperation = new Map<number, Set<string>>();
+  private restartCount = 0;
+  step = 0;
+  anomaliesMax = 50;
+
+  addQueue(info: QueueInfo): void {
+    this.queues.set(info.name, info);
+    this.unknownReceives.set(info.name, 0);
+  }
+
+  report(kind: string, detail: string): void {
+    if (this.anomalies.length < this.anomaliesMax) this.anomalies.push({ kind, step: this.step, detail });
+  }
+
+  unknownReceiveCount(queue: string): number {
+    return this.unknownReceives.get(queue) ?? 0;
+  }
+
+  // ---- sends ---------------------------------------------------------------------
+
+  /** Called when a send starts, before any answer. */
+  sendStarted(queue: string, deduplicationId: string | undefined): boolean {
+    if (deduplicationId === undefined) return false;
+    const key = `${queue}\u0000${deduplicationId}`;
+    const reused = this.deduplicationIdsSent.has(key);
+    this.deduplicationIdsSent.add(key);
+    return reused;
+  }
+
+  private readonly deduplicationIdsSent = new Set<string>();
+
+  sendAcknowledged(input: {
+    queue: string; body: string; messageId: string; sequenceNumber: string | undefined; groupId: string | undefined;
+    deduplicationId: string | undefined; deduplicationIdReused: boolean; startMs: number; startOperation: number;
+  }): void {
+    this.checkNotFailed(input.queue, input.startOperation, 'send');
+    const info = this.queueInfo(input.queue);
+    if (info.fifo && input.deduplicationId !== undefined) {
+      const key = `${input.queue}\u0000${input.deduplicationId}`;
+      const first = this.deduplication.get(key);
+      if (first === undefined) {
+        this.deduplication.set(key, { messageId: input.messageId, sequenceNumber: input.sequenceNumber, startMs: input.startMs });
+      } else if (first !== 'tainted') {
+        // The window runs from the first message's enqueue time, which is at or after its send started.
+        const inWindow = input.startMs < first.startMs + fifoDeduplicationWindowMs;
+        if (inWindow && (first.messageId !== input.messageId || first.sequenceNumber !== input.sequenceNumber)) {
+          this.report('fifo-deduplication', `${input.queue}: deduplication id ${input.deduplicationId} answered ${input.messageId}/${input.sequenceNumber ?? '-'} within the window of ${first.messageId}/${first.sequenceNumber ?? '-'}`);
+        }
+        if (!inWindow && first.messageId !== input.messageId) {
+          this.deduplication.set(key, { messageId: input.messageId, sequenceNumber: input.sequenceNumber, startMs: input.startMs });
+        }
+      }
+    }
+    const known = this.messages.get(input.messageId);
+    if (known !== undefined) {
+      // A deduplicated send: the first message is now acknowledged too.
+      known.acknowledged = true;
+      return;
+    }
+    // With a deduplication id used before, the MessageId may be an earlier send's (whose
+    // answer was lost): the body is then learnt from the first delivery.
+    const state = this.newMessage(input.messageId, input.queue, input.deduplicationIdReused ? undefined : input.body, input.startMs, input.startOperation, input.groupId);
+    state.acknowledged = true;
+    if (input.sequenceNumber !== undefined) state.sequenceByQueue.set(input.queue, input.sequenceNumber);
+    this.bodies.set(input.body, input.messageId);
+  }
+
+  /** No answer, or a disk error: the message may exist. */
+  sendUnknown(queue: string, body: string, deduplicationId: string | undefined, startMs: number, startOperation: number): void {
+    this.pendingBodies.set(body, { queue, startMs, startOperation });
+    if (deduplicationId !== undefined) this.deduplication.set(`${queue}\u0000${deduplicationId}`, 'tainted');
+  }
+
+  private readonly pendingBodies = new Map<string, { queue: string; startMs: number; startOperation: number }>();
+
+  // ---- receives ------------------------------------------------------------------
+
+  /** One message handed to the client. `batch` holds the MessageIds delivered by the same receive. */
+  delivered(input: {
+    queue: string; messageId: string; body: string; receiptHandle: string; groupId: string | undefined; sequenceNumber: string | undefined; receiveCount: number;
+    visibilityTimeoutSeconds: number; startMs: number; endMs: number; startOperation: number; endOperation: number; batch: Set<string>; drain: boolean;
+  }): void {
+    this.checkNotFailed(input.queue, input.startOperation, 'receive');
+    let state = this.messages.get(input.messageId);
+    if (state === undefined) {
+      const pending = this.pendingBodies.get(input.body);
+      if (pending === undefined) {
+        this.report('unknown-message', `${input.queue}: delivered ${input.messageId} with a body no send carried: ${JSON.stringify(input.body.slice(0, 60))}`);
+        return;
+      }
+      state = this.newMessage(input.messageId, pending.queue, input.body, pending.startMs, pending.startOperation, input.groupId);
+      this.bodies.set(input.body, input.messageId);
+    }
+    if (state.body === undefined) state.body = input.body;
+    else if (state.body !== input.body) {
+      this.report('body-mismatch', `${input.queue}: ${input.messageId} delivered with body ${JSON.stringify(input.body.slice(0, 40))}, sent with ${JSON.stringify(state.body.slice(0, 40))}`);
+    }
+    const info = this.queueInfo(input.queue);
+    if (input.queue !== state.homeQueue) state.seenOutsideHome = true;
+    if (input.queue === state.homeQueue) state.receiveCountSeen = Math.max(state.receiveCountSeen, input.receiveCount);
+    // In a dead-letter queue, a delivery after a restart may be a second copy of the message.
+    // A FIFO copy has a SequenceNumber of its own; a standard one cannot be told apart, so any
+    // restart since the last delivery there may have made one.
+    const restartsBefore = state.restartsAtDelivery.get(input.queue);
+    const knownSequence = state.sequenceByQueue.get(input.queue);
+    const maybeCopy = info.deadLetterTarget && (info.fifo
+      ? knownSequence !== undefined && input.sequenceNumber !== undefined && knownSequence !== input.sequenceNumber
+      : restartsBefore !== undefined && restartsBefore !== this.restartCount);
+    state.restartsAtDelivery.set(input.queue, this.restartCount);
+    this.batchByOperation.set(input.startOperation, input.batch);
+    if (state.deletedSure.has(input.queue) && !this.movedFamilies.has(info.family) && !maybeCopy) {
+      this.report('delivered-after-delete', `${input.queue}: ${input.messageId} delivered again after a delete with its latest receipt succeeded`);
+    }
+    const previous = state.inFlight.get(input.queue);
+    if (previous !== undefined && input.endMs < previous.notBeforeMs && !maybeCopy) {
+      this.report('visibility', `${input.queue}: ${input.messageId} delivered at ${input.endMs} before its visibility deadline (not before ${previous.notBeforeMs})`);
+    }
+    if (info.fifo && input.groupId !== undefined) {
+      for (const other of this.messages.values()) {
+        if (other.messageId === input.messageId || other.groupId !== input.groupId || input.batch.has(other.messageId)) continue;
+        const flight = other.inFlight.get(input.queue);
+        if (flight !== undefined && flight.notBeforeMs > input.endMs && !other.deletedSure.has(input.queue) && other.deletedMaybeAtOperation === undefined) {
+          this.report('fifo-group-in-flight', `${input.queue}: ${input.messageId} of group ${input.groupId} delivered while ${other.messageId} of the group is in flight until at least ${flight.notBeforeMs}`);
+        }
+      }
+    }
+    if (input.sequenceNumber !== undefined) {
+      const known = state.sequenceByQueue.get(input.queue);
+      if (known !== undefined && known !== input.sequenceNumber && !this.movedFamilies.has(info.family) && !maybeCopy) {
+        this.report('sequence-number', `${input.queue}: ${input.messageId} delivered with SequenceNumber ${input.sequenceNumber}, acknowledged with ${known}`);
+      }
+      state.sequenceByQueue.set(input.queue, input.sequenceNumber);
+    }
+    const index = this.deliveries.length;
+    this.deliveries.push({
+      index, queue: input.queue, messageId: input.messageId, groupId: input.groupId, sequenceNumber: input.sequenceNumber,
+      startMs: input.startMs, endMs: input.endMs, startOperation: input.startOperation, endOperation: input.endOperation, receiveOperation: input.startOperation,
+    });
+    state.inFlight.set(input.queue, { receiptHandle: input.receiptHandle, notBeforeMs: input.startMs + input.visibilityTimeoutSeconds * 1000, deliveryIndex: index });
+    if (input.drain) state.foundInDrain.add(input.queue);
+  }
+
+  receiveUnknown(queue: string): void {
+    this.unknownReceives.set(queue, this.unknownReceiveCount(queue) + 1);
+  }
+
+  /** Whether this receipt is the latest delivery of its message the client saw in this queue. */
+  isLatestReceipt(queue: string, messageId: string, receiptHandle: string): boolean {
+    return this.messages.get(messageId)?.inFlight.get(queue)?.receiptHandle === receiptHandle;
+  }
+
+  // ---- deletes and visibility ----------------------------------------------------
+
+  /**
+   * A delete answered success (`outcome` 'ok') or ended unknown. `unknownReceivesAtStart`
+   * is the queue's unknown-receive count when the delete's receipt was obtained.
+   */
+  deleteResult(input: {
+    queue: string; messageId: string; receiptHandle: string; outcome: 'ok' | 'unknown'; unknownReceivesAtDelivery: number; startOperation: number;
+    /** A receive of this queue ran at the same time: it may have made the receipt stale first. */
+    concurrentReceive: boolean;
+  }): void {
+    if (input.outcome === 'ok') this.checkNotFailed(input.queue, input.startOperation, 'delete');
+    const state = this.messages.get(input.messageId);
+    if (state === undefined) return;
+    if (!this.isLatestReceipt(input.queue, input.messageId, input.receiptHandle)) return; // stale: a no-op by design
+    state.deletedMaybeAtOperation ??= input.startOperation;
+    if (input.outcome === 'ok' && !input.concurrentReceive && this.unknownReceiveCount(input.queue) === input.unknownReceivesAtDelivery) state.deletedSure.add(input.queue);
+  }
+
+  visibilityChanged(input: {
+    queue: string; messageId: string; receiptHandle: string; visibilityTimeoutSeconds: number; startMs: number; outcome: 'ok' | 'unknown'; startOperation: number;
+  }): void {
+    if (input.outcome === 'ok') this.checkNotFailed(input.queue, input.startOperation, 'change visibility');
+    const flight = this.messages.get(input.messageId)?.inFlight.get(input.queue);
+    if (flight === undefined || flight.receiptHandle !== input.receiptHandle) return;
+    const notBeforeMs = input.startMs + input.visibilityTimeoutSeconds * 1000;
+    flight.notBeforeMs = input.outcome === 'ok' ? notBeforeMs : Math.min(flight.notBeforeMs, notBeforeMs);
+  }
+
+  purgeStarted(queue: string, startOperation: number): PurgeRecord {
+    const record: PurgeRecord = { queue, startOperation, endOperation: Number.POSITIVE_INFINITY };
+    this.purges.push(record);
+    // Whatever was in flight may be gone now: stop holding the client to those deadlines.
+    for (const state of this.messages.values()) state.inFlight.delete(queue);
+    return record;
+  }
+
+  purgeEnded(record: PurgeRecord, outcome: 'ok' | 'refused' | 'unknown', endOperation: number): void {
+    if (outcome === 'ok') this.checkNotFailed(record.queue, record.startOperation, 'purge');
+    if (outcome === 'refused') this.purges.splice(this.purges.indexOf(record), 1);
+    else if (outcome === 'ok') record.endOperation = endOperation;
+  }
+
+  moveTaskStarted(queue: string): void {
+    this.movedFamilies.add(this.queueInfo(queue).family);
+  }
+
+  // ---- errors and restarts -------------------------------------------------------
+
+  diskError(queue: string, operation: number): void {
+    if (!this.failedQueues.has(queue)) this.failedQueues.set(queue, operation);
+  }
+
+  restarted(): void {
+    this.restartCount++;
+    this.failedQueues.clear();
+  }
+
+  private checkNotFailed(queue: string, startOperation: number, what: string): void {
+    const failedAt = this.failedQueues.get(queue);
+    if (failedAt !== undefined && startOperation > failedAt) {
+      this.report('acknowledged-after-disk-failure', `${queue}: a ${what} started after the queue answered a disk error was acknowledged before a restart`);
+    }
+  }
+
+  // ---- end of run ----------------------------------------------------------------
+
+  /** After the drain: what must have been found, and FIFO order over the whole history. */
+  finish(input: { nowMs: number; counts: Map<string, { visible: number; inflight: number; delayed: number }> }): void {
+    for (const [queue, counts] of input.counts) {
+      if (counts.visible + counts.inflight + counts.delayed !== 0) {
+        this.report('counts-after-drain', `${queue}: visible ${counts.visible}, in flight ${counts.inflight}, delayed ${counts.delayed} after draining everything`);
+      }
+    }
+    for (const state of this.messages.values()) {
+      if (!state.acknowledged) continue;
+      const family = this.queueInfo(state.homeQueue).family;
+      const familyQueues = [...this.queues.values()].filter((queue) => queue.family === family);
+      if (familyQueues.some((queue) => state.foundInDrain.has(queue.name))) continue;
+      if (state.deletedMaybeAtOperation !== undefined) continue;
+      const retentionMs = Math.min(...familyQueues.map((queue) => queue.retentionSeconds)) * 1000;
+      if (state.sentStartMs + retentionMs <= input.nowMs) continue;
+      if (this.purges.some((purge) => this.queueInfo(purge.queue).family === family && state.sentStartOperation < purge.endOperation)) continue;
+      this.report('lost-acknowledged', `${state.homeQueue}: acknowledged message ${state.messageId} (${state.body ?? '?'}) is gone: not deleted, purged, expired or dead-lettered`);
+    }
+    this.checkFifoOrder(input.nowMs);
+  }
+
+  private checkFifoOrder(nowMs: number): void {
+    void nowMs;
+    for (const delivery of this.deliveries) {
+      const info = this.queueInfo(delivery.queue);
+      if (!info.fifo || delivery.groupId === undefined || delivery.sequenceNumber === undefined) continue;
+      if (this.movedFamilies.has(info.family)) continue;
+      const sequence = BigInt(delivery.sequenceNumber);
+      for (const other of this.messages.values()) {
+        if (other.messageId === delivery.messageId || other.groupId !== delivery.groupId) continue;
+        if (this.batchByOperation.get(delivery.receiveOperation)?.has(other.messageId) === true) continue;
+        const otherSequence = other.sequenceByQueue.get(delivery.queue);
+        if (otherSequence === undefined || BigInt(otherSequence) >= sequence) continue;
+        // `other` came first in this group: it must have been done with before `delivery`.
+        if (other.deletedMaybeAtOperation !== undefined && other.deletedMaybeAtOperation < delivery.endOperation) continue;
+        // Dead-lettered (maybe unseen, then purged in the dead-letter queue): it left when it was visible again.
+        const maxReceiveCount = this.queueInfo(other.homeQueue).maxReceiveCount;
+        if (maxReceiveCount !== undefined && other.receiveCountSeen + this.unknownReceiveCount(other.homeQueue) >= maxReceiveCount) continue;
+        if (other.seenOutsideHome || (delivery.queue === other.homeQueue && [...other.foundInDrain].some((queue) => queue !== delivery.queue))) continue;
+        if (this.purges.some((purge) => purge.queue === delivery.queue && purge.startOperation < delivery.endOperation && other.sentStartOperation < purge.endOperation)) continue;
+        if (other.sentStartMs + info.retentionSeconds * 1000 <= delivery.endMs) continue;
+        this.report('fifo-order', `${delivery.queue}: ${delivery.messageId} (seq ${delivery.sequenceNumber}) of group ${delivery.groupId} delivered while the earlier ${other.messageId} (seq ${otherSequence}) was not yet done`);
+      }
+    }
+  }
+
+  get figures(): { messages: number; acknowledged: number; deliveries: number } {
+    let acknowledged = 0;
+    for (const state of this.messages.values()) if (state.acknowledged) acknowledged++;
+    return { messages: this.messages.size, acknowledged, deliveries: this.deliveries.length };
+  }
+
+  private newMessage(messageId: string, homeQueue: string, body: string | undefined, sentStartMs: number, sentStartOperation: number, groupId: string | undefined): MessageState {
+    const state: MessageState = {
+      messageId, body, homeQueue, acknowledged: false, sentStartMs, sentStartOperation, groupId,
+      sequenceByQueue: new Map(), inFlight: new Map(), deletedSure: new Set(), deletedMaybeAtOperation: undefined,
+      foundInDrain: new Set(), seenOutsideHome: false, restartsAtDelivery: new Map(), receiveCountSeen: 0,
+    };
+    this.messages.set(messageId, state);
+    return state;
+  }
+
+  private queueInfo(name: string): QueueInfo {
+    const info = this.queues.get(name);
+    if (info === undefined) throw new Error(`simulator: unknown queue ${name}`);
+    return info;
+  }
+}
