@@ -55,6 +55,8 @@ interface InFlight {
   /** A lower bound of the visibility deadline the client knows of. */
   notBeforeMs: number;
   deliveryIndex: number;
+  /** Operation counter when the delivering receive answered: only receives started after it were planned after it. */
+  answeredOperation: number;
 }
 
 interface MessageState {
@@ -230,14 +232,14 @@ export class SimChecker {
       this.report('delivered-after-delete', `${input.queue}: ${input.messageId} delivered again after a delete with its latest receipt succeeded`);
     }
     const previous = state.inFlight.get(input.queue);
-    if (previous !== undefined && input.endMs < previous.notBeforeMs && !maybeCopy) {
+    if (previous !== undefined && input.startOperation > previous.answeredOperation && input.endMs < previous.notBeforeMs && !maybeCopy) {
       this.report('visibility', `${input.queue}: ${input.messageId} delivered at ${input.endMs} before its visibility deadline (not before ${previous.notBeforeMs})`);
     }
     if (info.fifo && input.groupId !== undefined) {
       for (const other of this.messages.values()) {
         if (other.messageId === input.messageId || other.groupId !== input.groupId || input.batch.has(other.messageId)) continue;
         const flight = other.inFlight.get(input.queue);
-        if (flight !== undefined && flight.notBeforeMs > input.endMs && !other.deletedSure.has(input.queue) && other.deletedMaybeAtOperation === undefined) {
+        if (flight !== undefined && input.startOperation > flight.answeredOperation && flight.notBeforeMs > input.endMs && !other.deletedSure.has(input.queue) && other.deletedMaybeAtOperation === undefined) {
           this.report('fifo-group-in-flight', `${input.queue}: ${input.messageId} of group ${input.groupId} delivered while ${other.messageId} of the group is in flight until at least ${flight.notBeforeMs}`);
         }
       }
@@ -254,7 +256,7 @@ export class SimChecker {
       index, queue: input.queue, messageId: input.messageId, groupId: input.groupId, sequenceNumber: input.sequenceNumber,
       startMs: input.startMs, endMs: input.endMs, startOperation: input.startOperation, endOperation: input.endOperation, receiveOperation: input.startOperation,
     });
-    state.inFlight.set(input.queue, { receiptHandle: input.receiptHandle, notBeforeMs: input.startMs + input.visibilityTimeoutSeconds * 1000, deliveryIndex: index });
+    state.inFlight.set(input.queue, { receiptHandle: input.receiptHandle, notBeforeMs: input.startMs + input.visibilityTimeoutSeconds * 1000, deliveryIndex: index, answeredOperation: input.endOperation });
     if (input.drain) state.foundInDrain.add(input.queue);
   }
 

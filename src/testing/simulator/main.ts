@@ -13,6 +13,7 @@ interface CliOptions {
   steps: string;
   trace?: boolean;
   quiet?: boolean;
+  pageCache: boolean;
 }
 
 function positiveInteger(text: string, name: string, allowZero = false): number {
@@ -33,6 +34,7 @@ async function main(): Promise<void> {
     .option('--steps <k>', 'workload steps per seed before the final drain', '300')
     .option('--trace', 'print every trace line (use with one seed)')
     .option('--quiet', 'no progress lines')
+    .option('--no-page-cache', 'every restart is a machine crash (never a process restart that keeps unsynced writes)')
     .parse(process.argv);
   const options = program.opts<CliOptions>();
   const seeds = positiveInteger(options.seeds, 'seeds');
@@ -47,6 +49,7 @@ async function main(): Promise<void> {
     const result = await runSimulation({
       seed,
       steps,
+      pageCacheRestarts: options.pageCache,
       onTrace: options.trace === true ? (line) => process.stdout.write(`${line}\n`) : undefined,
     });
     totals.operations += result.operations;
@@ -61,7 +64,7 @@ async function main(): Promise<void> {
       failures.push(result);
       process.stdout.write(`seed ${seed} FAILED (trace ${result.traceHash}):\n`);
       for (const anomaly of result.anomalies.slice(0, 10)) process.stdout.write(`  [${anomaly.kind}] step ${anomaly.step}: ${anomaly.detail}\n`);
-      process.stdout.write(`  replay: npm run sim -- --seeds 1 --start ${seed} --steps ${steps} --trace\n`);
+      process.stdout.write(`  replay: npm run sim -- --seeds 1 --start ${seed} --steps ${steps}${options.pageCache ? '' : ' --no-page-cache'} --trace\n`);
     } else if (seeds === 1) {
       process.stdout.write(`seed ${seed} ok (trace ${result.traceHash})\n`);
     }

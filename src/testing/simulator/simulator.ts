@@ -40,6 +40,11 @@ export interface SimulationOptions {
   steps: number;
   /** Log every trace line to this function (debugging a seed). */
   onTrace?: (line: string) => void;
+  /**
+   * Whether restarts may keep the page cache (a process crash, not a machine crash).
+   * Default true. False: every restart is a machine crash (unsynced writes lost).
+   */
+  pageCacheRestarts?: boolean;
 }
 
 export interface SimulationResult {
@@ -63,6 +68,7 @@ const region = 'sim-region-1';
 const accountId = '000000000000';
 const dataDirectory = '/berth';
 const outstandingOperationsMax = 6;
+const livelockErrorsMax = 2000;
 
 interface Delivered {
   queue: string;
@@ -107,6 +113,8 @@ class Simulation {
   private faultArmed = false;
   private restartDueStep: number | undefined;
   private errorsLogged = 0;
+  /** Errors logged since the last settle: a flood without time passing is a livelock. */
+  private errorsThisTurn = 0;
   private readonly partitionOptions: Partial<PartitionOptions>;
   private readonly queueNames: string[] = [];
   private readonly figures = { operations: 0, crashes: 0, restarts: 0, faults: 0, diskErrorAnswers: 0 };
@@ -172,13 +180,21 @@ class Simulation {
     this.processFs = new ProcessFileSystem(this.disk);
     this.processClock = new ProcessClock(this.timeline);
     const generation = this.generation;
+    let opened: LocalBroker | undefined;
     const logger: PartitionLogger = {
       info: () => undefined,
       warn: () => undefined,
       error: (object, message) => {
         if (generation !== this.generation) return;
         this.errorsLogged++;
-        this.record(`log-error ${message} ${describeError((object as { err?: unknown }).err)}`);
+        this.errorsThisTurn++;
+        if (this.errorsThisTurn <= 20) this.record(`log-error ${message} ${describeError((object as { err?: unknown }).err)}`);
+        if (this.errorsThisTurn === livelockErrorsMax && opened !== undefined) {
+          // A loop that never yields to the timeline: stop the broker so the run can end.
+          this.checker.report('livelock', `more than ${livelockErrorsMax} errors logged without time passing; last: ${message}: ${describeError((object as { err?: unknown }).err)}`);
+          this.stopped = true;
+          opened.close().catch(() => undefined);
+        }
       },
     };
     let ids = 0;
@@ -194,6 +210,7 @@ class Simulation {
         newIncarnation: () => hex(this.idRandom, 16),
         partitionOptions: { ...this.partitionOptions, logOptions: { ...this.partitionOptions.logOptions, clock: this.processClock, groupCommitDelayMs: this.groupCommitDelayMs } },
       });
+      opened = this.broker;
     } catch (error) {
       this.checker.report('recovery-failed', `the broker did not open after a restart: ${describeError(error)}`);
       this.stopped = true;
@@ -287,7 +304,7 @@ class Simulation {
 
   private async step(step: number): Promise<void> {
     if (this.restartDueStep !== undefined && step >= this.restartDueStep) {
-      await this.restart(this.random.int(2) === 0);
+      await this.restart(this.random.int(2) === 0 || this.options.pageCacheRestarts === false);
       return;
     }
     const roll = this.random.int(100);
@@ -308,7 +325,7 @@ class Simulation {
     } else if (roll < 94) {
       await this.restart(true);
     } else if (roll < 95) {
-      await this.restart(false);
+      await this.restart(this.options.pageCacheRestarts === false);
     } else if (roll < 98 && !this.faultArmed) {
       this.injectFault(step);
     } else {
@@ -345,6 +362,7 @@ class Simulation {
 
   /** Lets every promise that can settle, settle (see the model at the top). */
   private async settle(): Promise<void> {
+    this.errorsThisTurn = 0;
     await nextTurn();
   }
 
