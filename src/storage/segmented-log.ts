@@ -335,6 +335,10 @@ class SegmentedLog implements ReplicaLog {
           await handle.sync();
           this.recovery.tornTailBytesTruncated += size - badPosition;
         }
+        // What the scan read may still be only in the page cache (the process died before
+        // its fsync): make it durable before anything is built on it, or a checkpoint could
+        // cover records that a power loss then removes.
+        await handle.sync();
         segment.endOffset = scan.endOffset;
         segment.bytesAssigned = scan.validBytes;
         segment.durableBytes = scan.validBytes;
