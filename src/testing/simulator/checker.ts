@@ -302,7 +302,11 @@ export class SimChecker {
     const record: PurgeRecord = { queue, startOperation, endOperation: Number.POSITIVE_INFINITY };
     this.purges.push(record);
     // Whatever was in flight may be gone now: stop holding the client to those deadlines.
-    for (const state of this.messages.values()) state.inFlight.delete(queue);
+    // (The receipt stays: a delete with it after a refused purge is still the latest.)
+    for (const state of this.messages.values()) {
+      const flight = state.inFlight.get(queue);
+      if (flight !== undefined) flight.notBeforeMs = Number.NEGATIVE_INFINITY;
+    }
     return record;
   }
 
