@@ -1,0 +1,134 @@
+// Cluster replication against real etcd and three real `berth serve` nodes on loopback:
+// acknowledgement at the replica count, a backup that dies and catches up, and a restart
+// of every node at once.
+
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { CreateQueueCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { sqsClient } from './harness/server.js';
+import { startCluster, type TestCluster } from './harness/cluster.js';
+
+const accountUrl = (base: string, queue: string): string => `${base}/000000000000/${queue}`;
+
+function send(client: SQSClient, base: string, queue: string, body: string, replicaCount?: number): Promise<string> {
+  return client
+    .send(
+      new SendMessageCommand({
+        QueueUrl: accountUrl(base, queue),
+        MessageBody: body,
+        ...(replicaCount === undefined ? {} : { MessageAttributes: { 'Berth.ReplicaCount': { DataType: 'Number', StringValue: String(replicaCount) } } }),
+      }),
+    )
+    .then((output) => output.MessageId!);
+}
+
+/** Receives (and deletes) until every id in `expected` was seen or the bound passes. */
+async function drain(client: SQSClient, base: string, queue: string, expected: Set<string>, cluster: TestCluster): Promise<Set<string>> {
+  const seen = new Set<string>();
+  await cluster.waitFor(async () => {
+    const output = await client.send(new ReceiveMessageCommand({ QueueUrl: accountUrl(base, queue), MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 60 }));
+    const messages = output.Messages ?? [];
+    for (const message of messages) seen.add(message.MessageId!);
+    if (messages.length > 0) {
+      await client.send(new DeleteMessageBatchCommand({ QueueUrl: accountUrl(base, queue), Entries: messages.map((message, index) => ({ Id: String(index), ReceiptHandle: message.ReceiptHandle! })) }));
+    }
+    return [...expected].every((id) => seen.has(id));
+  }, `every acknowledged message of ${queue} received`, 60_000);
+  return seen;
+}
+
+describe('cluster replication (3 nodes, real etcd)', { timeout: 240_000 }, () => {
+  let cluster: TestCluster;
+  const clients = new Map<string, SQSClient>();
+  const clientOf = (id: string): SQSClient => {
+    let client = clients.get(id);
+    if (client === undefined) clients.set(id, (client = sqsClient(cluster.node(id).url)));
+    return client;
+  };
+
+  before(async () => {
+    cluster = await startCluster({ nodes: 3 });
+  });
+
+  after(async () => {
+    for (const client of clients.values()) client.destroy();
+    await cluster?.stop();
+  });
+
+  test('r=3: a send is acknowledged only once all three replicas hold it; r=1 and r=2 do not wait for a paused backup', async () => {
+    await clientOf('n1').send(new CreateQueueCommand({ QueueName: 'r3', Attributes: { ReplicaCount: '3' } as Record<string, string> }));
+    const primary = await cluster.primaryOf('r3');
+    const backups = cluster.nodes.map((node) => node.id).filter((id) => id !== primary);
+    // Every acknowledged send is durable on both backups.
+    for (let index = 0; index < 10; index++) {
+      const entry = cluster.nodes[index % 3]!;
+      const before = (await cluster.status(primary)).local.find((local) => local.queue === 'r3')!.endOffset;
+      await send(clientOf(entry.id), entry.url, 'r3', `m${index}`);
+      for (const backup of backups) {
+        const local = (await cluster.status(backup)).local.find((candidate) => candidate.queue === 'r3')!;
+        assert.ok(local.durableEndOffset >= before + 1, `backup ${backup} holds ${local.durableEndOffset} < ${before + 1} after an r=3 acknowledgement`);
+      }
+    }
+    // With one backup paused: an r=3 send waits; an r=2 send sent after it completes first.
+    const paused = backups[1]!;
+    cluster.pause(paused);
+    try {
+      let r3Done = false;
+      const r3 = send(clientOf(primary), cluster.node(primary).url, 'r3', 'needs-three', 3).then((id) => {
+        r3Done = true;
+        return id;
+      });
+      await send(clientOf(primary), cluster.node(primary).url, 'r3', 'needs-two', 2);
+      await send(clientOf(primary), cluster.node(primary).url, 'r3', 'needs-one', 1);
+      assert.equal(r3Done, false, 'the r=3 send was acknowledged while a replica was paused');
+      cluster.resume(paused);
+      const id = await r3;
+      assert.match(id, /^[0-9a-f-]{36}$/);
+    } finally {
+      cluster.resume(paused);
+    }
+  });
+
+  test('a replica count larger than the replica set is refused', async () => {
+    await assert.rejects(send(clientOf('n2'), cluster.node('n2').url, 'r3', 'too-many', 4), /Replica count 4/);
+  });
+
+  test('a killed backup misses sends, comes back and catches up', async () => {
+    await clientOf('n1').send(new CreateQueueCommand({ QueueName: 'rejoin', Attributes: { ReplicaCount: '2' } as Record<string, string> }));
+    const primary = await cluster.primaryOf('rejoin');
+    const victim = cluster.nodes.map((node) => node.id).find((id) => id !== primary)!;
+    await cluster.kill9(victim);
+    const acknowledged = new Set<string>();
+    for (let index = 0; index < 30; index++) acknowledged.add(await send(clientOf(primary), cluster.node(primary).url, 'rejoin', `while-down-${index}`));
+    await cluster.start(victim);
+    await cluster.waitFor(async () => {
+      const primaryLocal = (await cluster.status(primary)).local.find((local) => local.queue === 'rejoin')!;
+      const victimLocal = (await cluster.status(victim)).local.find((local) => local.queue === 'rejoin');
+      return victimLocal !== undefined && victimLocal.role === 'backup' && victimLocal.durableEndOffset === primaryLocal.endOffset &&
+        primaryLocal.backups.find((backup) => backup.id === victim)?.phase === 'streaming';
+    }, `${victim} caught up with ${primary}`);
+    // And counts again: with the third node paused, r=2 sends still complete through the rejoined one.
+    const third = cluster.nodes.map((node) => node.id).find((id) => id !== primary && id !== victim)!;
+    cluster.pause(third);
+    try {
+      acknowledged.add(await send(clientOf(primary), cluster.node(primary).url, 'rejoin', 'after-rejoin'));
+    } finally {
+      cluster.resume(third);
+    }
+    const seen = await drain(clientOf(primary), cluster.node(primary).url, 'rejoin', acknowledged, cluster);
+    for (const id of acknowledged) assert.ok(seen.has(id), `acknowledged ${id} was lost`);
+  });
+
+  test('restart every node at once: nothing acknowledged is lost', async () => {
+    await clientOf('n1').send(new CreateQueueCommand({ QueueName: 'restart-all', Attributes: { ReplicaCount: '2' } as Record<string, string> }));
+    const acknowledged = new Set<string>();
+    for (let index = 0; index < 40; index++) {
+      const entry = cluster.nodes[index % 3]!;
+      acknowledged.add(await send(clientOf(entry.id), entry.url, 'restart-all', `before-restart-${index}`));
+    }
+    await Promise.all(cluster.nodes.map((node) => cluster.kill9(node.id)));
+    await Promise.all(cluster.nodes.map((node) => cluster.start(node.id)));
+    const seen = await drain(clientOf('n3'), cluster.node('n3').url, 'restart-all', acknowledged, cluster);
+    for (const id of acknowledged) assert.ok(seen.has(id), `acknowledged ${id} was lost across the restart`);
+  });
+});

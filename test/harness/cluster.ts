@@ -1,0 +1,214 @@
+// Test harness for cluster mode: a real etcd (Debian's /usr/bin/etcd) on free loopback
+// ports with a temp data dir, and N real `berth serve --etcd ...` nodes, each with its own
+// data dir, HTTP port and peer port (kept across restarts, so a restarted node is the same
+// node). Helpers kill -9 / SIGSTOP / SIGCONT / restart a node, read /cluster/status, find a
+// partition's primary and wait for conditions by polling (bounded; never a bare sleep).
+//
+// stop() stops every node and etcd and removes every temp dir; the server harness's exit
+// hook SIGKILLs anything left if a test dies first.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { freePort, httpRequest, makeTempDir, requireFile, startBerth, waitUntil, type BerthProcess } from './server.js';
+
+export const etcdBinary = '/usr/bin/etcd';
+
+export interface ClusterStatusReport {
+  selfId: string;
+  controller: string;
+  nodes: Array<{ id: string; health: 'healthy' | 'down'; zone: string }>;
+  partitions: Array<{ queue: string; partition: number; epoch: number; primary: string; replicas: string[] }>;
+  local: Array<{ queue: string; partition: number; role: 'primary' | 'backup'; epoch: number; endOffset: number; durableEndOffset: number; lastEpoch: number; backups: Array<{ id: string; phase: string; durableEnd: number }> }>;
+}
+
+export interface ClusterNodeHandle {
+  readonly id: string;
+  readonly dataDir: string;
+  readonly port: number;
+  readonly peerPort: number;
+  /** The running process; undefined while stopped. */
+  process: BerthProcess | undefined;
+  readonly url: string;
+}
+
+export interface TestCluster {
+  readonly etcdUrl: string;
+  readonly nodes: ClusterNodeHandle[];
+  node(id: string): ClusterNodeHandle;
+  /** Starts (or restarts) a node with its old data dir and ports. */
+  start(id: string): Promise<void>;
+  kill9(id: string): Promise<void>;
+  pause(id: string): void;
+  resume(id: string): void;
+  /** SIGTERM and wait. */
+  stopNode(id: string): Promise<void>;
+  status(id: string): Promise<ClusterStatusReport>;
+  /** The primary of partition `partition` of `queue` as the named (or any live) node sees it. */
+  primaryOf(queue: string, partition?: number, via?: string): Promise<string>;
+  waitFor(predicate: () => Promise<boolean> | boolean, what: string, timeoutMs?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface StartClusterOptions {
+  nodes: number;
+  zones?: string[];
+  extraArgs?: string[];
+}
+
+interface EtcdProcess {
+  child: ChildProcess;
+  url: string;
+  dir: { path: string; remove(): void };
+}
+
+async function startEtcd(): Promise<EtcdProcess> {
+  requireFile(etcdBinary, 'etcd (Debian package etcd-server)');
+  const dir = makeTempDir('berth-etcd-');
+  const clientPort = await freePort();
+  const peerPort = await freePort();
+  const url = `http://127.0.0.1:${clientPort}`;
+  const child = spawn(
+    etcdBinary,
+    [
+      '--data-dir', dir.path,
+      '--name', 'test',
+      '--listen-client-urls', url,
+      '--advertise-client-urls', url,
+      '--listen-peer-urls', `http://127.0.0.1:${peerPort}`,
+      '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
+      '--initial-cluster', `test=http://127.0.0.1:${peerPort}`,
+      '--log-level', 'error',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString('utf8')).slice(-8000);
+  });
+  process.once('exit', () => child.kill('SIGKILL'));
+  try {
+    await waitUntil(async () => {
+      if (child.exitCode !== null) throw new Error(`etcd exited: ${stderr}`);
+      try {
+        const response = await httpRequest(url, { method: 'GET', path: '/health' });
+        return response.status === 200;
+      } catch {
+        return false;
+      }
+    }, 'etcd to answer /health', 20_000, 100);
+  } catch (error) {
+    child.kill('SIGKILL');
+    dir.remove();
+    throw error;
+  }
+  return { child, url, dir };
+}
+
+export async function startCluster(options: StartClusterOptions): Promise<TestCluster> {
+  const etcd = await startEtcd();
+  const handles: ClusterNodeHandle[] = [];
+  for (let index = 0; index < options.nodes; index++) {
+    const port = await freePort();
+    const peerPort = await freePort();
+    const dir = makeTempDir('berth-node-');
+    handles.push({ id: `n${index + 1}`, dataDir: dir.path, port, peerPort, process: undefined, url: `http://127.0.0.1:${port}` });
+  }
+  const zoneOf = (index: number): string | undefined => options.zones?.[index % options.zones.length];
+
+  const cluster: TestCluster = {
+    etcdUrl: etcd.url,
+    nodes: handles,
+    node(id) {
+      const handle = handles.find((candidate) => candidate.id === id);
+      if (handle === undefined) throw new Error(`no node ${id}`);
+      return handle;
+    },
+    async start(id) {
+      const handle = cluster.node(id);
+      const index = handles.indexOf(handle);
+      const zone = zoneOf(index);
+      handle.process = await startBerth({
+        name: `cluster-${id}`,
+        dataDir: handle.dataDir,
+        port: handle.port,
+        args: [
+          '--native-port', '0',
+          '--node-id', id,
+          '--etcd', etcd.url,
+          '--peer-port', String(handle.peerPort),
+          '--log-level', 'info',
+          ...(zone === undefined ? [] : ['--zone', zone]),
+          ...(options.extraArgs ?? []),
+        ],
+      });
+    },
+    async kill9(id) {
+      const handle = cluster.node(id);
+      const running = handle.process;
+      if (running === undefined) return;
+      running.kill('SIGKILL');
+      await running.waitForExit();
+      handle.process = undefined;
+    },
+    pause(id) {
+      cluster.node(id).process?.kill('SIGSTOP');
+    },
+    resume(id) {
+      cluster.node(id).process?.kill('SIGCONT');
+    },
+    async stopNode(id) {
+      const handle = cluster.node(id);
+      await handle.process?.stop({ keepDataDir: true });
+      handle.process = undefined;
+    },
+    async status(id) {
+      const response = await httpRequest(cluster.node(id).url, { method: 'GET', path: '/cluster/status' });
+      if (response.status !== 200) throw new Error(`status of ${id}: HTTP ${response.status}`);
+      return JSON.parse(response.body) as ClusterStatusReport;
+    },
+    async primaryOf(queue, partition = 0, via) {
+      const ids = via !== undefined ? [via] : handles.filter((handle) => handle.process !== undefined).map((handle) => handle.id);
+      for (const id of ids) {
+        try {
+          const status = await cluster.status(id);
+          const entry = status.partitions.find((candidate) => candidate.queue === queue && candidate.partition === partition);
+          if (entry !== undefined) return entry.primary;
+        } catch {
+          // try the next node
+        }
+      }
+      throw new Error(`no node knows the primary of ${queue}#${partition}`);
+    },
+    waitFor(predicate, what, timeoutMs = 30_000) {
+      return waitUntil(async () => {
+        try {
+          return await predicate();
+        } catch {
+          return false;
+        }
+      }, what, timeoutMs, 100);
+    },
+    async stop() {
+      await Promise.all(handles.map(async (handle) => {
+        if (handle.process !== undefined) {
+          // A paused node cannot handle SIGTERM.
+          handle.process.kill('SIGCONT');
+          await handle.process.stop({ keepDataDir: true, timeoutMs: 10_000 });
+          handle.process = undefined;
+        }
+      }));
+      etcd.child.kill('SIGKILL');
+      await new Promise<void>((resolve) => (etcd.child.exitCode !== null ? resolve() : etcd.child.once('exit', () => resolve())));
+      etcd.dir.remove();
+      for (const handle of handles) rmSync(handle.dataDir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await Promise.all(handles.map((handle) => cluster.start(handle.id)));
+    await cluster.waitFor(async () => (await cluster.status(handles[0]!.id)).nodes.filter((node) => node.health === 'healthy').length === options.nodes, `${options.nodes} nodes registered`);
+  } catch (error) {
+    await cluster.stop();
+    throw error;
+  }
+  return cluster;
+}
