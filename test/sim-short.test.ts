@@ -25,10 +25,9 @@ describe('deterministic simulation (short)', () => {
     assert.notEqual(other.traceHash, first.traceHash, 'another seed is another run');
   });
 
-  test('seeds 1..40 without page-cache restarts find no anomaly (seed 19 aside: see the todo below)', async () => {
+  test('seeds 1..40 without page-cache restarts find no anomaly', async () => {
     const results: SimulationResult[] = [];
     for (let seed = 1; seed <= 40; seed++) {
-      if (seed === 19) continue;
       results.push(await runSimulation({ seed, steps: 150, pageCacheRestarts: false }));
     }
     const crashes = results.reduce((sum, result) => sum + result.crashes, 0);
@@ -37,12 +36,12 @@ describe('deterministic simulation (short)', () => {
     assert.equal(describeFailures(results), '');
   });
 
-  test('seed 19: a receive long poll spins while dead-lettering fails on a stopped dead-letter queue', { todo: 'bug: PartitionRunner.receive busy-loops (moveToDeadLetter fails, wakeAll, plan again) without time passing; logs an error per turn' }, async () => {
+  test('seed 19: a receive long poll spins while dead-lettering fails on a stopped dead-letter queue', async () => {
     const result = await runSimulation({ seed: 19, steps: 150, pageCacheRestarts: false });
     assert.equal(describeFailures([result]), '');
   });
 
-  test('seed 16 with page-cache restarts: recovery after a process crash that kept unsynced writes', { todo: 'bug: recovery trusts unsynced page-cache bytes; see test/disk-faults.test.ts' }, async () => {
+  test('seed 16 with page-cache restarts: recovery after a process crash that kept unsynced writes', async () => {
     const result = await runSimulation({ seed: 16, steps: 300 });
     assert.equal(describeFailures([result]), '');
   });

@@ -347,9 +347,9 @@ export class LocalBroker implements QueueService {
     const byPartition = new Map<number, EnqueuePayload[]>();
     for (const payload of payloads) {
       const moved: EnqueuePayload = { ...payload, deadLetterQueueSourceArn: sourceArn, delaySeconds: 0 };
-      // A moved message must never be taken for a duplicate of an earlier send (that would
-      // drop it while the source deletes its copy), so it gets a deduplication id of its own.
-      if (queue.config.fifo) moved.deduplicationId = `${payload.messageId}-${this.options.clock.nowMs()}`;
+      // The caller gives each moved copy a deduplication id of its own (message id plus
+      // its offset where it came from), so a retried move is deduplicated and a moved
+      // message is never taken for a duplicate of an unrelated earlier send.
       if (sourceArn === undefined) delete moved.deadLetterQueueSourceArn;
       const partition = this.partitionForSend(queue, payload.groupId);
       let list = byPartition.get(partition);
@@ -369,7 +369,10 @@ export class LocalBroker implements QueueService {
     const taken: Array<{ payload: EnqueuePayload; receiptHandle: string }> = [];
     for (const [index, partition] of queue.partitions.entries()) {
       const deliveries = await partition.receive({ maxMessages: maxMessages - taken.length, waitTimeSeconds: 0, visibilityTimeoutSeconds: 60 });
-      for (const delivery of deliveries) taken.push({ payload: delivery.payload, receiptHandle: this.receiptHandleOf(queue, index, delivery) });
+      for (const delivery of deliveries) {
+        const payload = { ...delivery.payload, deduplicationId: `${delivery.payload.messageId}-${delivery.sequenceNumber}` };
+        taken.push({ payload, receiptHandle: this.receiptHandleOf(queue, index, delivery) });
+      }
       if (taken.length >= maxMessages) break;
     }
     return taken;

@@ -82,6 +82,8 @@ export interface PartitionOptions {
   checkpointEveryRecords: number;
   checkpointIntervalMs: number;
   loadBatchRecords: number;
+  /** Never-received messages a logical queue keeps in memory (the rest of the backlog stays on disk). */
+  windowMessagesMax?: number;
 }
 
 export const defaultPartitionOptions: PartitionOptions = {
@@ -118,6 +120,8 @@ export interface PartitionRecoveryFigures {
 }
 
 const zeroLeafHash = new Uint8Array(32);
+/** How long messages whose dead-letter move failed wait before the move is tried again. */
+const deadLetterRetryMs = 1000;
 const epochSingleNode = 1;
 
 export class PartitionRunner {
@@ -178,7 +182,7 @@ export class PartitionRunner {
     const startedMs = parameters.clock.monotonicMs();
     const log = await openPartitionLog(parameters.fs, parameters.directory, options.logOptions);
     const checkpoint = await log.readCheckpoint();
-    const machine = checkpoint === undefined ? new QueueMachine(parameters.config) : QueueMachine.restore(checkpoint.state);
+    const machine = checkpoint === undefined ? new QueueMachine(parameters.config, { windowMessagesMax: options.windowMessagesMax }) : QueueMachine.restore(checkpoint.state);
     let from = checkpoint?.offset ?? log.startOffset;
     let recordsReplayed = 0;
     while (from < log.endOffset) {
@@ -324,7 +328,7 @@ export class PartitionRunner {
       throw new BerthError('InternalError', `partition ${this.name}: cannot cut at ${offset} below the checkpoint at ${checkpoint.offset}`);
     }
     await this.log.truncateFrom(offset);
-    const machine = checkpoint === undefined ? new QueueMachine(this.initialConfig ?? this.machine.config) : QueueMachine.restore(checkpoint.state);
+    const machine = checkpoint === undefined ? new QueueMachine(this.initialConfig ?? this.machine.config, { windowMessagesMax: this.options.windowMessagesMax }) : QueueMachine.restore(checkpoint.state);
     let from = checkpoint?.offset ?? this.log.startOffset;
     while (from < this.log.endOffset) {
       const records = await this.log.read(from, 8192, 16 * 1024 * 1024);
@@ -534,7 +538,9 @@ export class PartitionRunner {
     this.remember(record);
     this.tracker.onAppend?.(record);
     if (effect.becameVisible) this.wakeAll();
-    if (this.waiters.size > 0) this.scheduleWake();
+    // Future visibility (delays, in-flight deadlines) is re-armed when a receiver starts
+    // waiting and on every maintenance tick, not here: the scan is O(window) and this is
+    // the hot path.
     return record.offset;
   }
 
@@ -594,7 +600,12 @@ export class PartitionRunner {
       const payloads: EnqueuePayload[] = [];
       for (const offset of offsets) {
         const payload = await this.readEnqueuePayload(offset);
-        if (payload !== undefined) payloads.push(payload);
+        if (payload === undefined) continue;
+        // A deduplication id fixed by this copy of the message (its id and original
+        // offset), so a move retried after a crash is deduplicated by a FIFO
+        // dead-letter queue instead of arriving twice.
+        const sequenceOffset = this.machine.message(offset)?.sequenceOffset ?? offset;
+        payloads.push({ ...payload, deduplicationId: `${payload.messageId}-${sequenceOffset}` });
       }
       // Copies first, durably; only then remove from this queue: a crash in between
       // leaves a duplicate (at least once), never a loss.
@@ -605,14 +616,15 @@ export class PartitionRunner {
       for (const moved of offsets) this.cache.delete(moved);
       await this.log.waitDurable(offset + 1);
     };
-    move()
-      .catch((error: unknown) => {
-        this.logger.error({ err: error, partition: this.name, messages: offsets.length }, 'moving messages to the dead-letter queue failed; they stay in the source queue');
-      })
-      .finally(() => {
-        for (const offset of offsets) this.deadLetterPending.delete(offset);
-        this.wakeAll();
-      });
+    const release = (): void => {
+      for (const offset of offsets) this.deadLetterPending.delete(offset);
+      this.wakeAll();
+    };
+    move().then(release, (error: unknown) => {
+      this.logger.error({ err: error, partition: this.name, messages: offsets.length }, 'moving messages to the dead-letter queue failed; they stay in the source queue and the move is retried');
+      // Keep them out of receives for a while: retrying at once would spin a long poll.
+      this.clock.setTimer(deadLetterRetryMs, release);
+    });
   }
 
   /** Reads the next stretch of backlog from disk into the machine's window. True if it loaded anything. */
