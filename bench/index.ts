@@ -8,7 +8,7 @@
 
 import { Command, InvalidArgumentError } from 'commander';
 import cliProgress from 'cli-progress';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +42,7 @@ interface Options {
   duration?: number;
   fifoMessages?: number;
   quick: boolean;
+  reportOnly: boolean;
   updateDoc: boolean;
   setup: boolean;
   out: string;
@@ -59,6 +60,7 @@ const program = new Command()
   .option('--fifo-messages <n>', 'W4 messages (default 50,000; --quick 10,000)', positiveInteger)
   .option('--quick', 'short run', false)
   .option('--no-update-doc', 'do not rewrite the section in BENCHMARKS.md')
+  .option('--report-only', 'rewrite latest.md, latest.svg and BENCHMARKS.md from latest.json without running', false)
   .option('--no-setup', 'do not run bench/setup.sh when a peer binary is missing')
   .option('--out <dir>', 'results directory', join(projectRoot, 'bench', 'results'));
 
@@ -114,9 +116,23 @@ function formatResultLine(result: WorkloadResult): string {
   return parts.join(', ');
 }
 
+function writeOutputs(run: BenchRun, out: string, updateDoc: boolean): void {
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'latest.json'), `${JSON.stringify(run, null, 2)}\n`);
+  writeFileSync(join(out, 'latest.md'), `# Latest end-to-end bench run\n\n${latestMarkdown(run)}`);
+  writeFileSync(join(out, 'latest.svg'), `${chartSvg(run)}\n`);
+  if (updateDoc) updateBenchmarksDocument(join(projectRoot, 'BENCHMARKS.md'), run);
+}
+
 async function main(): Promise<void> {
   program.parse(process.argv);
   const raw = program.opts<Options>();
+  if (raw.reportOnly) {
+    const run = JSON.parse(readFileSync(join(raw.out, 'latest.json'), 'utf8')) as BenchRun;
+    console.log(terminalTable(run));
+    writeOutputs(run, raw.out, raw.updateDoc);
+    return;
+  }
   const quick = raw.quick;
   const options = {
     rate: raw.rate,
@@ -204,6 +220,8 @@ async function main(): Promise<void> {
           if (workload === 'W4' && driver.fifo.kind === 'single-queue-order') result.note = [driver.fifo.note, result.note].filter(Boolean).join('; ');
           bar.update({ phase: result.status.padEnd(10) });
           bar.stop();
+          // The result line below replaces the finished bar (a kept bar is redrawn forever).
+          bars.remove(bar);
           bars.log(`${driver.id} ${formatResultLine(result)}\n`);
           systemRun.workloads[workload] = result;
           if (result.status === 'FAILED' || result.status === 'error') systemRun.status = 'FAILED';
@@ -226,11 +244,7 @@ async function main(): Promise<void> {
 
   console.log(terminalTable(run));
   for (const line of ratioLines(run)) console.log(line);
-  mkdirSync(raw.out, { recursive: true });
-  writeFileSync(join(raw.out, 'latest.json'), `${JSON.stringify(run, null, 2)}\n`);
-  writeFileSync(join(raw.out, 'latest.md'), `# Latest end-to-end bench run\n\n${latestMarkdown(run)}`);
-  writeFileSync(join(raw.out, 'latest.svg'), `${chartSvg(run)}\n`);
-  if (raw.updateDoc) updateBenchmarksDocument(join(projectRoot, 'BENCHMARKS.md'), run);
+  writeOutputs(run, raw.out, raw.updateDoc);
   console.log(`wrote ${join(raw.out, 'latest.{json,md,svg}')}${raw.updateDoc ? ' and BENCHMARKS.md' : ''} in ${(run.durationMs / 60_000).toFixed(1)} min`);
 }
 

@@ -204,7 +204,7 @@ export const berthAwsSdkDriver: Driver = {
   isBerth: true,
   fifo: { kind: 'groups', note: 'FIFO queue, 1,000 message groups' },
   messagesMax: 20_000,
-  skipWorkloads: { W3: 'skipped: backlog is a server figure, see the Berth SQS row' },
+  skipWorkloads: { W3: 'backlog is a server figure, see the Berth SQS row' },
   binaries: [],
   start: startBerth,
 

@@ -36,6 +36,7 @@ export async function startRedis(context: StartContext): Promise<StartedRedis> {
     await waitUntil('redis-server to answer PING', async () => {
       if (launched.child.exitCode !== null) throw new Error('exited');
       const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      client.on('error', () => undefined); // refused while the server starts: connect() rejects too
       try {
         await client.connect();
         return (await client.ping()) === 'PONG';
