@@ -287,4 +287,58 @@ function fail(message: string): never {
   process.exit(1);
 }
 
+// ---- cluster --------------------------------------------------------------------------
+
+const clusterCommand = program.command('cluster').description('cluster mode (nodes started with --etcd)');
+clusterCommand
+  .command('status')
+  .description('nodes, zones, partitions, primaries, epochs and replica lag, as the --endpoint node sees them')
+  .option('--json', 'print the raw JSON of GET /cluster/status')
+  .action(async (options: { json?: boolean }) => {
+    const endpoint = program.opts<{ endpoint: string }>().endpoint;
+    const response = await fetch(new URL('/cluster/status', endpoint));
+    if (response.status === 404) fail(`${endpoint} is not in cluster mode (started without --etcd)`);
+    if (!response.ok) fail(`${endpoint}: HTTP ${response.status}`);
+    const status = (await response.json()) as {
+      selfId: string; controller: string;
+      nodes: Array<{ id: string; zone: string; region: string; health: string; httpUrl: string }>;
+      partitions: Array<{ queue: string; partition: number; epoch: number; primary: string; replicas: string[] }>;
+      local: Array<{ queue: string; partition: number; role: string; endOffset: number; backups: Array<{ id: string; phase: string; durableEnd: number }> }>;
+    };
+    if (options.json === true) return print(JSON.stringify(status, null, 2));
+    print(`answered by ${status.selfId}; controller ${status.controller || '(none)'}`);
+    const nodes = new Table({ head: ['node', 'health', 'region', 'zone', 'http'] });
+    for (const node of status.nodes) nodes.push([node.id, node.health === 'healthy' ? pc.green(node.health) : pc.red(node.health), node.region, node.zone, node.httpUrl]);
+    print(nodes.toString());
+    const partitions = new Table({ head: ['queue', 'partition', 'epoch', 'primary', 'backups', 'lag (records)'] });
+    for (const partition of status.partitions) {
+      const local = status.local.find((entry) => entry.queue === partition.queue && entry.partition === partition.partition && entry.role === 'primary');
+      const lag = local === undefined ? '' : local.backups.map((backup) => `${backup.id}:${local.endOffset - backup.durableEnd}${backup.phase === 'streaming' ? '' : ` (${backup.phase})`}`).join(' ');
+      partitions.push([partition.queue, String(partition.partition), String(partition.epoch), partition.primary, partition.replicas.filter((id) => id !== partition.primary).join(', '), lag]);
+    }
+    print(partitions.toString());
+  });
+
+program
+  .command('dev-cluster')
+  .description('start etcd and N nodes on loopback with temp data dirs; Ctrl-C stops everything')
+  .option('--nodes <n>', 'number of nodes', '3')
+  .option('--base-port <port>', 'HTTP port of node 1 (node k: base + k - 1; 0 picks free ports)', '9324')
+  .option('--replica-count <n>', 'default replica count of new queues', '2')
+  .option('--partition-count <n>', 'default partitions of new queues', '1')
+  .option('--keep', 'keep the data directories after stopping')
+  .action(async (options: { nodes: string; basePort: string; replicaCount: string; partitionCount: string; keep?: boolean }) => {
+    const { runDevCluster } = await import('../io/dev-cluster.js');
+    const { fileURLToPath } = await import('node:url');
+    await runDevCluster({
+      nodes: Number(options.nodes),
+      basePort: Number(options.basePort),
+      replicaCount: Number(options.replicaCount),
+      partitionCount: Number(options.partitionCount),
+      keep: options.keep === true,
+      berthBin: fileURLToPath(new URL('../../../bin/berth.js', import.meta.url)),
+      print,
+    });
+  });
+
 program.parseAsync(process.argv).catch((error: unknown) => fail(error instanceof Error ? error.message : String(error)));
