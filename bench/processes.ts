@@ -11,7 +11,21 @@ import { join } from 'node:path';
 
 const liveChildren = new Set<ChildProcess>();
 const directoriesToRemove = new Set<string>();
+const pidsToKill = new Set<number>();
 let exitHookInstalled = false;
+
+/**
+ * Kills a server process that is not our direct child (RabbitMQ's beam runs under a shell
+ * script that SIGKILL of the script would orphan) if the bench exits before stopping it.
+ */
+export function killOnExit(pid: number): void {
+  installExitHook();
+  pidsToKill.add(pid);
+}
+
+export function forgetOnExit(pid: number): void {
+  pidsToKill.delete(pid);
+}
 
 /** Removes the directory when the bench process exits, however it exits. */
 export function removeOnExit(directory: string): void {
@@ -26,6 +40,13 @@ function installExitHook(): void {
     for (const child of liveChildren) {
       try {
         child.kill('SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    for (const pid of pidsToKill) {
+      try {
+        process.kill(pid, 'SIGKILL');
       } catch {
         // already gone
       }

@@ -9,7 +9,7 @@ import amqp from 'amqplib';
 import { writeFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeliveryBuffer } from './buffer.js';
-import { freePort, launch, logTail, runCommand, stopLaunched, waitUntil, type Launched } from '../processes.js';
+import { forgetOnExit, freePort, killOnExit, launch, logTail, runCommand, stopLaunched, waitUntil, type Launched } from '../processes.js';
 import type { Consumer, Delivery, Driver, Endpoint, Producer, QueueSpec } from './types.js';
 
 const binDirectory = '/usr/lib/rabbitmq/bin';
@@ -63,6 +63,15 @@ export const rabbitmqDriver: Driver = {
         await runCommand(join(binDirectory, 'rabbitmqctl'), ['-n', nodeName, 'stop'], env, 60_000);
       }
       for (const launched of launchedList) await stopLaunched(launched, 'SIGTERM', 30_000);
+      if (serverPid !== undefined) {
+        // rabbitmqctl stop normally ends beam; if it did not, it is ours to kill.
+        try {
+          process.kill(serverPid, 'SIGKILL');
+        } catch {
+          // already gone, as expected
+        }
+        forgetOnExit(serverPid);
+      }
     };
     try {
       await waitUntil('RabbitMQ to accept AMQP connections', async () => {
@@ -72,6 +81,7 @@ export const rabbitmqDriver: Driver = {
         return true;
       }, 180_000, 500);
       serverPid = Number(readFileSync(pidPath, 'utf8').trim());
+      killOnExit(serverPid);
     } catch (error) {
       await stopAll([server, epmd]);
       throw new Error(`rabbitmq-server did not start: ${String(error)}\n${logTail(server.logPath)}`);
