@@ -57,6 +57,10 @@ interface InFlight {
   deliveryIndex: number;
   /** Operation counter when the delivering receive answered: only receives started after it were planned after it. */
   answeredOperation: number;
+  /** Operation counter when the delivering receive started. */
+  startOperation: number;
+  /** ApproximateReceiveCount of this delivery: orders deliveries of one message in one queue as the server made them. */
+  receiveCount: number;
 }
 
 interface MessageState {
@@ -81,6 +85,8 @@ interface MessageState {
   restartsAtDelivery: Map<string, number>;
   /** Highest ApproximateReceiveCount the client saw. */
   receiveCountSeen: number;
+  /** Standard dead-letter queues where two copies of this message showed (see delivered()). */
+  copiesIn: Set<string>;
 }
 
 export interface DeliveryRecord {
@@ -153,7 +159,14 @@ export class SimChecker {
     queue: string; body: string; messageId: string; sequenceNumber: string | undefined; groupId: string | undefined;
     deduplicationId: string | undefined; deduplicationIdReused: boolean; startMs: number; startOperation: number;
   }): void {
-    this.checkNotFailed(input.queue, input.startOperation, 'send');
+    // A deduplicated FIFO send appends nothing: the broker answers it with the first send's
+    // MessageId only once that first record is durable (PartitionRunner.send waits for its
+    // offset), so answering it after the log stopped promises nothing the disk does not
+    // hold (seeds 72 and 171: a reused deduplication id answered after a disk error). It
+    // counts as a deduplicated answer when the MessageId is one the client already knows
+    // or the deduplication id was used before (the first send's answer may have been lost).
+    const deduplicatedAnswer = this.messages.has(input.messageId) || input.deduplicationIdReused;
+    if (!deduplicatedAnswer) this.checkNotFailed(input.queue, input.startOperation, 'send');
     const info = this.queueInfo(input.queue);
     if (info.fifo && input.deduplicationId !== undefined) {
       const key = `${input.queue}\u0000${input.deduplicationId}`;
@@ -221,11 +234,26 @@ export class SimChecker {
     // In a dead-letter queue, a delivery after a restart may be a second copy of the message.
     // A FIFO copy has a SequenceNumber of its own; a standard one cannot be told apart, so any
     // restart since the last delivery there may have made one.
+    //
+    // A standard copy is made by every retry of a move whose copy was durable but whose
+    // DeadLettered record in the source was not (a crash, or a disk error in the source log:
+    // the move is retried after a pause), so copies are not tied to restarts: both copies
+    // may be delivered after the last restart (seeds 12, 39, 91, 163: two deliveries of one
+    // MessageId in the drain, both with ApproximateReceiveCount 1). One copy's receive count
+    // rises with every delivery (each receive record increments it, and a delivered count is
+    // durable before the answer), so a delivery whose count is not above the count of the
+    // delivery the client holds comes from another copy. Once a message showed two copies
+    // in a queue, its deliveries there are not held to one copy's deadlines or deletes.
     const restartsBefore = state.restartsAtDelivery.get(input.queue);
     const knownSequence = state.sequenceByQueue.get(input.queue);
+    const heldFlight = state.inFlight.get(input.queue);
+    if (info.deadLetterTarget && !info.fifo && heldFlight !== undefined && input.receiveCount <= heldFlight.receiveCount
+      && input.startOperation > heldFlight.answeredOperation) {
+      state.copiesIn.add(input.queue);
+    }
     const maybeCopy = info.deadLetterTarget && (info.fifo
       ? knownSequence !== undefined && input.sequenceNumber !== undefined && knownSequence !== input.sequenceNumber
-      : restartsBefore !== undefined && restartsBefore !== this.restartCount);
+      : state.copiesIn.has(input.queue) || (restartsBefore !== undefined && restartsBefore !== this.restartCount));
     state.restartsAtDelivery.set(input.queue, this.restartCount);
     this.batchByOperation.set(input.startOperation, input.batch);
     if (state.deletedSure.has(input.queue) && !this.movedFamilies.has(info.family) && !maybeCopy) {
@@ -256,7 +284,21 @@ export class SimChecker {
       index, queue: input.queue, messageId: input.messageId, groupId: input.groupId, sequenceNumber: input.sequenceNumber,
       startMs: input.startMs, endMs: input.endMs, startOperation: input.startOperation, endOperation: input.endOperation, receiveOperation: input.startOperation,
     });
-    state.inFlight.set(input.queue, { receiptHandle: input.receiptHandle, notBeforeMs: input.startMs + input.visibilityTimeoutSeconds * 1000, deliveryIndex: index, answeredOperation: input.endOperation });
+    // Two receives running at once may answer in the other order than the server served them
+    // (a visibility-0 receive, then a second receive of the same message, both in one commit
+    // batch). The receipt the server holds as current is the one with the higher receive
+    // count, so an older delivery answering late must not replace it: otherwise a delete with
+    // the truly current receipt looks stale to the checker, its effect is ignored, and the
+    // message is reported lost (seed 182, 300 steps). Only for overlapping receives: across a
+    // move back into the queue the count may restart.
+    const olderThanKnown = previous !== undefined && input.startOperation < previous.answeredOperation && previous.startOperation < input.endOperation
+      && input.receiveCount < previous.receiveCount;
+    if (!olderThanKnown) {
+      state.inFlight.set(input.queue, {
+        receiptHandle: input.receiptHandle, notBeforeMs: input.startMs + input.visibilityTimeoutSeconds * 1000, deliveryIndex: index,
+        answeredOperation: input.endOperation, startOperation: input.startOperation, receiveCount: input.receiveCount,
+      });
+    }
     if (input.drain) state.foundInDrain.add(input.queue);
   }
 
@@ -396,7 +438,7 @@ export class SimChecker {
     const state: MessageState = {
       messageId, body, homeQueue, acknowledged: false, sentStartMs, sentStartOperation, groupId,
       sequenceByQueue: new Map(), inFlight: new Map(), deletedSure: new Set(), deletedMaybeAtOperation: undefined,
-      foundInDrain: new Set(), seenOutsideHome: false, restartsAtDelivery: new Map(), receiveCountSeen: 0,
+      foundInDrain: new Set(), seenOutsideHome: false, restartsAtDelivery: new Map(), receiveCountSeen: 0, copiesIn: new Set(),
     };
     this.messages.set(messageId, state);
     return state;
