@@ -105,6 +105,8 @@ export interface DeliveryRecord {
 interface PurgeRecord {
   queue: string;
   startOperation: number;
+  /** The checker's restart count when it started: a purge cannot take effect in a later incarnation. */
+  restartCount: number;
   /** Infinity while it may still take effect (unknown outcome). */
   endOperation: number;
 }
@@ -191,8 +193,11 @@ export class SimChecker {
       return;
     }
     // With a deduplication id used before, the MessageId may be an earlier send's (whose
-    // answer was lost): the body is then learnt from the first delivery.
-    const state = this.newMessage(input.messageId, input.queue, input.deduplicationIdReused ? undefined : input.body, input.startMs, input.startOperation, input.groupId);
+    // answer was lost): the body and the group are then learnt from the first delivery
+    // (deduplication is queue-wide, so the first send may have had another group: seed 2,
+    // where a g2 message answered a g1 send looked like a g1 message passed in order).
+    const reused = input.deduplicationIdReused;
+    const state = this.newMessage(input.messageId, input.queue, reused ? undefined : input.body, input.startMs, input.startOperation, reused ? undefined : input.groupId);
     state.acknowledged = true;
     if (input.sequenceNumber !== undefined) state.sequenceByQueue.set(input.queue, input.sequenceNumber);
     this.bodies.set(input.body, input.messageId);
@@ -224,6 +229,7 @@ export class SimChecker {
       state = this.newMessage(input.messageId, pending.queue, input.body, pending.startMs, pending.startOperation, input.groupId);
       this.bodies.set(input.body, input.messageId);
     }
+    state.groupId ??= input.groupId;
     if (state.body === undefined) state.body = input.body;
     else if (state.body !== input.body) {
       this.report('body-mismatch', `${input.queue}: ${input.messageId} delivered with body ${JSON.stringify(input.body.slice(0, 40))}, sent with ${JSON.stringify(state.body.slice(0, 40))}`);
@@ -294,8 +300,15 @@ export class SimChecker {
     const olderThanKnown = previous !== undefined && input.startOperation < previous.answeredOperation && previous.startOperation < input.endOperation
       && input.receiveCount < previous.receiveCount;
     if (!olderThanKnown) {
-      state.inFlight.set(input.queue, {
-        receiptHandle: input.receiptHandle, notBeforeMs: input.startMs + input.visibilityTimeoutSeconds * 1000, deliveryIndex: index,
+      // A purge running at the same time as this receive may have been applied after the
+    // receive record: the message is then gone although the client holds it in flight, and
+    // the rest of its group may be delivered at once (seed 39: receive and purge of
+    // fifo.fifo started in one turn, the purge answered first). Such a delivery sets no
+    // deadline, as a purge started later does (purgeStarted).
+    const purgedMaybe = this.purges.some((purge) => purge.queue === input.queue && purge.restartCount === this.restartCount
+      && purge.startOperation < input.endOperation && purge.endOperation > input.startOperation);
+    state.inFlight.set(input.queue, {
+        receiptHandle: input.receiptHandle, notBeforeMs: purgedMaybe ? Number.NEGATIVE_INFINITY : input.startMs + input.visibilityTimeoutSeconds * 1000, deliveryIndex: index,
         answeredOperation: input.endOperation, startOperation: input.startOperation, receiveCount: input.receiveCount,
       });
     }
@@ -341,7 +354,7 @@ export class SimChecker {
   }
 
   purgeStarted(queue: string, startOperation: number): PurgeRecord {
-    const record: PurgeRecord = { queue, startOperation, endOperation: Number.POSITIVE_INFINITY };
+    const record: PurgeRecord = { queue, startOperation, restartCount: this.restartCount, endOperation: Number.POSITIVE_INFINITY };
     this.purges.push(record);
     // Whatever was in flight may be gone now: stop holding the client to those deadlines.
     // (The receipt stays: a delete with it after a refused purge is still the latest.)
