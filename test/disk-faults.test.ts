@@ -147,3 +147,40 @@ describe('disk faults on a single node', () => {
     await third.broker.close();
   });
 });
+
+describe('dead-letter moves from a stopped source queue', () => {
+  test('receives on a source whose log stopped make no dead-letter copies (each would be a duplicate)', async () => {
+    const disk = new SimFileSystem();
+    const clock = new ManualClock();
+    const random = new SeededRandom(4);
+    const server = await openServer(disk, clock, random);
+    const broker = server.broker;
+    await broker.createQueue('dlq', {}, {});
+    await broker.createQueue('src', { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: 'arn:aws:sqs:test-1:000000000000:dlq', maxReceiveCount: 1 }) }, {});
+    assert.equal(typeof (await sendOne(broker, 'src', 'poison')), 'string');
+    const first = await broker.receive('src', { maxMessages: 1, waitTimeSeconds: 0, visibilityTimeoutSeconds: 1 });
+    assert.equal(first.length, 1, 'received once: the next time it is due it goes to the dead-letter queue');
+    // Stop the source's log: the next fsync (the source's) fails.
+    disk.injectFault({ operation: 'sync', code: 'EIO', count: 1 });
+    const refused = await sendOne(broker, 'src', 'during-fault');
+    assert.ok(refused instanceof BerthError && refused.code === 'ServiceUnavailable');
+    for (let attempt = 0; attempt < 4; attempt++) {
+      clock.advance(1500);
+      for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
+      // The message is due for the dead-letter queue, but the source cannot record the move.
+      await assert.rejects(broker.receive('src', { maxMessages: 1, waitTimeSeconds: 0 }), (error: unknown) => error instanceof BerthError && error.code === 'ServiceUnavailable');
+      for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
+    }
+    const copies = (await broker.receive('dlq', { maxMessages: 10, waitTimeSeconds: 0, visibilityTimeoutSeconds: 600 })).filter((message) => message.body === 'poison');
+    assert.equal(copies.length, 0, `no copy while the source cannot record the move (found ${copies.length})`);
+    server.kill();
+    // After a restart on a healthy disk the move completes: exactly one copy, none left in the source.
+    const restarted = await openServer(disk, clock, random);
+    clock.advance(1500);
+    // ('during-fault' may be there: the process restart kept its unsynced bytes.)
+    assert.ok(!(await drainBodies(restarted.broker, 'src')).has('poison'), 'moved out of the source');
+    const moved = (await restarted.broker.receive('dlq', { maxMessages: 10, waitTimeSeconds: 0, visibilityTimeoutSeconds: 600 })).filter((message) => message.body === 'poison');
+    assert.equal(moved.length, 1, 'one copy in the dead-letter queue after the restart');
+    await restarted.broker.close();
+  });
+});

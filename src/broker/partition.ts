@@ -546,6 +546,11 @@ export class PartitionRunner {
 
   private async receiveOnce(request: ReceiveRequest): Promise<Delivery[]> {
     this.assertOpen();
+    // A stopped log can record neither a receive nor a DeadLettered record: planning here
+    // would start a dead-letter copy whose source record must fail, one more duplicate in
+    // the dead-letter queue per receive until the server restarts.
+    const stopped = this.log.stoppedError;
+    if (stopped !== undefined) throw stopped;
     const nowMs = this.now();
     const plan = this.machine.planReceive({
       nowMs,

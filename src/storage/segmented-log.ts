@@ -263,6 +263,10 @@ class SegmentedLog implements ReplicaLog {
     private readonly options: PartitionLogOptions,
   ) {}
 
+  get stoppedError(): BerthError | undefined {
+    return this.failure;
+  }
+
   get startOffset(): number {
     const first = this.segments[0];
     assert(first !== undefined, 'log has no segment');

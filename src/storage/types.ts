@@ -92,6 +92,11 @@ export interface PartitionLog {
   /** Every record below this offset is durable (written and fdatasync'd). */
   readonly durableEndOffset: number;
   readonly stats: GroupCommitStats;
+  /**
+   * The error that stopped the log (a write or fsync failed), or undefined while it works.
+   * Once set it stays set: the partition must be reopened.
+   */
+  readonly stoppedError: Error | undefined;
 
   /**
    * Assigns the next offset synchronously (so callers can apply records in log order) and
