@@ -311,10 +311,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     fault.endMs = Date.now();
     events.push(fault);
     counters.faultsDone++;
-    log(`[${((Date.now() - startedMs) / 1000).toFixed(1)}s] fault ${number}/${schedule.length}: ${entry.kind} ${fault.targets.join(',')}: ${fault.detail}`);
+    log(`[${((Date.now() - (loadStartMs || startedMs)) / 1000).toFixed(1)}s] fault ${number}/${schedule.length}: ${entry.kind} ${fault.targets.join(',')}: ${fault.detail}`);
   };
 
   let progressTimer: NodeJS.Timeout | undefined;
+  let loadStartMs = 0;
   try {
     log(`chaos: seed ${options.seed}, ${options.durationSeconds} s, ${options.faults} faults (${kinds.join(', ')}), ${nodeCount} nodes, ${network === undefined ? 'loopback (no partitions)' : `network namespaces ${network.prefix}-*`}; run directory ${runDirectory}`);
     await processes.startEtcd();
@@ -326,7 +327,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       if (queue.fifo) attributes['FifoQueue'] = 'true';
       await clientOf('n1').send(new CreateQueueCommand({ QueueName: queue.name, Attributes: attributes }), { abortSignal: AbortSignal.timeout(30_000) });
     }
-    const loadStartMs = Date.now();
+    loadStartMs = Date.now();
     progressTimer = setInterval(() => {
       const elapsed = (Date.now() - loadStartMs) / 1000;
       log(`[${elapsed.toFixed(0)}s${draining ? ' drain' : `/${options.durationSeconds}s`}] sends ${counters.sends} acknowledged ${counters.acknowledged} deliveries ${counters.deliveries} deletes ${counters.deletes} errors ${counters.errors} faults ${counters.faultsDone}/${schedule.length}`);
@@ -350,7 +351,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       for (const node of processes.nodes) if (node.state === 'stopped') await startWithRetry(node.id).catch((error: unknown) => log(`  restart of ${node.id} failed: ${describeError(error)}`));
       stopProducers = true;
     }
-    log(`[${((Date.now() - startedMs) / 1000).toFixed(1)}s] load done; draining`);
+    log(`[${((Date.now() - loadStartMs) / 1000).toFixed(1)}s] load done; draining`);
     await waitHealthy(60_000);
     draining = true;
     drainStartMs = Date.now();
