@@ -33,3 +33,28 @@ test(`chaos, short (3 nodes, real etcd, seed ${seed}): kill -9 of primary and ba
   assert.equal(result.report.ok, true, `acknowledged messages lost:\n${text}`);
   assert.deepEqual(result.report.anomalies, [], text);
 });
+
+// Reproduction (not deterministic: real processes; seed 1 showed it on the first try, see
+// RELIABILITY.md "Chaos runs"): while a backup of a standard r=2 queue is down, a send
+// forwarded to the primary is answered ServiceUnavailable after the primary appended it;
+// the entry node's retry (ClusterNode.callPartition) sends the same payload and MessageId
+// again, so the log holds two records of one MessageId: one ReceiveMessage answer carries
+// the message twice with two receipts, and deleting one leaves the other to be delivered again.
+test('chaos repro, seed 1: one MessageId stored twice after a retried forwarded send', { todo: 'bug: callPartition retries p.send after ServiceUnavailable from a primary that already appended it (same MessageId stored twice)', timeout: 110_000 }, async () => {
+  const result = await runChaos({
+    seed: 1,
+    durationSeconds: 30,
+    faults: 3,
+    faultKinds: ['kill-backup', 'restart-all'],
+    visibilityTimeoutSeconds: 5,
+    drainTimeoutSeconds: 40,
+    progressIntervalMs: 10_000,
+    log: (line) => console.log(line),
+  });
+  const text = formatReport(result.report);
+  console.log(text);
+  assert.equal(result.report.ok, true, text);
+  assert.deepEqual(result.report.anomalies.filter((anomaly) => anomaly.kind === 'twice-in-one-answer'), [], text);
+  const duplicates = result.report.queues.reduce((sum, queue) => sum + queue.standardDuplicates, 0);
+  assert.equal(duplicates, 0, text);
+});

@@ -8,6 +8,7 @@
 // - lost acknowledged (fails the run): an acknowledged send never delivered; or, when the
 //   final drain completed, delivered but never deleted (no delete even attempted) and never
 //   seen again: it vanished.
+// - twice in one answer: one ReceiveMessage answer holding a MessageId twice.
 // - unknown or corrupt bodies: a delivery whose key no send made, or whose body differs.
 // - duplicates: a message delivered after a delete of it was acknowledged, or one send
 //   stored under two MessageIds. Allowed (counted) on standard queues; reported on FIFO
@@ -22,7 +23,7 @@
 import { keyOfBody, type DeliveredMessage, type FaultKind, type History, type ReceiveEvent, type SendEvent } from './history.js';
 
 export interface Anomaly {
-  kind: 'lost-acknowledged' | 'unknown-body' | 'corrupt-body' | 'fifo-duplicate' | 'early-redelivery' | 'fifo-reorder' | 'fifo-group-in-flight';
+  kind: 'lost-acknowledged' | 'twice-in-one-answer' | 'unknown-body' | 'corrupt-body' | 'fifo-duplicate' | 'early-redelivery' | 'fifo-reorder' | 'fifo-group-in-flight';
   queue: string;
   messageId?: string;
   detail: string;
@@ -105,6 +106,12 @@ export function checkHistory(history: History): CheckReport {
     } else if (event.type === 'receive') {
       queueFigures.receives++;
       if (event.outcome !== 'ok') queueFigures.receiveErrors++;
+      const inAnswer = new Set<string>();
+      for (const message of event.messages) {
+        // One MessageId twice in one answer (two log records of one message): a delete of one receipt leaves the other.
+        if (inAnswer.has(message.messageId)) anomalies.push({ kind: 'twice-in-one-answer', queue: event.queue, messageId: message.messageId, detail: `one ReceiveMessage answer (via ${event.entry}, ${event.startMs}-${event.endMs}) holds ${message.messageId} twice, receipts differ` });
+        inAnswer.add(message.messageId);
+      }
       event.messages.forEach((message, position) => {
         queueFigures.deliveries++;
         const list = deliveriesById.get(message.messageId) ?? [];
