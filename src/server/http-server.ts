@@ -63,22 +63,18 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       request.resume();
       return;
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of request as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > options.requestBodyBytesMax) {
-        reply(response, { status: 413, headers: { 'content-type': 'text/plain', connection: 'close' }, body: `request body larger than ${options.requestBodyBytesMax} bytes` });
-        request.destroy();
-        return;
-      }
-      chunks.push(chunk);
+    const body = await readBody(request, options.requestBodyBytesMax);
+    if (body === null) return;
+    if (body === undefined) {
+      reply(response, { status: 413, headers: { 'content-type': 'text/plain', connection: 'close' }, body: `request body larger than ${options.requestBodyBytesMax} bytes` });
+      request.destroy();
+      return;
     }
     const input: HttpRequest = {
       method: request.method ?? 'GET',
       url: request.url ?? '/',
       headers: request.headers,
-      body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks),
+      body,
       remoteAddress: request.socket.remoteAddress,
     };
     for (const route of options.routes) {
@@ -110,6 +106,31 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       clearTimeout(timer);
     },
   };
+}
+
+/**
+ * The whole body, undefined once it passes `bytesMax`, null when the client went away. Plain 'data'/'end' events: an
+ * async iterator over the stream costs several percent of the server's CPU per request.
+ */
+function readBody(request: http.IncomingMessage, bytesMax: number): Promise<Buffer | undefined | null> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > bytesMax) {
+        request.off('data', onData);
+        resolve(undefined);
+        return;
+      }
+      chunks.push(chunk);
+    };
+    request.on('data', onData);
+    request.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+    // A client that goes away mid-body is not an error of ours: nothing to answer.
+    request.once('error', () => resolve(null));
+    request.once('aborted', () => resolve(null));
+  });
 }
 
 function reply(response: http.ServerResponse, output: HttpResponse): void {
