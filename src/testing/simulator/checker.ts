@@ -61,6 +61,25 @@ interface InFlight {
   startOperation: number;
   /** ApproximateReceiveCount of this delivery: orders deliveries of one message in one queue as the server made them. */
   receiveCount: number;
+  /**
+   * Deletes and visibility changes with this receipt that started (not yet answered: the
+   * answer then sets notBeforeMs): from the operation counter at their start on, the
+   * deadline may already be this one. See deadlineFor().
+   */
+  pendingChanges: Array<{ startOperation: number; notBeforeMs: number }>;
+}
+
+/**
+ * The deadline the client can hold a receive ending at `endOperation` to. A delete or a
+ * visibility change started before the receive ended may have been applied before the
+ * receive was planned, although its answer came later (seed 632, 300 steps: a delete of
+ * the group's in-flight message started, then a receive of the queue started, and the
+ * receive's answer, with the group's next message, settled before the delete's).
+ */
+function deadlineFor(flight: InFlight, endOperation: number): number {
+  let deadlineMs = flight.notBeforeMs;
+  for (const change of flight.pendingChanges) if (change.startOperation < endOperation) deadlineMs = Math.min(deadlineMs, change.notBeforeMs);
+  return deadlineMs;
 }
 
 interface MessageState {
@@ -266,15 +285,15 @@ export class SimChecker {
       this.report('delivered-after-delete', `${input.queue}: ${input.messageId} delivered again after a delete with its latest receipt succeeded`);
     }
     const previous = state.inFlight.get(input.queue);
-    if (previous !== undefined && input.startOperation > previous.answeredOperation && input.endMs < previous.notBeforeMs && !maybeCopy) {
-      this.report('visibility', `${input.queue}: ${input.messageId} delivered at ${input.endMs} before its visibility deadline (not before ${previous.notBeforeMs})`);
+    if (previous !== undefined && input.startOperation > previous.answeredOperation && input.endMs < deadlineFor(previous, input.endOperation) && !maybeCopy) {
+      this.report('visibility', `${input.queue}: ${input.messageId} delivered at ${input.endMs} before its visibility deadline (not before ${deadlineFor(previous, input.endOperation)})`);
     }
     if (info.fifo && input.groupId !== undefined) {
       for (const other of this.messages.values()) {
         if (other.messageId === input.messageId || other.groupId !== input.groupId || input.batch.has(other.messageId)) continue;
         const flight = other.inFlight.get(input.queue);
-        if (flight !== undefined && input.startOperation > flight.answeredOperation && flight.notBeforeMs > input.endMs && !other.deletedSure.has(input.queue) && other.deletedMaybeAtOperation === undefined) {
-          this.report('fifo-group-in-flight', `${input.queue}: ${input.messageId} of group ${input.groupId} delivered while ${other.messageId} of the group is in flight until at least ${flight.notBeforeMs}`);
+        if (flight !== undefined && input.startOperation > flight.answeredOperation && deadlineFor(flight, input.endOperation) > input.endMs && !other.deletedSure.has(input.queue) && other.deletedMaybeAtOperation === undefined) {
+          this.report('fifo-group-in-flight', `${input.queue}: ${input.messageId} of group ${input.groupId} delivered while ${other.messageId} of the group is in flight until at least ${deadlineFor(flight, input.endOperation)}`);
         }
       }
     }
@@ -309,7 +328,7 @@ export class SimChecker {
       && purge.startOperation < input.endOperation && purge.endOperation > input.startOperation);
     state.inFlight.set(input.queue, {
         receiptHandle: input.receiptHandle, notBeforeMs: purgedMaybe ? Number.NEGATIVE_INFINITY : input.startMs + input.visibilityTimeoutSeconds * 1000, deliveryIndex: index,
-        answeredOperation: input.endOperation, startOperation: input.startOperation, receiveCount: input.receiveCount,
+        answeredOperation: input.endOperation, startOperation: input.startOperation, receiveCount: input.receiveCount, pendingChanges: [],
       });
     }
     if (input.drain) state.foundInDrain.add(input.queue);
@@ -341,6 +360,16 @@ export class SimChecker {
     if (!this.isLatestReceipt(input.queue, input.messageId, input.receiptHandle)) return; // stale: a no-op by design
     state.deletedMaybeAtOperation ??= input.startOperation;
     if (input.outcome === 'ok' && !input.concurrentReceive && this.unknownReceiveCount(input.queue) === input.unknownReceivesAtDelivery) state.deletedSure.add(input.queue);
+  }
+
+  /**
+   * A delete (`notBeforeMs` -Infinity) or a visibility change of a delivery started: until
+   * it answers, it may already have taken effect (see deadlineFor()).
+   */
+  changeStarted(input: { queue: string; messageId: string; receiptHandle: string; startOperation: number; notBeforeMs: number }): void {
+    const flight = this.messages.get(input.messageId)?.inFlight.get(input.queue);
+    if (flight === undefined || flight.receiptHandle !== input.receiptHandle) return;
+    flight.pendingChanges.push({ startOperation: input.startOperation, notBeforeMs: input.notBeforeMs });
   }
 
   visibilityChanged(input: {

@@ -520,6 +520,9 @@ class Simulation {
     const latest = picked.map((delivered) => this.checker.isLatestReceipt(queue, delivered.messageId, delivered.receiptHandle));
     const quietAtStart = (this.activeReceives.get(queue) ?? 0) === 0;
     const receiveStartsAtStart = this.receiveStarts.get(queue) ?? 0;
+    for (const delivered of picked) {
+      this.checker.changeStarted({ queue, messageId: delivered.messageId, receiptHandle: delivered.receiptHandle, startOperation, notBeforeMs: Number.NEGATIVE_INFINITY });
+    }
     const report = (outcome: 'ok' | 'unknown', delivered: Delivered, index: number): void => {
       if (!latest[index]) return;
       const concurrentReceive = !quietAtStart || (this.receiveStarts.get(queue) ?? 0) !== receiveStartsAtStart;
@@ -555,6 +558,9 @@ class Simulation {
     const timeouts = picked.map(() => this.random.int(31));
     const startMs = this.timeline.nowMs();
     const startOperation = this.operationCounter + 1;
+    picked.forEach((delivered, index) => {
+      this.checker.changeStarted({ queue, messageId: delivered.messageId, receiptHandle: delivered.receiptHandle, startOperation, notBeforeMs: startMs + timeouts[index]! * 1000 });
+    });
     const report = (outcome: 'ok' | 'unknown', index: number): void => {
       const delivered = picked[index]!;
       this.checker.visibilityChanged({ queue, messageId: delivered.messageId, receiptHandle: delivered.receiptHandle, visibilityTimeoutSeconds: timeouts[index]!, startMs, outcome, startOperation });
