@@ -395,7 +395,7 @@ export class PartitionRunner {
   /** Long-polls up to waitTimeSeconds; resolves with what became deliverable, or nothing. */
   async receive(request: ReceiveRequest): Promise<Delivery[]> {
     const deadlineMs = this.clock.monotonicMs() + request.waitTimeSeconds * 1000;
-    if (!this.closed && this.role !== 'primary') throw new BerthError('ServiceUnavailable', `partition ${this.name} is not led by this node any more`);
+    if (!this.closed && this.role !== 'primary') throw new BerthError('NotPrimary', `partition ${this.name} is not led by this node any more`);
     for (;;) {
       if (this.closed || this.role !== 'primary') return [];
       const deliveries = await this.receiveOnce(request);
@@ -513,7 +513,7 @@ export class PartitionRunner {
 
   private assertPrimary(): void {
     this.assertOpen();
-    if (this.role !== 'primary') throw new BerthError('ServiceUnavailable', `partition ${this.name} is not led by this node any more`);
+    if (this.role !== 'primary') throw new BerthError('NotPrimary', `partition ${this.name} is not led by this node any more`);
   }
 
   /** Wall-clock time that never goes backwards within this partition. */

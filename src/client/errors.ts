@@ -77,6 +77,7 @@ const classByCode: Record<string, ErrorClass> = {
   RequestThrottled: OverLimitError,
   PurgeQueueInProgress: OverLimitError,
   ServiceUnavailable: ServiceUnavailableError,
+  NotPrimary: ServiceUnavailableError,
   InternalError: ServiceUnavailableError,
   SerializationException: ProtocolError,
   RequestExpired: ConnectionClosedError,
@@ -101,5 +102,5 @@ export function clientClosed(what: string): ClientClosedError {
 
 /** Worth retrying: the request may not have reached the server, or the server was briefly unable. */
 export function isRetryable(error: unknown): boolean {
-  return error instanceof ConnectionClosedError || (error instanceof ServiceUnavailableError && error.code === 'ServiceUnavailable');
+  return error instanceof ConnectionClosedError || (error instanceof ServiceUnavailableError && (error.code === 'ServiceUnavailable' || error.code === 'NotPrimary'));
 }

@@ -322,7 +322,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
     const hosted = this.hosted.get(request.key);
     const runner = hosted?.runner;
     if (hosted === undefined || runner === undefined || hosted.role !== 'primary' || hosted.driver === undefined || runner.isClosed) {
-      throw new BerthError('ServiceUnavailable', `node ${this.options.self.id} does not lead partition ${request.key} now; retry`);
+      throw new BerthError('NotPrimary', `node ${this.options.self.id} does not lead partition ${request.key} now; retry`);
     }
     switch (method) {
       case 'p.send':
@@ -355,7 +355,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
     if (hosted?.opening !== undefined) await hosted.opening;
     const runner = hosted?.runner;
     if (hosted === undefined || runner === undefined || hosted.closing) {
-      throw new BerthError('ServiceUnavailable', `node ${this.options.self.id} does not hold partition ${request.key} (yet)`);
+      throw new BerthError('NotPrimary', `node ${this.options.self.id} does not hold partition ${request.key} (yet)`);
     }
     switch (method) {
       case 'replica.logState': {
@@ -524,7 +524,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
   // ---- routing -------------------------------------------------------------------
 
   /** Calls the primary of a partition, here or remote; retries while the partition has no working primary. */
-  private async callPartition(queue: QueueView, partition: number, method: string, body: Record<string, unknown>, options: { timeoutMs?: number; signal?: AbortSignal; retry?: boolean } = {}): Promise<unknown> {
+  private async callPartition(queue: QueueView, partition: number, method: string, body: Record<string, unknown>, options: { timeoutMs?: number; signal?: AbortSignal; retry?: boolean | 'refusals' } = {}): Promise<unknown> {
     const key = partitionKey(queue.metadata.incarnation, partition);
     const deadlineMs = performance.now() + this.options.routeTimeoutMs;
     let lastError: unknown;
@@ -548,10 +548,13 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
             }
           }
           const node = view.nodes.get(primary);
-          if (node === undefined) throw new BerthError('ServiceUnavailable', `primary ${primary} of ${key} is not live`);
+          if (node === undefined) throw new BerthError('NotPrimary', `primary ${primary} of ${key} is not live`);
           return await this.options.link.request(node.peerAddress, method, { key, ...body }, { timeoutMs: options.timeoutMs ?? 30_000, ...(options.signal ? { signal: options.signal } : {}) } as { timeoutMs: number });
         } catch (error) {
-          if (!(error instanceof BerthError) || error.code !== 'ServiceUnavailable') throw error;
+          if (!(error instanceof BerthError) || (error.code !== 'ServiceUnavailable' && error.code !== 'NotPrimary')) throw error;
+          // A ServiceUnavailable may come after the primary appended (its commit failed):
+          // calls that are not idempotent retry only refusals made before any append.
+          if (error.code === 'ServiceUnavailable' && options.retry === 'refusals') throw error;
           lastError = error;
         }
       }
@@ -751,7 +754,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
       [...byPartition.entries()].map(async ([partition, entries]) => {
         let outcomes: Array<{ messageId: string; offset: number } | BerthError>;
         try {
-          const raw = (await this.callPartition(queue, partition, 'p.send', { payloads: entries.map((entry) => entry.payload) })) as Array<{ messageId: string; offset: number } | { code: string; message: string }>;
+          const raw = (await this.callPartition(queue, partition, 'p.send', { payloads: entries.map((entry) => entry.payload) }, { retry: 'refusals' })) as Array<{ messageId: string; offset: number } | { code: string; message: string }>;
           outcomes = raw.map((outcome) => ('messageId' in outcome ? outcome : toBerthError(outcome)));
         } catch (error) {
           const failure = error instanceof BerthError ? error : new BerthError('InternalError', 'send failed', { cause: error });

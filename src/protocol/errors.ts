@@ -52,6 +52,12 @@ export const errorCatalogue = {
   ReplicaCountUnavailable: { jsonType: 'InvalidParameterValue', queryCode: 'InvalidParameterValue', httpStatus: 400, fault: 'Sender', nativeCode: 1090 },
   /** Berth: the partition cannot take writes now (stopped after a disk error, no primary, disk full). */
   ServiceUnavailable: { jsonType: 'ServiceUnavailable', queryCode: 'ServiceUnavailable', httpStatus: 503, fault: 'Receiver', nativeCode: 2001 },
+  /**
+   * Berth: this node does not lead the partition (or does not hold it yet), refused before
+   * anything was appended, so the request is safe to send again to the current primary.
+   * ServiceUnavailable, by contrast, may come after an append whose commit failed.
+   */
+  NotPrimary: { jsonType: 'ServiceUnavailable', queryCode: 'ServiceUnavailable', httpStatus: 503, fault: 'Receiver', nativeCode: 2002 },
   InternalError: { jsonType: 'InternalError', queryCode: 'InternalError', httpStatus: 500, fault: 'Receiver', nativeCode: 2000 },
 } as const satisfies Record<string, ErrorSpec>;
 
