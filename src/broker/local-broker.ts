@@ -382,6 +382,11 @@ export class LocalBroker implements QueueService {
     return this.queues.has(name);
   }
 
+  /** What recovery did for each partition when this broker opened. */
+  partitionRecovery(): Array<{ partition: string } & PartitionRunner['recoveryFigures']> {
+    return [...this.queues.values()].flatMap((queue) => queue.partitions.map((partition) => ({ partition: partition.name, ...partition.recoveryFigures })));
+  }
+
   /** Per-partition figures for metrics and the console. */
   partitionStats(): Array<{ queue: string; partition: string; endOffset: number; stats: PartitionRunner['logStats'] }> {
     return [...this.queues.values()].flatMap((queue) =>
