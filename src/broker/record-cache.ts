@@ -1,26 +1,31 @@
 // Recently appended enqueue payloads, kept so that a consumer keeping up with producers
 // is served from memory instead of a disk read. Bounded by bytes; oldest out first.
+//
+// Eviction order is a plain queue of offsets beside the map: asking a Map for its oldest
+// entry after many deletions walks over every deleted slot (quadratic under load).
 
 export class RecordCache {
   private readonly entries = new Map<number, Uint8Array>();
+  /** Offsets in insertion order from `head`; may name entries already deleted. */
+  private order: number[] = [];
+  private head = 0;
   private bytes = 0;
 
   constructor(private readonly bytesMax: number) {}
 
   put(offset: number, payload: Uint8Array): void {
     if (payload.byteLength > this.bytesMax) return;
-    const previous = this.entries.get(offset);
-    if (previous !== undefined) {
-      this.bytes -= previous.byteLength;
-      this.entries.delete(offset);
-    }
+    this.delete(offset);
     this.entries.set(offset, payload);
+    this.order.push(offset);
     this.bytes += payload.byteLength;
-    while (this.bytes > this.bytesMax) {
-      const oldest = this.entries.entries().next();
-      if (oldest.done === true) break;
-      this.entries.delete(oldest.value[0]);
-      this.bytes -= oldest.value[1].byteLength;
+    while (this.bytes > this.bytesMax && this.head < this.order.length) {
+      const oldest = this.order[this.head++]!;
+      this.delete(oldest);
+    }
+    if (this.head > 4096 && this.head * 2 > this.order.length) {
+      this.order = this.order.slice(this.head);
+      this.head = 0;
     }
   }
 

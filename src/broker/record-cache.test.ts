@@ -1,0 +1,42 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RecordCache } from './record-cache.js';
+
+test('keeps the newest entries within its byte bound, oldest out first', () => {
+  const cache = new RecordCache(10 * 100);
+  for (let offset = 0; offset < 25; offset++) cache.put(offset, new Uint8Array(100));
+  assert.equal(cache.sizeBytes, 1000);
+  for (let offset = 0; offset < 15; offset++) assert.equal(cache.get(offset), undefined, `offset ${offset} should be evicted`);
+  for (let offset = 15; offset < 25; offset++) assert.ok(cache.get(offset), `offset ${offset} should be cached`);
+});
+
+test('deleted entries free their bytes and are skipped by eviction', () => {
+  const cache = new RecordCache(300);
+  cache.put(1, new Uint8Array(100));
+  cache.put(2, new Uint8Array(100));
+  cache.delete(1);
+  assert.equal(cache.sizeBytes, 100);
+  cache.put(3, new Uint8Array(100));
+  cache.put(4, new Uint8Array(100));
+  assert.ok(cache.get(2) && cache.get(3) && cache.get(4));
+  cache.put(5, new Uint8Array(100));
+  assert.equal(cache.get(2), undefined);
+  assert.equal(cache.sizeBytes, 300);
+});
+
+test('a payload larger than the whole cache is not kept', () => {
+  const cache = new RecordCache(50);
+  cache.put(1, new Uint8Array(51));
+  assert.equal(cache.get(1), undefined);
+  assert.equal(cache.sizeBytes, 0);
+});
+
+test('many puts with evictions keep exactly the newest entries', () => {
+  const cache = new RecordCache(64 * 1100);
+  const payload = new Uint8Array(1100);
+  for (let offset = 0; offset < 300_000; offset++) cache.put(offset, payload);
+  assert.equal(cache.sizeBytes, 64 * 1100);
+  assert.ok(cache.get(299_999));
+  assert.equal(cache.get(299_935), undefined);
+  assert.ok(cache.get(299_936));
+});
