@@ -216,7 +216,10 @@ export class SimChecker {
     // (deduplication is queue-wide, so the first send may have had another group: seed 2,
     // where a g2 message answered a g1 send looked like a g1 message passed in order).
     const reused = input.deduplicationIdReused;
-    const state = this.newMessage(input.messageId, input.queue, reused ? undefined : input.body, input.startMs, input.startOperation, reused ? undefined : input.groupId);
+    // Its send may also have started before a purge that ended before this send started
+    // (seed 1788: the purge removed it, the deduplication entry outlived it), so any purge
+    // of the family may have removed it: its send start counts as the first operation.
+    const state = this.newMessage(input.messageId, input.queue, reused ? undefined : input.body, input.startMs, reused ? 0 : input.startOperation, reused ? undefined : input.groupId);
     state.acknowledged = true;
     if (input.sequenceNumber !== undefined) state.sequenceByQueue.set(input.queue, input.sequenceNumber);
     this.bodies.set(input.body, input.messageId);
