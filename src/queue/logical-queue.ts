@@ -70,6 +70,14 @@ export class MessageGroup {
   private list: MessageEntry[] = [];
   private head = 0;
   size = 0;
+  /**
+   * Standard queues: every live entry before list index `skipIndex` stays in flight until at
+   * least `skipValidUntilMs`, so a receive before then starts its scan there instead of
+   * stepping over all of them again (receives would otherwise cost O(in flight)). Anything
+   * that could make one of them visible sooner, or that moves indices, drops the hint.
+   */
+  private skipIndex = 0;
+  private skipValidUntilMs = -Infinity;
 
   constructor(readonly key: string) {}
 
@@ -88,8 +96,20 @@ export class MessageGroup {
         else high = middle;
       }
       list.splice(low, 0, entry);
+      this.dropSkipHint();
     }
     this.size++;
+  }
+
+  dropSkipHint(): void {
+    this.skipValidUntilMs = -Infinity;
+  }
+
+  /** A scan that started at `cursor`'s start found only in-flight entries before `cursor.prefixEnd`. */
+  noteInflightPrefix(cursor: GroupCursor): void {
+    if (cursor.prefixEnd <= cursor.start) return;
+    this.skipValidUntilMs = cursor.startedFromHint ? Math.min(this.skipValidUntilMs, cursor.prefixUntilMs) : cursor.prefixUntilMs;
+    this.skipIndex = cursor.prefixEnd;
   }
 
   /** Called after the entry's `inWindow` was cleared. */
@@ -98,33 +118,63 @@ export class MessageGroup {
     if (this.size === 0) {
       this.list = [];
       this.head = 0;
+      this.dropSkipHint();
       return;
     }
     while (this.head < this.list.length && !this.list[this.head]!.inWindow) this.head++;
     if (this.list.length - this.size > Math.max(32, this.size)) {
       this.list = this.list.filter((each) => each.inWindow);
       this.head = 0;
+      this.dropSkipHint();
     }
   }
 
-  /** Iterates live entries in sequence order; the group must not change meanwhile. */
-  cursor(): GroupCursor {
-    return new GroupCursor(this.list, this.head);
+  /**
+   * Iterates live entries in sequence order; the group must not change meanwhile. Given
+   * `nowMs` (standard queues), it may start past a prefix known to be in flight then.
+   */
+  cursor(nowMs?: number): GroupCursor {
+    const fromHint = nowMs !== undefined && nowMs < this.skipValidUntilMs && this.skipIndex > this.head;
+    return new GroupCursor(this.list, fromHint ? this.skipIndex : this.head, fromHint);
   }
 }
 
 export class GroupCursor {
+  private index: number;
+  /** The scan's leading run of in-flight entries ends before this list index. */
+  prefixEnd: number;
+  /** The earliest time an entry of that leading run becomes visible. */
+  prefixUntilMs = Infinity;
+  private leading = true;
+
   constructor(
     private readonly list: readonly MessageEntry[],
-    private index: number,
-  ) {}
+    readonly start: number,
+    readonly startedFromHint = false,
+  ) {
+    this.index = start;
+    this.prefixEnd = start;
+  }
 
   next(): MessageEntry | undefined {
     while (this.index < this.list.length) {
       const entry = this.list[this.index++]!;
       if (entry.inWindow) return entry;
+      if (this.leading) this.prefixEnd = this.index;
     }
     return undefined;
+  }
+
+  /** The entry `next` returned last was skipped because it is in flight until `visibleAtMs`. */
+  skippedInflight(visibleAtMs: number): void {
+    if (!this.leading) return;
+    this.prefixEnd = this.index;
+    if (visibleAtMs < this.prefixUntilMs) this.prefixUntilMs = visibleAtMs;
+  }
+
+  /** The entry `next` returned last was not skipped as in flight: the leading run ends. */
+  endPrefix(): void {
+    this.leading = false;
   }
 }
 
@@ -359,6 +409,7 @@ export class LogicalQueue {
 
   changeVisibility(entry: MessageEntry, visibleAtMs: number): void {
     entry.visibleAtMs = visibleAtMs;
+    this.groups.get(LogicalQueue.groupKey(entry.groupId))?.dropSkipHint();
     this.inflight.track(entry);
   }
 
@@ -415,8 +466,11 @@ export class LogicalQueue {
       if (start < 0) start = 0;
     }
     const cursors: GroupCursor[] = [];
+    const cursorGroups: MessageGroup[] = [];
     for (let index = 0; index < keys.length; index++) {
-      cursors.push(this.groups.get(keys[(start + index) % keys.length]!)!.cursor());
+      const group = this.groups.get(keys[(start + index) % keys.length]!)!;
+      cursorGroups.push(group);
+      cursors.push(group.cursor(nowMs));
     }
     let active = cursors;
     while (result.deliver.length < room && active.length > 0) {
@@ -425,10 +479,15 @@ export class LogicalQueue {
         let found: MessageEntry | undefined;
         for (let entry = iterator.next(); entry !== undefined; entry = iterator.next()) {
           if (entry.sentTimestampMs + retentionMs <= nowMs) {
+            iterator.endPrefix();
             result.expired.push(entry.offset);
             continue;
           }
-          if (entry.visibleAtMs > nowMs) continue;
+          if (entry.visibleAtMs > nowMs) {
+            iterator.skippedInflight(entry.visibleAtMs);
+            continue;
+          }
+          iterator.endPrefix();
           if (exclude !== undefined && exclude.has(entry.offset)) continue;
           if (maxReceiveCount !== undefined && entry.receiveCount >= maxReceiveCount) {
             result.deadLetter.push(entry.offset);
@@ -444,6 +503,7 @@ export class LogicalQueue {
       }
       active = stillActive;
     }
+    cursors.forEach((cursor, index) => cursorGroups[index]!.noteInflightPrefix(cursor));
     return result;
   }
 
