@@ -4,7 +4,7 @@
 #   1. install the Debian packages the integration tests drive (real etcd, Debian's awscli
 #      2.9.x and python3-boto3 1.26.x, which speak the SQS Query protocol, chromium for
 #      the console tests) when they are missing; `apt-get update` only if something is;
-#   2. `npm ci` (or `npm install` without a lockfile) when node_modules is not current;
+#   2. `npm install --no-save` (it follows package-lock.json) when node_modules is not current;
 #   3. `npm run build`;
 #   4. `node scripts/run-tests.js` (BERTH_TEST_FILTER=substring runs a subset).
 # Idempotent: a second run skips what is already in place.
@@ -76,22 +76,14 @@ fi
 install_stamp=node_modules/.berth-install-stamp
 install_inputs_hash="$(cat package.json package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)"
 if [ -d node_modules ] && [ -f "$install_stamp" ] && [ "$(cat "$install_stamp")" = "$install_inputs_hash" ]; then
-  log "node_modules is current (package.json and package-lock.json unchanged): skipping npm ci"
+  log "node_modules is current (package.json and package-lock.json unchanged): skipping npm install"
 else
-  if [ -f package-lock.json ]; then
-    log "npm ci"
-    if ! npm ci --no-audit --no-fund; then
-      # A lockfile out of sync with package.json makes `npm ci` refuse. Carry on with
-      # `npm install --no-save` (leaves package.json and the lockfile as they are) so
-      # the tests still run, and say loudly that the lockfile needs regenerating.
-      log "WARNING: npm ci failed (package-lock.json out of sync with package.json?)."
-      log "         Falling back to npm install --no-save. Fix: run npm install and commit package-lock.json."
-      npm install --no-save --no-audit --no-fund
-    fi
-  else
-    log "no package-lock.json: npm install"
-    npm install --no-audit --no-fund
-  fi
+  # `npm install` (not `npm ci`): npm 11 with this machine's settings
+  # (omit-lockfile-registry-resolved) writes lockfiles without the other platforms'
+  # optional packages (rollup, msgpackr-extract), and `npm ci` then refuses even a freshly
+  # generated lockfile. `npm install --no-save` follows the lockfile and changes nothing.
+  log "npm install --no-save"
+  npm install --no-save --no-audit --no-fund
   echo "$install_inputs_hash" > "$install_stamp"
 fi
 
