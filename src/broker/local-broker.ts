@@ -5,18 +5,16 @@
 //   metadata.json                      queues, attributes, tags (FileMetadataStore)
 //   queues/<incarnation>/p<k>/         partition k's log segments and checkpoint
 
-import { createHash } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
 import type { FileSystem } from '../core/filesystem.js';
 import { assert } from '../core/assert.js';
 import { BerthError } from '../protocol/errors.js';
-import { queueConfigFromAttributes } from '../queue/config.js';
 import { sequenceNumberOf } from '../queue/machine.js';
 import type { EnqueuePayload } from '../queue/records.js';
 import type { QueueConfig, QueueCounts, ReceivedMessage, SendInput, SendOutcome } from '../queue/types.js';
 import { FileMetadataStore, type MetadataSnapshot, type MetadataStore, type QueueMetadata } from './metadata-store.js';
-import { PartitionRunner, type Delivery, type PartitionLogger, type PartitionOptions } from './partition.js';
-import { decodeReceiptHandle, encodeReceiptHandle } from './receipt.js';
+import { PartitionRunner, type PartitionLogger, type PartitionOptions } from './partition.js';
+import { byReceipt, parseQueueConfig, partitionOfGroup, queueArn, queueNameFromArn, receiptHandleOf, receivedMessage, type QueueIdentity } from './queue-calls.js';
 import { MoveTaskRunner } from './move-tasks.js';
 import type { MoveTask, QueueDescription, QueueService, ReceiveInput, VisibilityChange } from './service.js';
 
@@ -99,14 +97,12 @@ export class LocalBroker implements QueueService {
   // ---- queues --------------------------------------------------------------------
 
   arnOf(name: string): string {
-    return `arn:aws:sqs:${this.region}:${this.accountId}:${name}`;
+    return queueArn(this.region, this.accountId, name);
   }
 
   /** The queue name an ARN of this account names, or undefined. */
   nameFromArn(arn: string): string | undefined {
-    const parts = arn.split(':');
-    if (parts.length !== 6 || parts[0] !== 'arn' || parts[2] !== 'sqs' || parts[4] !== this.accountId) return undefined;
-    return parts[5];
+    return queueNameFromArn(arn, this.accountId);
   }
 
   async createQueue(name: string, attributes: Record<string, string>, tags: Record<string, string>): Promise<QueueDescription> {
@@ -276,34 +272,34 @@ export class LocalBroker implements QueueService {
     };
     if (partitions.length === 1) {
       const deliveries = await partitions[0]!.receive({ ...request, waitTimeSeconds: input.waitTimeSeconds });
-      return deliveries.map((delivery) => this.toReceived(queue, 0, delivery));
+      return deliveries.map((delivery) => receivedMessage(identity(queue), 0, delivery));
     }
     // Several partitions: take what is ready anywhere, else long-poll the next in turn.
     const start = queue.nextReceivePartition++ % partitions.length;
     for (let step = 0; step < partitions.length; step++) {
       const index = (start + step) % partitions.length;
       const deliveries = await partitions[index]!.receive({ ...request, waitTimeSeconds: 0 });
-      if (deliveries.length > 0) return deliveries.map((delivery) => this.toReceived(queue, index, delivery));
+      if (deliveries.length > 0) return deliveries.map((delivery) => receivedMessage(identity(queue), index, delivery));
     }
     const deliveries = await partitions[start]!.receive({ ...request, waitTimeSeconds: input.waitTimeSeconds });
-    return deliveries.map((delivery) => this.toReceived(queue, start, delivery));
+    return deliveries.map((delivery) => receivedMessage(identity(queue), start, delivery));
   }
 
   async deleteMessages(name: string, receiptHandles: string[]): Promise<Array<BerthError | null>> {
     this.assertOpen();
     const queue = this.requireQueue(name);
-    return this.byReceipt(queue, receiptHandles.map((handle) => ({ handle, value: undefined })), (partition, items) =>
-      partition.deleteMessages(items.map((item) => item.receipt)),
+    return byReceipt(identity(queue), receiptHandles.map((handle) => ({ handle, value: undefined })), (partition, items) =>
+      queue.partitions[partition]!.deleteMessages(items.map((item) => item.receipt)),
     );
   }
 
   async changeVisibility(name: string, changes: VisibilityChange[]): Promise<Array<BerthError | null>> {
     this.assertOpen();
     const queue = this.requireQueue(name);
-    return this.byReceipt(
-      queue,
+    return byReceipt(
+      identity(queue),
       changes.map((change) => ({ handle: change.receiptHandle, value: change.visibilityTimeoutSeconds })),
-      (partition, items) => partition.changeVisibility(items.map((item) => ({ receipt: item.receipt, visibilityTimeoutSeconds: item.value! }))),
+      (partition, items) => queue.partitions[partition]!.changeVisibility(items.map((item) => ({ receipt: item.receipt, visibilityTimeoutSeconds: item.value! }))),
     );
   }
 
@@ -313,7 +309,7 @@ export class LocalBroker implements QueueService {
     for (const [index, partition] of queue.partitions.entries()) {
       if (messages.length >= maxMessages) break;
       const deliveries = await partition.peek(maxMessages - messages.length);
-      for (const delivery of deliveries) messages.push(this.toReceived(queue, index, delivery, false));
+      for (const delivery of deliveries) messages.push(receivedMessage(identity(queue), index, delivery, false));
     }
     return messages;
   }
@@ -371,7 +367,7 @@ export class LocalBroker implements QueueService {
       const deliveries = await partition.receive({ maxMessages: maxMessages - taken.length, waitTimeSeconds: 0, visibilityTimeoutSeconds: 60 });
       for (const delivery of deliveries) {
         const payload = { ...delivery.payload, deduplicationId: `${delivery.payload.messageId}-${delivery.sequenceNumber}` };
-        taken.push({ payload, receiptHandle: this.receiptHandleOf(queue, index, delivery) });
+        taken.push({ payload, receiptHandle: receiptHandleOf(identity(queue), index, delivery) });
       }
       if (taken.length >= maxMessages) break;
     }
@@ -409,13 +405,7 @@ export class LocalBroker implements QueueService {
   }
 
   private configFor(attributes: Record<string, string>): QueueConfig {
-    let config: QueueConfig;
-    try {
-      config = queueConfigFromAttributes(attributes, { replicaCount: 1 });
-    } catch (error) {
-      // Callers validate first; this keeps a bad value from ever reaching the metadata file.
-      throw new BerthError('InvalidAttributeValue', `Invalid queue attributes: ${error instanceof Error ? error.message : String(error)}`);
-    }
+    const config = parseQueueConfig(attributes, 1);
     const replicaSetSize = this.options.replicaSetSize ?? 1;
     if (config.replicaCount > replicaSetSize) {
       throw new BerthError(
@@ -429,9 +419,7 @@ export class LocalBroker implements QueueService {
   private partitionForSend(queue: OpenQueue, groupId: string | undefined): number {
     const count = queue.partitions.length;
     if (count === 1) return 0;
-    if (queue.config.fifo && groupId !== undefined) {
-      return createHash('sha256').update(groupId).digest().readUInt32BE(0) % count;
-    }
+    if (queue.config.fifo && groupId !== undefined) return partitionOfGroup(groupId, count);
     return queue.nextSendPartition++ % count;
   }
 
@@ -474,69 +462,6 @@ export class LocalBroker implements QueueService {
     await this.enqueueMoved(target, payloads, this.arnOf(sourceName));
   }
 
-  /** `withReceipt` false: a peek, which delivered nothing and so has no receipt handle. */
-  private toReceived(queue: OpenQueue, partitionIndex: number, delivery: Delivery, withReceipt = true): ReceivedMessage {
-    const payload = delivery.payload;
-    const message: ReceivedMessage = {
-      messageId: payload.messageId,
-      receiptHandle: withReceipt ? this.receiptHandleOf(queue, partitionIndex, delivery) : '',
-      body: payload.body,
-      attributes: payload.attributes,
-      systemAttributes: payload.systemAttributes,
-      senderId: payload.senderId,
-      sentTimestampMs: payload.sentTimestampMs,
-      receiveCount: delivery.receiveCount,
-      firstReceiveTimestampMs: delivery.firstReceiveTimestampMs,
-    };
-    if (payload.groupId !== undefined) message.groupId = payload.groupId;
-    if (queue.config.fifo) {
-      if (payload.deduplicationId !== undefined) message.deduplicationId = payload.deduplicationId;
-      message.sequenceNumber = delivery.sequenceNumber;
-    }
-    if (payload.deadLetterQueueSourceArn !== undefined) message.deadLetterQueueSourceArn = payload.deadLetterQueueSourceArn;
-    return message;
-  }
-
-  private receiptHandleOf(queue: OpenQueue, partitionIndex: number, delivery: Delivery): string {
-    return encodeReceiptHandle({
-      incarnation: queue.metadata.incarnation,
-      partition: partitionIndex,
-      messageOffset: delivery.receipt.messageOffset,
-      receiveOffset: delivery.receipt.receiveOffset,
-    });
-  }
-
-  private async byReceipt<T>(
-    queue: OpenQueue,
-    items: Array<{ handle: string; value: T }>,
-    run: (partition: PartitionRunner, items: Array<{ receipt: { messageOffset: number; receiveOffset: number }; value: T }>) => Promise<Array<BerthError | null>>,
-  ): Promise<Array<BerthError | null>> {
-    const results: Array<BerthError | null> = new Array(items.length).fill(null);
-    const byPartition = new Map<number, Array<{ index: number; receipt: { messageOffset: number; receiveOffset: number }; value: T }>>();
-    items.forEach((item, index) => {
-      try {
-        const fields = decodeReceiptHandle(item.handle);
-        if (fields.incarnation !== queue.metadata.incarnation || fields.partition >= queue.partitions.length) {
-          throw new BerthError('ReceiptHandleIsInvalid', `The input receipt handle "${item.handle.slice(0, 100)}" is not a valid receipt handle for this queue.`);
-        }
-        let list = byPartition.get(fields.partition);
-        if (list === undefined) byPartition.set(fields.partition, (list = []));
-        list.push({ index, receipt: { messageOffset: fields.messageOffset, receiveOffset: fields.receiveOffset }, value: item.value });
-      } catch (error) {
-        results[index] = error instanceof BerthError ? error : new BerthError('ReceiptHandleIsInvalid', 'invalid receipt handle');
-      }
-    });
-    await Promise.all(
-      [...byPartition.entries()].map(async ([partitionIndex, list]) => {
-        const outcomes = await run(queue.partitions[partitionIndex]!, list);
-        list.forEach((entry, position) => {
-          results[entry.index] = outcomes[position] ?? null;
-        });
-      }),
-    );
-    return results;
-  }
-
   private saveMetadata(): Promise<void> {
     const snapshot: MetadataSnapshot = {
       queues: Object.fromEntries([...this.queues.entries()].map(([name, queue]) => [name, queue.metadata])),
@@ -565,6 +490,10 @@ export class LocalBroker implements QueueService {
       this.options.logger.warn({ err: error, incarnation }, 'could not remove a deleted queue\'s data yet; will retry at next start');
     }
   }
+}
+
+function identity(queue: OpenQueue): QueueIdentity {
+  return { incarnation: queue.metadata.incarnation, partitionCount: queue.partitions.length, fifo: queue.config.fifo };
 }
 
 function describe(metadata: QueueMetadata): QueueDescription {

@@ -20,18 +20,16 @@
 // acknowledged record is lost, and writes the new assignment with compare-and-swap. It also
 // replaces a replica gone longer than replicaReplaceAfterMs by a live node outside the set.
 
-import { createHash } from 'node:crypto';
+import { byReceipt, parseQueueConfig, partitionOfGroup, queueArn, queueNameFromArn, receiptHandleOf, receivedMessage, type QueueIdentity } from '../broker/queue-calls.js';
 import type { Clock } from '../core/clock.js';
 import type { FileSystem } from '../core/filesystem.js';
 import { assert } from '../core/assert.js';
 import { BerthError } from '../protocol/errors.js';
-import { queueConfigFromAttributes } from '../queue/config.js';
 import { sequenceNumberOf } from '../queue/machine.js';
 import type { EnqueuePayload } from '../queue/records.js';
 import type { QueueConfig, QueueCounts, ReceivedMessage, SendInput, SendOutcome } from '../queue/types.js';
 import type { QueueMetadata } from '../broker/metadata-store.js';
 import { PartitionRunner, type Delivery, type PartitionLogger, type PartitionOptions } from '../broker/partition.js';
-import { decodeReceiptHandle, encodeReceiptHandle } from '../broker/receipt.js';
 import { MoveTaskRunner, type MoveTaskBroker } from '../broker/move-tasks.js';
 import type { MoveTask, QueueDescription, QueueService, ReceiveInput, VisibilityChange } from '../broker/service.js';
 import { PrimaryDriver, type ReplicationLink, type ReplicaStateAnswer } from '../replication/driver.js';
@@ -580,13 +578,11 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
   // ---- QueueService: queues --------------------------------------------------------
 
   arnOf(name: string): string {
-    return `arn:aws:sqs:${this.region}:${this.accountId}:${name}`;
+    return queueArn(this.region, this.accountId, name);
   }
 
   nameFromArn(arn: string): string | undefined {
-    const parts = arn.split(':');
-    if (parts.length !== 6 || parts[0] !== 'arn' || parts[2] !== 'sqs' || parts[4] !== this.accountId) return undefined;
-    return parts[5];
+    return queueNameFromArn(arn, this.accountId);
   }
 
   hasQueue(name: string): boolean {
@@ -774,7 +770,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
   private partitionForSend(queue: QueueView, groupId: string | undefined): number {
     const count = queue.metadata.partitionCount;
     if (count === 1) return 0;
-    if (queue.config.fifo && groupId !== undefined) return createHash('sha256').update(groupId).digest().readUInt32BE(0) % count;
+    if (queue.config.fifo && groupId !== undefined) return partitionOfGroup(groupId, count);
     const view = this.options.coordinator.view();
     const start = this.nextSendPartition.get(queue.metadata.name) ?? 0;
     this.nextSendPartition.set(queue.metadata.name, start + 1);
@@ -799,7 +795,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
         timeoutMs: waitTimeSeconds * 1000 + 15_000,
         ...(signal ? { signal } : {}),
       })) as Delivery[];
-      return deliveries.map((delivery) => this.toReceived(queue, index, delivery));
+      return deliveries.map((delivery) => receivedMessage(identityOf(queue), index, delivery));
     };
     if (count === 1) return receiveFrom(0, input.waitTimeSeconds, input.signal);
     // Several partitions: take what is ready anywhere; else long-poll all of them at once
@@ -834,7 +830,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
 
   async deleteMessages(name: string, receiptHandles: string[]): Promise<Array<BerthError | null>> {
     const queue = await this.queueView(name);
-    return this.byReceipt(queue, receiptHandles.map((handle) => ({ handle, value: undefined })), async (partition, items) => {
+    return byReceipt(identityOf(queue), receiptHandles.map((handle) => ({ handle, value: undefined })), async (partition, items) => {
       const raw = (await this.callPartition(queue, partition, 'p.delete', { receipts: items.map((item) => item.receipt) })) as Array<{ code: string; message: string } | null>;
       return raw.map((entry) => (entry === null ? null : toBerthError(entry)));
     });
@@ -842,8 +838,8 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
 
   async changeVisibility(name: string, changes: VisibilityChange[]): Promise<Array<BerthError | null>> {
     const queue = await this.queueView(name);
-    return this.byReceipt(
-      queue,
+    return byReceipt(
+      identityOf(queue),
       changes.map((change) => ({ handle: change.receiptHandle, value: change.visibilityTimeoutSeconds })),
       async (partition, items) => {
         const raw = (await this.callPartition(queue, partition, 'p.changeVisibility', {
@@ -859,7 +855,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
     const messages: ReceivedMessage[] = [];
     for (let index = 0; index < queue.metadata.partitionCount && messages.length < maxMessages; index++) {
       const deliveries = (await this.callPartition(queue, index, 'p.peek', { maxMessages: maxMessages - messages.length })) as Delivery[];
-      for (const delivery of deliveries) messages.push(this.toReceived(queue, index, delivery, false));
+      for (const delivery of deliveries) messages.push(receivedMessage(identityOf(queue), index, delivery, false));
     }
     return messages;
   }
@@ -913,7 +909,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
       const deliveries = (await this.callPartition(queue, index, 'p.receive', {
         input: { maxMessages: maxMessages - taken.length, waitTimeSeconds: 0, visibilityTimeoutSeconds: 60 },
       })) as Delivery[];
-      for (const delivery of deliveries) taken.push({ payload: delivery.payload, receiptHandle: this.receiptHandleOf(queue, index, delivery) });
+      for (const delivery of deliveries) taken.push({ payload: delivery.payload, receiptHandle: receiptHandleOf(identityOf(queue), index, delivery) });
     }
     return taken;
   }
@@ -977,75 +973,9 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
   // ---- internals -------------------------------------------------------------------
 
   private configFor(attributes: Record<string, string>): QueueConfig {
-    try {
-      return queueConfigFromAttributes(attributes, { replicaCount: this.options.defaultReplicaCount });
-    } catch (error) {
-      throw new BerthError('InvalidAttributeValue', `Invalid queue attributes: ${error instanceof Error ? error.message : String(error)}`);
-    }
+    return parseQueueConfig(attributes, this.options.defaultReplicaCount);
   }
 
-  private toReceived(queue: QueueView, partition: number, delivery: Delivery, withReceipt = true): ReceivedMessage {
-    const payload = delivery.payload;
-    const message: ReceivedMessage = {
-      messageId: payload.messageId,
-      receiptHandle: withReceipt ? this.receiptHandleOf(queue, partition, delivery) : '',
-      body: payload.body,
-      attributes: payload.attributes,
-      systemAttributes: payload.systemAttributes,
-      senderId: payload.senderId,
-      sentTimestampMs: payload.sentTimestampMs,
-      receiveCount: delivery.receiveCount,
-      firstReceiveTimestampMs: delivery.firstReceiveTimestampMs,
-    };
-    if (payload.groupId !== undefined) message.groupId = payload.groupId;
-    if (queue.config.fifo) {
-      if (payload.deduplicationId !== undefined) message.deduplicationId = payload.deduplicationId;
-      message.sequenceNumber = delivery.sequenceNumber;
-    }
-    if (payload.deadLetterQueueSourceArn !== undefined) message.deadLetterQueueSourceArn = payload.deadLetterQueueSourceArn;
-    return message;
-  }
-
-  private receiptHandleOf(queue: QueueView, partition: number, delivery: Delivery): string {
-    return encodeReceiptHandle({ incarnation: queue.metadata.incarnation, partition, messageOffset: delivery.receipt.messageOffset, receiveOffset: delivery.receipt.receiveOffset });
-  }
-
-  private async byReceipt<T>(
-    queue: QueueView,
-    items: Array<{ handle: string; value: T }>,
-    run: (partition: number, items: Array<{ receipt: { messageOffset: number; receiveOffset: number }; value: T }>) => Promise<Array<BerthError | null>>,
-  ): Promise<Array<BerthError | null>> {
-    const results: Array<BerthError | null> = new Array(items.length).fill(null);
-    const byPartition = new Map<number, Array<{ index: number; receipt: { messageOffset: number; receiveOffset: number }; value: T }>>();
-    items.forEach((item, index) => {
-      try {
-        const fields = decodeReceiptHandle(item.handle);
-        if (fields.incarnation !== queue.metadata.incarnation || fields.partition >= queue.metadata.partitionCount) {
-          throw new BerthError('ReceiptHandleIsInvalid', `The input receipt handle "${item.handle.slice(0, 100)}" is not a valid receipt handle for this queue.`);
-        }
-        let list = byPartition.get(fields.partition);
-        if (list === undefined) byPartition.set(fields.partition, (list = []));
-        list.push({ index, receipt: { messageOffset: fields.messageOffset, receiveOffset: fields.receiveOffset }, value: item.value });
-      } catch (error) {
-        results[index] = error instanceof BerthError ? error : new BerthError('ReceiptHandleIsInvalid', 'invalid receipt handle');
-      }
-    });
-    await Promise.all(
-      [...byPartition.entries()].map(async ([partition, list]) => {
-        let outcomes: Array<BerthError | null>;
-        try {
-          outcomes = await run(partition, list);
-        } catch (error) {
-          const failure = error instanceof BerthError ? error : new BerthError('InternalError', 'failed', { cause: error });
-          outcomes = list.map(() => failure);
-        }
-        list.forEach((entry, position) => {
-          results[entry.index] = outcomes[position] ?? null;
-        });
-      }),
-    );
-    return results;
-  }
 }
 
 export interface ClusterStatusReport {
@@ -1081,6 +1011,10 @@ function describe(metadata: QueueMetadata): QueueDescription {
 
 function errorOrNull(error: BerthError | null): { code: string; message: string } | null {
   return error === null ? null : { code: error.code, message: error.message };
+}
+
+function identityOf(queue: QueueView): QueueIdentity {
+  return { incarnation: queue.metadata.incarnation, partitionCount: queue.metadata.partitionCount, fifo: queue.config.fifo };
 }
 
 function toBerthError(value: { code: string; message: string } | BerthError): BerthError {
