@@ -110,9 +110,12 @@ async function main(): Promise<void> {
 
   startedMs = performance.now();
   let received = 0;
+  let claimed = 0; // what the loops have asked for, so together they never pass the in-flight limit
   const receiveLoop = async (): Promise<void> => {
-    while (received < options.inflight) {
-      const messages = await broker.receive(queue, { maxMessages: Math.min(10, options.inflight - received), waitTimeSeconds: 0 });
+    while (claimed < options.inflight) {
+      const want = Math.min(10, options.inflight - claimed);
+      claimed += want;
+      const messages = await broker.receive(queue, { maxMessages: want, waitTimeSeconds: 0 });
       received += messages.length;
       progress('receive (leave in flight)', Math.min(received, options.inflight), options.inflight, startedMs);
       if (messages.length === 0) break;
