@@ -8,10 +8,10 @@
 // after recovery, and memory. It then receives a few messages to show the backlog streams.
 //
 // The in-flight count is capped by SQS's limit of 120,000 per queue (OverLimit past it),
-// so the default leaves 120,000 in flight; the queue machine's own restore of 1,000,000
+// so the default leaves 100,000 in flight (room for the receive after the restart); the queue machine's own restore of 1,000,000
 // in-flight entries is measured by its unit test (QUEUE_SNAPSHOT_ENTRIES).
 //
-// usage: node dist/bench/restart.js [--messages 10000000] [--inflight 120000] [--directory DIR] [--keep]
+// usage: node dist/bench/restart.js [--messages 10000000] [--inflight 100000] [--directory DIR] [--keep]
 
 import { randomBytes, randomUUID } from 'node:crypto';
 import { rmSync, statfsSync, mkdirSync } from 'node:fs';
@@ -30,7 +30,7 @@ interface Arguments {
 }
 
 function parseArguments(argv: string[]): Arguments {
-  const result: Arguments = { messages: 10_000_000, inflight: 120_000, directory: path.join(os.tmpdir(), `berth-bench-restart-${process.pid}`), keep: false };
+  const result: Arguments = { messages: 10_000_000, inflight: 100_000, directory: path.join(os.tmpdir(), `berth-bench-restart-${process.pid}`), keep: false };
   for (let i = 0; i < argv.length; i++) {
     const key = argv[i];
     if (key === '--keep') {
