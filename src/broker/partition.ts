@@ -726,6 +726,8 @@ export class PartitionRunner {
     for (const offset of offsets) {
       if (this.closed || this.role !== 'primary') return;
       const record = await this.log.readOne(offset);
+      // The read waited: the partition may have closed or lost its primacy meanwhile.
+      if (this.closed || this.role !== 'primary') return;
       const enqueuePayload = record.type === RecordType.Relocate ? decodeRelocate(record.payload).enqueuePayload : record.payload;
       lastOffset = this.appendAndApply(RecordType.Relocate, encodeRelocate(offset, enqueuePayload), this.now());
       this.cache.delete(offset);
