@@ -40,7 +40,7 @@ test(`chaos, short (3 nodes, real etcd, seed ${seed}): kill -9 of primary and ba
 // the entry node's retry (ClusterNode.callPartition) sends the same payload and MessageId
 // again, so the log holds two records of one MessageId: one ReceiveMessage answer carries
 // the message twice with two receipts, and deleting one leaves the other to be delivered again.
-test('chaos repro, seed 1: one MessageId stored twice after a retried forwarded send', { todo: 'bug: callPartition retries p.send after ServiceUnavailable from a primary that already appended it (same MessageId stored twice)', timeout: 110_000 }, async () => {
+test('chaos regression, seed 1: a send is never stored twice under one MessageId when its commit fails during a backup kill (sends retry across primaries only after refusals made before any append)', { timeout: 110_000 }, async () => {
   const result = await runChaos({
     seed: 1,
     durationSeconds: 30,
