@@ -54,7 +54,8 @@ test('chaos regression, seed 1: a send is never stored twice under one MessageId
   const text = formatReport(result.report);
   console.log(text);
   assert.equal(result.report.ok, true, text);
+  // The bug stored one send twice under one MessageId, which showed as the same message
+  // twice in one answer. Other standard-queue duplicates are at-least-once delivery (a
+  // client's retry of a send whose answer was lost is a new message) and are only counted.
   assert.deepEqual(result.report.anomalies.filter((anomaly) => anomaly.kind === 'twice-in-one-answer'), [], text);
-  const duplicates = result.report.queues.reduce((sum, queue) => sum + queue.standardDuplicates, 0);
-  assert.equal(duplicates, 0, text);
 });
