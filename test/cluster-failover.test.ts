@@ -129,7 +129,16 @@ describe(`cluster failover (3 nodes, real etcd, seed ${seed})`, { timeout: 240_0
     const primary = await cluster.primaryOf('fenced');
     const others = cluster.nodes.map((node) => node.id).filter((id) => id !== primary);
     for (let index = 0; index < 5; index++) {
-      await clientOf(others[0]!).send(new SendMessageCommand({ QueueUrl: accountUrl(cluster.node(others[0]!).url, 'fenced'), MessageBody: `before-${index}` }));
+      // Replica count 3 for these: an r=1 message may still be only on the primary when it
+      // is paused, and then rightly dies with its cut tail (r=1 survives no failure). The
+      // queue's own r=1 is what the send to the paused primary below tests the fence with.
+      await clientOf(others[0]!).send(
+        new SendMessageCommand({
+          QueueUrl: accountUrl(cluster.node(others[0]!).url, 'fenced'),
+          MessageBody: `before-${index}`,
+          MessageAttributes: { 'Berth.ReplicaCount': { DataType: 'Number', StringValue: '3' } },
+        }),
+      );
     }
     const oldEpoch = (await cluster.status(others[0]!)).partitions.find((partition) => partition.queue === 'fenced')!.epoch;
     const pausedAtMs = performance.now();
