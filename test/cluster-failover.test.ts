@@ -6,27 +6,22 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { CreateQueueCommand, DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { SeededRandom } from '../src/core/random.js';
-import { sqsClient } from './harness/server.js';
-import { startCluster, type TestCluster } from './harness/cluster.js';
+import { clusterClients, startCluster, type TestCluster } from './harness/cluster.js';
 
 const seed = Number(process.env['BERTH_TEST_SEED'] ?? 20261122);
 const accountUrl = (base: string, queue: string): string => `${base}/000000000000/${queue}`;
 
 describe(`cluster failover (3 nodes, real etcd, seed ${seed})`, { timeout: 240_000 }, () => {
   let cluster: TestCluster;
-  const clients = new Map<string, SQSClient>();
-  const clientOf = (id: string): SQSClient => {
-    let client = clients.get(id);
-    if (client === undefined) clients.set(id, (client = sqsClient(cluster.node(id).url)));
-    return client;
-  };
+  const clients = clusterClients(() => cluster);
+  const clientOf = (id: string): SQSClient => clients.of(id);
 
   before(async () => {
     cluster = await startCluster({ nodes: 3 });
   });
 
   after(async () => {
-    for (const client of clients.values()) client.destroy();
+    clients.destroyAll();
     await cluster?.stop();
   });
 

@@ -5,8 +5,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { CreateQueueCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { sqsClient } from './harness/server.js';
-import { startCluster, type TestCluster } from './harness/cluster.js';
+import { clusterClients, startCluster, type TestCluster } from './harness/cluster.js';
 
 const accountUrl = (base: string, queue: string): string => `${base}/000000000000/${queue}`;
 
@@ -39,19 +38,15 @@ async function drain(client: SQSClient, base: string, queue: string, expected: S
 
 describe('cluster replication (3 nodes, real etcd)', { timeout: 240_000 }, () => {
   let cluster: TestCluster;
-  const clients = new Map<string, SQSClient>();
-  const clientOf = (id: string): SQSClient => {
-    let client = clients.get(id);
-    if (client === undefined) clients.set(id, (client = sqsClient(cluster.node(id).url)));
-    return client;
-  };
+  const clients = clusterClients(() => cluster);
+  const clientOf = (id: string): SQSClient => clients.of(id);
 
   before(async () => {
     cluster = await startCluster({ nodes: 3 });
   });
 
   after(async () => {
-    for (const client of clients.values()) client.destroy();
+    clients.destroyAll();
     await cluster?.stop();
   });
 

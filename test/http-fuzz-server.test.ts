@@ -13,6 +13,7 @@
 // Seed: BERTH_FUZZ_SEED (default fixed); the seed and the request are in every failure.
 
 import assert from 'node:assert/strict';
+import { SeededRandom } from '../src/core/random.js';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { CreateQueueCommand, ReceiveMessageCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
@@ -42,15 +43,10 @@ after(async () => {
   await berth?.stop();
 });
 
-function seededRandom(initial: number): () => number {
-  let state = initial >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
+/** A seeded generator (the project's SeededRandom), so a failing seed replays. */
+function seededRandom(seed: number): () => number {
+  const random = new SeededRandom(seed);
+  return () => random.next();
 }
 
 interface Case {

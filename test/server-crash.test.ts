@@ -14,6 +14,7 @@
 // in every assertion message.
 
 import assert from 'node:assert/strict';
+import { SeededRandom } from '../src/core/random.js';
 import { describe, test } from 'node:test';
 import { CreateQueueCommand, SendMessageBatchCommand, SendMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import { makeTempDir, sqsClient, startBerth } from './harness/server.js';
@@ -21,16 +22,10 @@ import { receiveUntil } from './harness/sqs.js';
 
 const seeds = (process.env.BERTH_CRASH_SEEDS ?? '11,22,33').split(',').map((seed) => Number(seed.trim())).filter((seed) => Number.isInteger(seed));
 
-/** mulberry32: a small seeded generator, enough to place the crash reproducibly. */
+/** A seeded generator (the project's SeededRandom), so a failing seed replays. */
 function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = new SeededRandom(seed);
+  return () => random.next();
 }
 
 interface Acknowledged {

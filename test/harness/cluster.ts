@@ -9,7 +9,8 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { freePort, httpRequest, makeTempDir, requireFile, startBerth, waitUntil, type BerthProcess } from './server.js';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import { freePort, httpRequest, makeTempDir, requireFile, sqsClient, startBerth, waitUntil, type BerthProcess } from './server.js';
 
 export const etcdBinary = '/usr/bin/etcd';
 
@@ -211,4 +212,20 @@ export async function startCluster(options: StartClusterOptions): Promise<TestCl
     throw error;
   }
   return cluster;
+}
+
+/** One SQS client per node of a cluster, made on first use; `destroyAll` closes them. */
+export function clusterClients(cluster: () => TestCluster): { of(id: string): SQSClient; destroyAll(): void } {
+  const clients = new Map<string, SQSClient>();
+  return {
+    of(id: string): SQSClient {
+      let client = clients.get(id);
+      if (client === undefined) clients.set(id, (client = sqsClient(cluster().node(id).url)));
+      return client;
+    },
+    destroyAll(): void {
+      for (const client of clients.values()) client.destroy();
+      clients.clear();
+    },
+  };
 }
