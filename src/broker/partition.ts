@@ -574,7 +574,10 @@ export class PartitionRunner {
       assert(view !== undefined && view.receipt !== undefined, `planned delivery of offset ${offset} has no receipt`);
       picked.push({ offset, sequenceNumber: view.sequenceNumber, receipt: view.receipt, receiveCount: view.receiveCount, firstReceiveTimestampMs: view.firstReceiveTimestampMs });
     }
-    await this.commit(this.log.endOffset, this.machine.config.replicaCount);
+    // Wait for the receive records these deliveries come from (this one, or an earlier one
+    // a repeated ReceiveRequestAttemptId returns), not for whatever was appended since.
+    const receivesEnd = Math.max(...picked.map((item) => item.receipt.receiveOffset)) + 1;
+    await this.commit(receivesEnd, this.machine.config.replicaCount);
     const deliveries: Delivery[] = [];
     for (const item of picked) {
       const payload = await this.readEnqueuePayload(item.offset);
