@@ -12,8 +12,10 @@ function send(queue: string, key: string, messageId: string, atMs: number, extra
 function receive(queue: string, startMs: number, endMs: number, messages: Array<[string, string]>, visibilityTimeoutSeconds = 10): HistoryEvent {
   return { type: 'receive', queue, entry: 'n2', startMs, endMs, visibilityTimeoutSeconds, outcome: 'ok', messages: messages.map(([messageId, key]) => ({ messageId, body: `${key} x`, receipt: `r-${messageId}-${startMs}` })) };
 }
-function remove(queue: string, messageId: string, atMs: number, outcome: 'ok' | 'error' = 'ok'): HistoryEvent {
-  return { type: 'delete', queue, entry: 'n3', messageId, receipt: 'r', startMs: atMs, endMs: atMs + 5, outcome };
+/** A delete; `receivedAtMs` names the delivery whose receipt it uses (the start of that receive). */
+function remove(queue: string, messageId: string, atMs: number, outcome: 'ok' | 'error' = 'ok', receivedAtMs?: number): HistoryEvent {
+  const receipt = receivedAtMs === undefined ? 'r' : `r-${messageId}-${receivedAtMs}`;
+  return { type: 'delete', queue, entry: 'n3', messageId, receipt, startMs: atMs, endMs: atMs + 5, outcome };
 }
 function history(events: HistoryEvent[], drainComplete = true): History {
   return { queues: [standard, fifo], events, drainComplete, deduplicationWindowMs: 300_000 };
@@ -49,7 +51,7 @@ describe('chaos history checker', () => {
   });
 
   test('standard duplicates are counted, FIFO duplicates reported', () => {
-    const standardEvents = [send('std', 'std/p/0', 'a', 0), receive('std', 10, 20, [['a', 'std/p/0']]), remove('std', 'a', 30), receive('std', 100, 110, [['a', 'std/p/0']]), remove('std', 'a', 120)];
+    const standardEvents = [send('std', 'std/p/0', 'a', 0), receive('std', 10, 20, [['a', 'std/p/0']]), remove('std', 'a', 30, 'ok', 10), receive('std', 100, 110, [['a', 'std/p/0']]), remove('std', 'a', 120, 'ok', 100)];
     const standardReport = checkHistory(history(standardEvents));
     assert.deepEqual(standardReport.anomalies, []);
     assert.equal(standardReport.queues[0]!.standardDuplicates, 1);
@@ -61,6 +63,27 @@ describe('chaos history checker', () => {
       receive('f.fifo', 3_000, 3_010, [['b', 'f.fifo/g/0']]), remove('f.fifo', 'b', 3_020),
     ];
     assert.deepEqual(kinds(history(fifoEvents)), ['fifo-duplicate']);
+  });
+
+  test('FIFO: a delivery after a delete with the current receipt is reported; a delete with a superseded receipt promises nothing (SQS keeps the message)', () => {
+    const current = [
+      send('f.fifo', 'f.fifo/g/0', 'a', 0, { group: 'g', index: 0 } as never),
+      receive('f.fifo', 100, 110, [['a', 'f.fifo/g/0']], 5), remove('f.fifo', 'a', 200, 'ok', 100),
+      receive('f.fifo', 6_000, 6_010, [['a', 'f.fifo/g/0']], 5), remove('f.fifo', 'a', 6_020, 'ok', 6_000),
+    ];
+    assert.deepEqual(kinds(history(current)), ['fifo-duplicate']);
+    // The first consumer's visibility ran out, a second consumer received the message, and
+    // only then did the first delete with its old receipt: success, message kept. The second
+    // consumer's delete failed, so the message came back once more.
+    const superseded = [
+      send('f.fifo', 'f.fifo/g/0', 'a', 0, { group: 'g', index: 0 } as never),
+      receive('f.fifo', 100, 110, [['a', 'f.fifo/g/0']], 5),
+      receive('f.fifo', 5_200, 5_210, [['a', 'f.fifo/g/0']], 5),
+      remove('f.fifo', 'a', 5_300, 'ok', 100),
+      remove('f.fifo', 'a', 5_400, 'error', 5_200),
+      receive('f.fifo', 10_300, 10_310, [['a', 'f.fifo/g/0']], 5), remove('f.fifo', 'a', 10_320, 'ok', 10_300),
+    ];
+    assert.deepEqual(kinds(history(superseded)), []);
   });
 
   test('FIFO: a later message of a group before an earlier acknowledged one is a reorder', () => {

@@ -65,6 +65,26 @@ interface Delivery {
   message: DeliveredMessage;
 }
 
+interface DeleteAttempt {
+  startMs: number;
+  endMs: number;
+  ok: boolean;
+  receipt: string;
+}
+
+/**
+ * Whether a delete certainly used the message's latest receipt. SQS answers a delete with a
+ * superseded receipt with success and keeps the message, so only a delete whose receipt was
+ * current promises that the message is gone: its own delivery is known, and every other
+ * delivery of the message either answered before that one started or started after the
+ * delete was answered.
+ */
+function deleteUsedCurrentReceipt(attempt: DeleteAttempt, deliveries: readonly Delivery[]): boolean {
+  const own = deliveries.find((delivery) => delivery.message.receipt === attempt.receipt);
+  if (own === undefined) return false;
+  return deliveries.every((other) => other === own || other.receive.endMs < own.receive.startMs || other.receive.startMs > attempt.endMs);
+}
+
 const anomaliesListedMax = 200;
 
 export function checkHistory(history: History): CheckReport {
@@ -88,7 +108,7 @@ export function checkHistory(history: History): CheckReport {
   // Index the history.
   const sendsByKey = new Map<string, SendEvent[]>(); // queue-qualified key (keys already start with the queue)
   const deliveriesById = new Map<string, Delivery[]>();
-  const deletesById = new Map<string, Array<{ startMs: number; endMs: number; ok: boolean }>>();
+  const deletesById = new Map<string, DeleteAttempt[]>();
   for (const event of history.events) {
     if (event.type === 'fault') {
       faults[event.kind]++;
@@ -122,7 +142,7 @@ export function checkHistory(history: History): CheckReport {
       queueFigures.deletes++;
       if (event.outcome !== 'ok') queueFigures.deleteErrors++;
       const list = deletesById.get(event.messageId) ?? [];
-      list.push({ startMs: event.startMs, endMs: event.endMs, ok: event.outcome === 'ok' });
+      list.push({ startMs: event.startMs, endMs: event.endMs, ok: event.outcome === 'ok', receipt: event.receipt });
       deletesById.set(event.messageId, list);
     }
   }
@@ -192,9 +212,9 @@ export function checkHistory(history: History): CheckReport {
     const deletes = deletesById.get(messageId) ?? [];
     for (let index = 1; index < deliveries.length; index++) {
       const later = deliveries[index]!;
-      const acknowledgedDelete = deletes.find((attempt) => attempt.ok && attempt.endMs < later.receive.startMs);
+      const acknowledgedDelete = deletes.find((attempt) => attempt.ok && attempt.endMs < later.receive.startMs && deleteUsedCurrentReceipt(attempt, deliveries));
       if (acknowledgedDelete !== undefined) {
-        if (fifo) report({ kind: 'fifo-duplicate', queue, messageId, detail: `delivered at ${later.receive.endMs} via ${later.receive.entry} after a delete acknowledged at ${acknowledgedDelete.endMs}` });
+        if (fifo) report({ kind: 'fifo-duplicate', queue, messageId, detail: `delivered at ${later.receive.endMs} via ${later.receive.entry} after a delete acknowledged at ${acknowledgedDelete.endMs} with the then current receipt ${acknowledgedDelete.receipt}` });
         else figuresOf(queue).standardDuplicates++;
         continue;
       }
