@@ -84,6 +84,19 @@ describe('chaos history checker', () => {
       receive('f.fifo', 10_300, 10_310, [['a', 'f.fifo/g/0']], 5), remove('f.fifo', 'a', 10_320, 'ok', 10_300),
     ];
     assert.deepEqual(kinds(history(superseded)), []);
+    // A receive that failed after the first delivery's visibility ran out may have taken the
+    // message (its answer was lost): the first consumer's delete is then stale too.
+    const lostAnswer = [
+      send('f.fifo', 'f.fifo/g/0', 'a', 0, { group: 'g', index: 0 } as never),
+      receive('f.fifo', 100, 110, [['a', 'f.fifo/g/0']], 5),
+      { type: 'receive', queue: 'f.fifo', entry: 'n1', startMs: 5_150, endMs: 5_900, visibilityTimeoutSeconds: 5, outcome: 'error', error: 'timeout', messages: [] } as HistoryEvent,
+      remove('f.fifo', 'a', 5_300, 'ok', 100),
+      receive('f.fifo', 10_300, 10_310, [['a', 'f.fifo/g/0']], 5), remove('f.fifo', 'a', 10_320, 'ok', 10_300),
+    ];
+    assert.deepEqual(kinds(history(lostAnswer)), []);
+    // The same failed receive before the visibility ran out could not have taken it.
+    const early = lostAnswer.map((event) => (event.type === 'receive' && event.outcome === 'error' ? { ...event, startMs: 1_000, endMs: 1_500 } : event));
+    assert.deepEqual(kinds(history(early)), ['fifo-duplicate']);
   });
 
   test('FIFO: a later message of a group before an earlier acknowledged one is a reorder', () => {

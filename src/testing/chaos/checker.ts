@@ -75,14 +75,18 @@ interface DeleteAttempt {
 /**
  * Whether a delete certainly used the message's latest receipt. SQS answers a delete with a
  * superseded receipt with success and keeps the message, so only a delete whose receipt was
- * current promises that the message is gone: its own delivery is known, and every other
+ * current promises that the message is gone: its own delivery is known, every other
  * delivery of the message either answered before that one started or started after the
- * delete was answered.
+ * delete was answered, and no receive that failed (its answer lost, so it may have taken
+ * the message and made a newer receipt) ran between the end of the delivery's visibility
+ * and the delete.
  */
-function deleteUsedCurrentReceipt(attempt: DeleteAttempt, deliveries: readonly Delivery[]): boolean {
+function deleteUsedCurrentReceipt(attempt: DeleteAttempt, deliveries: readonly Delivery[], unansweredReceives: readonly ReceiveEvent[]): boolean {
   const own = deliveries.find((delivery) => delivery.message.receipt === attempt.receipt);
   if (own === undefined) return false;
-  return deliveries.every((other) => other === own || other.receive.endMs < own.receive.startMs || other.receive.startMs > attempt.endMs);
+  if (!deliveries.every((other) => other === own || other.receive.endMs < own.receive.startMs || other.receive.startMs > attempt.endMs)) return false;
+  const visibleAgainMs = own.receive.startMs + own.receive.visibilityTimeoutSeconds * 1000;
+  return unansweredReceives.every((receive) => receive.endMs <= visibleAgainMs || receive.startMs >= attempt.endMs);
 }
 
 const anomaliesListedMax = 200;
@@ -109,6 +113,8 @@ export function checkHistory(history: History): CheckReport {
   const sendsByKey = new Map<string, SendEvent[]>(); // queue-qualified key (keys already start with the queue)
   const deliveriesById = new Map<string, Delivery[]>();
   const deletesById = new Map<string, DeleteAttempt[]>();
+  /** Receives answered with an error: each may have taken messages (and made receipts) the client never saw. */
+  const unansweredReceivesByQueue = new Map<string, ReceiveEvent[]>();
   for (const event of history.events) {
     if (event.type === 'fault') {
       faults[event.kind]++;
@@ -125,7 +131,12 @@ export function checkHistory(history: History): CheckReport {
       sendsByKey.set(event.key, list);
     } else if (event.type === 'receive') {
       queueFigures.receives++;
-      if (event.outcome !== 'ok') queueFigures.receiveErrors++;
+      if (event.outcome !== 'ok') {
+        queueFigures.receiveErrors++;
+        const list = unansweredReceivesByQueue.get(event.queue) ?? [];
+        list.push(event);
+        unansweredReceivesByQueue.set(event.queue, list);
+      }
       const inAnswer = new Set<string>();
       for (const message of event.messages) {
         // One MessageId twice in one answer (two log records of one message): a delete of one receipt leaves the other.
@@ -212,7 +223,7 @@ export function checkHistory(history: History): CheckReport {
     const deletes = deletesById.get(messageId) ?? [];
     for (let index = 1; index < deliveries.length; index++) {
       const later = deliveries[index]!;
-      const acknowledgedDelete = deletes.find((attempt) => attempt.ok && attempt.endMs < later.receive.startMs && deleteUsedCurrentReceipt(attempt, deliveries));
+      const acknowledgedDelete = deletes.find((attempt) => attempt.ok && attempt.endMs < later.receive.startMs && deleteUsedCurrentReceipt(attempt, deliveries, unansweredReceivesByQueue.get(queue) ?? []));
       if (acknowledgedDelete !== undefined) {
         if (fifo) report({ kind: 'fifo-duplicate', queue, messageId, detail: `delivered at ${later.receive.endMs} via ${later.receive.entry} after a delete acknowledged at ${acknowledgedDelete.endMs} with the then current receipt ${acknowledgedDelete.receipt}` });
         else figuresOf(queue).standardDuplicates++;
