@@ -87,6 +87,16 @@ export interface Launched {
   exited: Promise<number | null>;
 }
 
+/**
+ * Node flags for a Berth server the bench starts: with BERTH_BENCH_CPU_PROFILE_DIR set, the
+ * server writes a V8 CPU profile there when it stops (open it in Chrome DevTools or
+ * speedscope), which is how the hot path is profiled under the bench's own load.
+ */
+export function berthNodeArguments(): string[] {
+  const directory = process.env['BERTH_BENCH_CPU_PROFILE_DIR'];
+  return directory === undefined || directory === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${directory}`];
+}
+
 export function launch(command: string, args: string[], options: LaunchOptions): Launched {
   installExitHook();
   const logPath = join(options.directory, `${options.name}.log`);

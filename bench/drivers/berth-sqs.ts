@@ -13,7 +13,7 @@ import { Agent, request } from 'node:http';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
-import { freePort, launch, logTail, stopLaunched, waitUntil } from '../processes.js';
+import { berthNodeArguments, freePort, launch, logTail, stopLaunched, waitUntil } from '../processes.js';
 import type { Consumer, Driver, Endpoint, OutgoingMessage, Producer, QueueSpec, RunningSystem, StartContext } from './types.js';
 
 /** The project root: dist/bench/drivers/berth-sqs.js -> three levels up. */
@@ -93,7 +93,7 @@ function queueUrlOf(queue: QueueSpec): string {
 async function startBerth(context: StartContext): Promise<RunningSystem> {
   const port = await freePort();
   const dataDirectory = join(context.directory, 'data');
-  const launched = launch(process.execPath, [join(projectRoot, 'bin', 'berth.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDirectory, '--log-level', 'warn'], {
+  const launched = launch(process.execPath, [...berthNodeArguments(), join(projectRoot, 'bin', 'berth.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDirectory, '--log-level', 'warn'], {
     directory: context.directory,
     name: 'berth',
     cwd: projectRoot,

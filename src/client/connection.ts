@@ -9,6 +9,7 @@
 // Liveness: a HEARTBEAT goes out when nothing was sent for one interval (the server's,
 // from its CHALLENGE); the connection closes when nothing arrived for three.
 
+import { WriteCoalescer } from '../io/write-coalescer.js';
 import { createHmac, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -69,10 +70,14 @@ export class ClientConnection {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   identity = '';
 
+  private readonly output: WriteCoalescer;
+
   private constructor(
     private readonly socket: net.Socket,
     private readonly decoder: FrameDecoder,
-  ) {}
+  ) {
+    this.output = new WriteCoalescer(socket);
+  }
 
   /** Connects, authenticates and resolves with an open connection. */
   static async open(options: ConnectOptions): Promise<ClientConnection> {
@@ -239,7 +244,7 @@ export class ClientConnection {
   private write(frame: Buffer): void {
     if (this.closedError !== undefined) return;
     this.lastSentMs = Date.now();
-    this.socket.write(frame);
+    this.output.write(frame);
   }
 
   private onData(chunk: Buffer): void {

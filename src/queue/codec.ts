@@ -8,14 +8,30 @@ import { assert } from '../core/assert.js';
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder('utf-8', { fatal: false });
 
+// Encoding runs synchronously, one payload at a time, so one scratch buffer serves almost
+// every Writer: a fresh zero-filled allocation (and a grow-and-copy for a 1 KiB body) per
+// record was the largest CPU cost of the send path. A Writer made while the scratch is
+// taken (a nested encode, or one abandoned by an exception) allocates its own.
+const scratchBytesKept = 1 << 20;
+let scratch: Uint8Array | undefined = new Uint8Array(64 * 1024);
+const finishedBuffer = new Uint8Array(0);
+
 export class Writer {
   private buffer: Uint8Array;
   private view: DataView;
   private position = 0;
+  private ownsScratch: boolean;
 
   constructor(initialBytes = 256) {
-    this.buffer = new Uint8Array(initialBytes);
-    this.view = new DataView(this.buffer.buffer);
+    if (scratch !== undefined) {
+      this.buffer = scratch;
+      this.ownsScratch = true;
+      scratch = undefined;
+    } else {
+      this.buffer = new Uint8Array(initialBytes);
+      this.ownsScratch = false;
+    }
+    this.view = new DataView(this.buffer.buffer, this.buffer.byteOffset, this.buffer.byteLength);
   }
 
   private ensure(extraBytes: number): void {
@@ -93,8 +109,18 @@ export class Writer {
     return this.string(value);
   }
 
+  /** The bytes written, as a copy of their own; the Writer must not be used after. */
   finish(): Uint8Array {
-    return this.buffer.slice(0, this.position);
+    const result = this.buffer.slice(0, this.position);
+    if (this.ownsScratch) {
+      this.ownsScratch = false;
+      if (this.buffer.length <= scratchBytesKept) scratch = this.buffer;
+      else scratch = new Uint8Array(64 * 1024);
+      this.buffer = finishedBuffer; // a stray write after finish() allocates; it never touches the scratch again
+      this.view = new DataView(finishedBuffer.buffer);
+      this.position = 0;
+    }
+    return result;
   }
 }
 

@@ -19,6 +19,7 @@
 // - when the socket's unsent bytes exceed `writeHighWaterBytes`, reading pauses (so no
 //   new answers are produced) and subscriptions stop pushing until 'drain'.
 
+import { WriteCoalescer } from '../../io/write-coalescer.js';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -106,6 +107,7 @@ export class NativeConnection {
   private handshakeTimer: TimerHandle | undefined;
   private readPaused = false;
   private readonly closedPromise: Promise<void>;
+  private readonly output: WriteCoalescer;
   private resolveClosed!: () => void;
 
   constructor(
@@ -115,6 +117,7 @@ export class NativeConnection {
     private readonly onClosed: (connection: NativeConnection) => void,
   ) {
     this.decoder = new FrameDecoder(settings.frameBytesMax);
+    this.output = new WriteCoalescer(socket);
     this.lastReceivedMs = settings.clock.monotonicMs();
     this.lastSentMs = this.lastReceivedMs;
     this.closedPromise = new Promise((resolve) => {
@@ -389,7 +392,7 @@ export class NativeConnection {
   private write(frame: Buffer): void {
     if (this.state === 'closed' || this.socket.destroyed) return;
     this.lastSentMs = this.settings.clock.monotonicMs();
-    this.socket.write(frame);
+    this.output.write(frame);
   }
 
   private updateReading(): void {

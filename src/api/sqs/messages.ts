@@ -16,7 +16,11 @@ export const delaySecondsMax = 900;
 export const replicaCountAttributeName = 'Berth.ReplicaCount';
 
 // Allowed: #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF (surrogate pairs).
-const invalidMessageCharacter = /[^\t\n\r\u0020-\uFFFD]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+// Checked as two fast scans (a plain character class, then the engine's own lone-surrogate
+// test) instead of one regular expression with look-arounds, which cost 2% of the server's
+// CPU on the send path.
+const invalidMessageCharacter = /[\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]/;
+const isWellFormed = (text: string): boolean => (text as unknown as { isWellFormed(): boolean }).isWellFormed();
 const attributeNamePattern = /^[A-Za-z0-9_.-]{1,256}$/;
 const dataTypePattern = /^(String|Number|Binary)(\.[^\s]{1,250})?$/;
 const numberPattern = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
@@ -25,7 +29,7 @@ const fifoIdPattern = /^[\x21-\x7E]{1,128}$/;
 export const batchEntryIdPattern = /^[A-Za-z0-9_-]{1,80}$/;
 
 export function hasInvalidCharacters(text: string): boolean {
-  return invalidMessageCharacter.test(text);
+  return invalidMessageCharacter.test(text) || !isWellFormed(text);
 }
 
 export interface QueueSendRules {
