@@ -1,12 +1,13 @@
-// The berth command: `berth serve` runs a node; the other commands talk to a running one
-// over its SQS API (endpoint from --endpoint or BERTH_ENDPOINT).
+// The berth command: `berth serve` runs a node; the queue commands talk to a running one
+// through the Berth SDK over the native protocol (--endpoint or BERTH_ENDPOINT, a
+// berth:// URL); `cluster status` reads the node's HTTP status endpoint (--http-endpoint).
 
 import { Command, Option } from 'commander';
 import Table from 'cli-table3';
 import pc from 'picocolors';
 import cliProgress from 'cli-progress';
 import { configKeys, ConfigError, defaultServerConfig, resolveServerConfig, type ServerConfig } from '../server/config.js';
-import { SqsJsonClient, SqsApiError } from '../client/sqs-json-client.js';
+import { Berth, BerthClientError, type Message, type SendMessageInput } from '../client/index.js';
 
 const program = new Command();
 program.name('berth').description('Berth: a durable, replicated message queue that speaks the Amazon SQS API').version('0.1.0');
@@ -41,18 +42,26 @@ serve.action(async (options: Record<string, string | boolean | undefined>) => {
 
 // ---- client commands --------------------------------------------------------------
 
-function client(): SqsJsonClient {
-  const options = program.opts<{ endpoint: string }>();
+program.addOption(new Option('--endpoint <url>', 'the Berth server for queue commands (its native port)').env('BERTH_ENDPOINT').default('berth://127.0.0.1:9325'));
+program.addOption(new Option('--http-endpoint <url>', 'the HTTP endpoint for cluster status').env('BERTH_HTTP_ENDPOINT').default('http://127.0.0.1:9324'));
+
+async function connect(): Promise<Berth> {
+  const endpoint = program.opts<{ endpoint: string }>().endpoint;
+  if (/^https?:/.test(endpoint)) {
+    fail(`--endpoint ${endpoint} is an HTTP URL; the queue commands use the native protocol: give berth://host:port (the server's --native-port, default 9325)`);
+  }
   const accessKeyId = process.env['AWS_ACCESS_KEY_ID'];
   const secretAccessKey = process.env['AWS_SECRET_ACCESS_KEY'];
-  return new SqsJsonClient({
-    endpoint: options.endpoint,
-    region: process.env['AWS_REGION'] ?? process.env['AWS_DEFAULT_REGION'] ?? 'us-east-1',
-    credentials: accessKeyId !== undefined && secretAccessKey !== undefined ? { accessKeyId, secretAccessKey } : undefined,
-  });
+  try {
+    return await Berth.connect({
+      url: endpoint,
+      connectTimeoutMs: 5_000,
+      ...(accessKeyId !== undefined && secretAccessKey !== undefined ? { credentials: { accessKeyId, secretAccessKey } } : {}),
+    });
+  } catch (error) {
+    fail(`cannot reach ${endpoint}: ${error instanceof Error ? error.message : String(error)} (is \`berth serve\` running, with its native port open?)`);
+  }
 }
-
-program.addOption(new Option('--endpoint <url>', 'the Berth server to talk to').env('BERTH_ENDPOINT').default('http://127.0.0.1:9324'));
 
 program
   .command('queues')
@@ -60,8 +69,8 @@ program
   .option('--prefix <prefix>', 'only queues whose name starts with this')
   .option('--json', 'print JSON')
   .action(async (options: { prefix?: string; json?: boolean }) => {
-    await withClient(async (sqs) => {
-      const rows = await queueRows(sqs, options.prefix);
+    await withClient(async (berth) => {
+      const rows = await queueRows(berth, options.prefix);
       if (options.json === true) return print(JSON.stringify(rows, null, 2));
       if (rows.length === 0) return print(pc.dim('no queues'));
       const table = new Table({ head: ['queue', 'type', 'visible', 'in flight', 'delayed'].map((heading) => pc.bold(heading)), style: { head: [] } });
@@ -74,8 +83,8 @@ program
   .command('stats')
   .description('queue depths and totals')
   .action(async () => {
-    await withClient(async (sqs) => {
-      const rows = await queueRows(sqs, undefined);
+    await withClient(async (berth) => {
+      const rows = await queueRows(berth, undefined);
       const table = new Table({ head: ['queue', 'visible', 'in flight', 'delayed'].map((heading) => pc.bold(heading)), style: { head: [] } });
       let visible = 0;
       let inflight = 0;
@@ -99,7 +108,7 @@ program
   .option('--visibility-timeout <seconds>', 'default visibility timeout')
   .option('--attribute <name=value...>', 'any SQS queue attribute')
   .action(async (name: string, options: { fifo?: boolean; contentDedup?: boolean; visibilityTimeout?: string; attribute?: string[] }) => {
-    await withClient(async (sqs) => {
+    await withClient(async (berth) => {
       const attributes: Record<string, string> = {};
       let queueName = name;
       if (options.fifo === true) {
@@ -113,8 +122,8 @@ program
         if (split <= 0) fail(`--attribute expects name=value, got "${pair}"`);
         attributes[pair.slice(0, split)] = pair.slice(split + 1);
       }
-      const result = await sqs.call<{ QueueUrl: string }>('CreateQueue', { QueueName: queueName, Attributes: attributes });
-      print(`${pc.green('created')} ${result.QueueUrl}`);
+      const url = await berth.createQueue(queueName, { attributes });
+      print(`${pc.green('created')} ${url}`);
     });
   });
 
@@ -122,11 +131,14 @@ program
   .command('delete-queue <name>')
   .description('delete a queue and its messages')
   .action(async (name: string) => {
-    await withClient(async (sqs) => {
-      await sqs.call('DeleteQueue', { QueueUrl: await sqs.queueUrl(name) });
+    await withClient(async (berth) => {
+      await berth.deleteQueue(name);
       print(`${pc.green('deleted')} ${name}`);
     });
   });
+
+/** Messages per SEND frame of `berth send --count`: big batches, one fsync each on the server. */
+const sendBatchSize = 100;
 
 program
   .command('send <queue> [body]')
@@ -134,73 +146,81 @@ program
   .option('--group <id>', 'MessageGroupId (FIFO)')
   .option('--dedup <id>', 'MessageDeduplicationId (FIFO)')
   .option('--delay <seconds>', 'DelaySeconds')
+  .option('--replica-count <n>', 'hosts that must hold the message before it counts as sent (cluster)')
   .option('--count <n>', 'send the body n times (a progress bar shows the way)', '1')
-  .action(async (queue: string, body: string | undefined, options: { group?: string; dedup?: string; delay?: string; count: string }) => {
-    await withClient(async (sqs) => {
+  .action(async (queue: string, body: string | undefined, options: { group?: string; dedup?: string; delay?: string; replicaCount?: string; count: string }) => {
+    await withClient(async (berth) => {
       const text = body ?? (await readStdin());
       if (text.length === 0) fail('the message body is empty: give it as an argument or on standard input');
       const count = Number(options.count);
       if (!Number.isInteger(count) || count < 1) fail('--count must be a positive integer');
-      const queueUrl = await sqs.queueUrl(queue);
-      const entry = (index: number): Record<string, unknown> => ({
-        Id: String(index),
-        MessageBody: text,
-        ...(options.group !== undefined ? { MessageGroupId: options.group } : {}),
-        ...(options.dedup !== undefined ? { MessageDeduplicationId: count === 1 ? options.dedup : `${options.dedup}-${index}` } : {}),
-        ...(options.delay !== undefined ? { DelaySeconds: Number(options.delay) } : {}),
+      const message = (index: number): SendMessageInput => ({
+        body: text,
+        ...(options.group !== undefined ? { groupId: options.group } : {}),
+        ...(options.dedup !== undefined ? { deduplicationId: count === 1 ? options.dedup : `${options.dedup}-${index}` } : {}),
+        ...(options.delay !== undefined ? { delaySeconds: Number(options.delay) } : {}),
+        ...(options.replicaCount !== undefined ? { replicaCount: Number(options.replicaCount) } : {}),
       });
       if (count === 1) {
-        const { Id: _id, ...single } = entry(0);
-        const result = await sqs.call<{ MessageId: string; SequenceNumber?: string }>('SendMessage', { QueueUrl: queueUrl, ...single });
-        print(`${pc.green('sent')} ${result.MessageId}${result.SequenceNumber !== undefined ? ` seq ${result.SequenceNumber}` : ''}`);
+        const [result] = await berth.send(queue, [message(0)]);
+        if (result instanceof BerthClientError) throw result;
+        print(`${pc.green('sent')} ${result!.messageId}${result!.sequenceNumber !== undefined ? ` seq ${result!.sequenceNumber}` : ''}`);
         return;
       }
       const bar = progressBar('sending', count);
-      let failed = 0;
-      for (let start = 0; start < count; start += 10) {
-        const entries = [];
-        for (let index = start; index < Math.min(count, start + 10); index++) entries.push(entry(index));
-        const result = await sqs.call<{ Failed?: Array<{ Message: string }> }>('SendMessageBatch', { QueueUrl: queueUrl, Entries: entries });
-        failed += result.Failed?.length ?? 0;
-        bar.increment(entries.length);
+      const failures = new Map<string, number>();
+      for (let start = 0; start < count; start += sendBatchSize) {
+        const batch: SendMessageInput[] = [];
+        for (let index = start; index < Math.min(count, start + sendBatchSize); index++) batch.push(message(index));
+        for (const result of await berth.send(queue, batch)) {
+          if (result instanceof BerthClientError) failures.set(`${result.code}: ${result.message}`, (failures.get(`${result.code}: ${result.message}`) ?? 0) + 1);
+        }
+        bar.increment(batch.length);
       }
       bar.stop();
+      const failed = [...failures.values()].reduce((sum, n) => sum + n, 0);
       print(`${pc.green('sent')} ${count - failed} messages${failed > 0 ? pc.red(`, ${failed} failed`) : ''}`);
+      for (const [reason, n] of failures) print(pc.red(`  ${n} x ${reason}`));
+      if (failed > 0) process.exitCode = 1;
     });
   });
 
 program
   .command('receive <queue>')
   .description('receive messages and delete them (or keep them with --keep)')
-  .option('--max <n>', 'messages per receive (1-10)', '10')
+  .option('--max <n>', 'messages per receive (1-1000)', '10')
   .option('--follow', 'keep receiving until interrupted (long polls)')
   .option('--keep', 'do not delete what was received (it becomes visible again after the visibility timeout)')
   .option('--json', 'print one JSON object per message')
   .action(async (queue: string, options: { max: string; follow?: boolean; keep?: boolean; json?: boolean }) => {
-    await withClient(async (sqs) => {
-      const queueUrl = await sqs.queueUrl(queue);
+    const maxMessages = Number(options.max);
+    if (!Number.isInteger(maxMessages) || maxMessages < 1 || maxMessages > 1000) fail('--max must be an integer from 1 to 1000');
+    await withClient(async (berth) => {
       let stop = false;
       process.once('SIGINT', () => {
         stop = true;
       });
       let total = 0;
       do {
-        const result = await sqs.call<{ Messages?: Array<{ MessageId: string; ReceiptHandle: string; Body: string; Attributes?: Record<string, string> }> }>(
-          'ReceiveMessage',
-          { QueueUrl: queueUrl, MaxNumberOfMessages: Number(options.max), WaitTimeSeconds: options.follow === true ? 20 : 1, MessageSystemAttributeNames: ['All'], MessageAttributeNames: ['All'] },
-          21_000,
-        );
-        const messages = result.Messages ?? [];
+        const messages: Message[] = await berth.receive(queue, { maxMessages, waitMs: options.follow === true ? 20_000 : 1_000 });
         for (const message of messages) {
           total++;
-          if (options.json === true) print(JSON.stringify(message));
-          else print(`${pc.cyan(message.MessageId)} ${message.Body}`);
+          if (options.json === true) {
+            print(JSON.stringify({
+              MessageId: message.id, ReceiptHandle: message.receiptHandle, Body: message.body, ReceiveCount: message.receiveCount, SentTimestamp: message.sentTimestampMs,
+              ...(message.groupId !== undefined ? { MessageGroupId: message.groupId } : {}),
+              ...(message.sequenceNumber !== undefined ? { SequenceNumber: message.sequenceNumber } : {}),
+            }));
+          } else {
+            print(`${pc.cyan(message.id)} ${message.body}`);
+          }
         }
         if (options.keep !== true && messages.length > 0) {
-          await sqs.call('DeleteMessageBatch', { QueueUrl: queueUrl, Entries: messages.map((message, index) => ({ Id: String(index), ReceiptHandle: message.ReceiptHandle })) });
+          const outcomes = await berth.ack(queue, messages.map((message) => message.receiptHandle));
+          const failed = outcomes.filter((outcome) => outcome !== null);
+          if (failed.length > 0) process.stderr.write(pc.red(`berth: ${failed.length} deletes failed: ${failed[0]!.code}: ${failed[0]!.message}\n`));
         }
-        if (options.follow !== true && messages.length === 0) break;
-        if (options.follow !== true && messages.length > 0) break;
+        if (options.follow !== true) break;
       } while (!stop);
       if (total === 0 && options.json !== true) print(pc.dim('no messages'));
     });
@@ -210,8 +230,8 @@ program
   .command('purge <queue>')
   .description('delete every message in a queue')
   .action(async (queue: string) => {
-    await withClient(async (sqs) => {
-      await sqs.call('PurgeQueue', { QueueUrl: await sqs.queueUrl(queue) });
+    await withClient(async (berth) => {
+      await berth.purgeQueue(queue);
       print(`${pc.green('purged')} ${queue}`);
     });
   });
@@ -226,23 +246,13 @@ interface QueueRow {
   delayed: number;
 }
 
-async function queueRows(sqs: SqsJsonClient, prefix: string | undefined): Promise<QueueRow[]> {
-  const urls: string[] = [];
-  let nextToken: string | undefined;
-  do {
-    const page = await sqs.call<{ QueueUrls?: string[]; NextToken?: string }>('ListQueues', {
-      MaxResults: 1000,
-      ...(prefix !== undefined ? { QueueNamePrefix: prefix } : {}),
-      ...(nextToken !== undefined ? { NextToken: nextToken } : {}),
-    });
-    urls.push(...(page.QueueUrls ?? []));
-    nextToken = page.NextToken;
-  } while (nextToken !== undefined);
+async function queueRows(berth: Berth, prefix: string | undefined): Promise<QueueRow[]> {
   const rows: QueueRow[] = [];
-  for (const url of urls) {
-    const { Attributes: attributes = {} } = await sqs.call<{ Attributes?: Record<string, string> }>('GetQueueAttributes', { QueueUrl: url, AttributeNames: ['All'] });
+  for (const url of await berth.listQueues(prefix)) {
+    const name = url.slice(url.lastIndexOf('/') + 1);
+    const attributes = await berth.getQueueAttributes(name);
     rows.push({
-      name: url.slice(url.lastIndexOf('/') + 1),
+      name,
       fifo: attributes['FifoQueue'] === 'true',
       visible: Number(attributes['ApproximateNumberOfMessages'] ?? 0),
       inflight: Number(attributes['ApproximateNumberOfMessagesNotVisible'] ?? 0),
@@ -252,15 +262,15 @@ async function queueRows(sqs: SqsJsonClient, prefix: string | undefined): Promis
   return rows;
 }
 
-async function withClient(work: (sqs: SqsJsonClient) => Promise<void>): Promise<void> {
-  const sqs = client();
+async function withClient(work: (berth: Berth) => Promise<void>): Promise<void> {
+  const berth = await connect();
   try {
-    await work(sqs);
+    await work(berth);
   } catch (error) {
-    if (error instanceof SqsApiError) fail(`${error.code}: ${error.message}`);
+    if (error instanceof BerthClientError) fail(`${error.code}: ${error.message}`);
     fail(error instanceof Error ? error.message : String(error));
   } finally {
-    sqs.close();
+    await berth.close();
   }
 }
 
@@ -292,10 +302,10 @@ function fail(message: string): never {
 const clusterCommand = program.command('cluster').description('cluster mode (nodes started with --etcd)');
 clusterCommand
   .command('status')
-  .description('nodes, zones, partitions, primaries, epochs and replica lag, as the --endpoint node sees them')
+  .description('nodes, zones, partitions, primaries, epochs and replica lag, as the --http-endpoint node sees them')
   .option('--json', 'print the raw JSON of GET /cluster/status')
   .action(async (options: { json?: boolean }) => {
-    const endpoint = program.opts<{ endpoint: string }>().endpoint;
+    const endpoint = program.opts<{ httpEndpoint: string }>().httpEndpoint;
     const response = await fetch(new URL('/cluster/status', endpoint));
     if (response.status === 404) fail(`${endpoint} is not in cluster mode (started without --etcd)`);
     if (!response.ok) fail(`${endpoint}: HTTP ${response.status}`);

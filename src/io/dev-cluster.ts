@@ -68,20 +68,24 @@ export async function runDevCluster(options: DevClusterOptions): Promise<void> {
   try {
     await waitHttp(`${etcdUrl}/health`, 20_000);
     const endpoints: string[] = [];
+    const nativeUrls: string[] = [];
     for (let index = 1; index <= options.nodes; index++) {
       const port = options.basePort === 0 ? await freePort() : options.basePort + index - 1;
+      // Native ports sit 100 above the HTTP ones (9424, 9425, ... by default).
+      const nativePort = options.basePort === 0 ? await freePort() : options.basePort + 100 + index - 1;
       const nodePeerPort = await freePort();
       const child = spawn(process.execPath, [
-        options.berthBin, 'serve', '--port', String(port), '--native-port', '0', '--data-dir', path.join(root, `n${index}`),
+        options.berthBin, 'serve', '--port', String(port), '--native-port', String(nativePort), '--data-dir', path.join(root, `n${index}`),
         '--node-id', `n${index}`, '--etcd', etcdUrl, '--peer-port', String(nodePeerPort), '--zone', `zone-${index}`,
         '--default-replica-count', String(options.replicaCount), '--default-partition-count', String(options.partitionCount), '--log-level', 'warn',
       ], { stdio: ['ignore', 'inherit', 'inherit'] });
       children.push(child);
       endpoints.push(`http://127.0.0.1:${port}`);
+      nativeUrls.push(`berth://127.0.0.1:${nativePort}`);
     }
     await Promise.all(endpoints.map((endpoint) => waitHttp(`${endpoint}/health/ready`, 30_000)));
     options.print(`etcd: ${etcdUrl}`);
-    endpoints.forEach((endpoint, index) => options.print(`node n${index + 1}: ${endpoint}  (console ${endpoint}/console, status ${endpoint}/cluster/status)`));
+    endpoints.forEach((endpoint, index) => options.print(`node n${index + 1}: ${endpoint}  native ${nativeUrls[index]}  (console ${endpoint}/console, status ${endpoint}/cluster/status)`));
     options.print(`data: ${root}`);
     options.print('Ctrl-C stops everything.');
     await Promise.all(children.map((child) => new Promise<void>((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', () => resolve())))));
