@@ -182,11 +182,16 @@ export class GroupCursor {
  * Counts in-flight messages without scanning: a min-heap of (visibleAtMs, entry) pushed
  * whenever a received entry's deadline is set; items whose deadline has passed are popped
  * lazily by `inflightCount(nowMs)`. Stale items (the entry got a newer deadline or left)
- * are skipped. Assumes `nowMs` does not go backwards between calls; if it does, messages
+ * are skipped, and the heap is rebuilt from its live items once stale ones outnumber them:
+ * without that, a deleted message's entry stayed in memory until its visibility deadline
+ * (up to 12 hours), so memory grew with the receive rate times the visibility timeout
+ * instead of with the messages in flight. Assumes `nowMs` does not go backwards between calls; if it does, messages
  * whose deadline fell between the two times count as visible a little early (for the
  * in-flight limit only).
  */
-class InflightTracker {
+const staleCompactionItemsMin = 1024;
+
+export class InflightTracker {
   private times: number[] = [];
   private entries: MessageEntry[] = [];
   trackedCount = 0;
@@ -195,6 +200,8 @@ class InflightTracker {
     if (!entry.tracked) {
       entry.tracked = true;
       this.trackedCount++;
+    } else if (this.times.length > staleCompactionItemsMin && this.times.length > 2 * this.trackedCount) {
+      this.compact(); // lease extensions leave the older deadlines behind as stale items
     }
     this.push(entry.visibleAtMs, entry);
   }
@@ -203,7 +210,30 @@ class InflightTracker {
     if (entry.tracked) {
       entry.tracked = false;
       this.trackedCount--;
+      if (this.times.length > staleCompactionItemsMin && this.times.length > 2 * this.trackedCount) this.compact();
     }
+  }
+
+  /** Keeps only live items (tracked, at the entry's current deadline) and restores the heap order. O(items), amortised O(1) per untrack. */
+  private compact(): void {
+    const times: number[] = [];
+    const entries: MessageEntry[] = [];
+    for (let index = 0; index < this.times.length; index++) {
+      const entry = this.entries[index]!;
+      const timeMs = this.times[index]!;
+      if (entry.tracked && entry.visibleAtMs === timeMs) {
+        times.push(timeMs);
+        entries.push(entry);
+      }
+    }
+    this.times = [];
+    this.entries = [];
+    for (let index = 0; index < times.length; index++) this.push(times[index]!, entries[index]!);
+  }
+
+  /** Live + stale items (for tests). */
+  get heapSize(): number {
+    return this.times.length;
   }
 
   clear(): void {

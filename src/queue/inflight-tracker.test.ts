@@ -1,0 +1,43 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { InflightTracker, MessageEntry } from './logical-queue.js';
+
+function entry(offset: number, visibleAtMs: number): MessageEntry {
+  const created = new MessageEntry(offset, `m-${offset}`, undefined, undefined, 0, 1);
+  created.visibleAtMs = visibleAtMs;
+  return created;
+}
+
+test('deleted in-flight entries do not stay in the deadline heap until their deadline (memory follows the in-flight count)', () => {
+  const tracker = new InflightTracker();
+  const deadlineMs = 12 * 3600 * 1000; // the longest visibility timeout
+  for (let offset = 0; offset < 100_000; offset++) {
+    const received = entry(offset, deadlineMs + offset);
+    tracker.track(received);
+    tracker.untrack(received); // deleted at once
+  }
+  assert.equal(tracker.trackedCount, 0);
+  assert.ok(tracker.heapSize <= 2048, `heap holds ${tracker.heapSize} items for 0 messages in flight`);
+});
+
+test('lease extensions do not pile up stale deadlines; counts stay exact through compactions', () => {
+  const tracker = new InflightTracker();
+  const live: MessageEntry[] = [];
+  for (let offset = 0; offset < 100; offset++) {
+    const received = entry(offset, 1_000 + offset);
+    tracker.track(received);
+    live.push(received);
+  }
+  for (let round = 1; round <= 500; round++) {
+    for (const received of live) {
+      received.visibleAtMs = 1_000 + round * 1_000 + received.sequenceOffset;
+      tracker.track(received);
+    }
+  }
+  assert.ok(tracker.heapSize <= 2 * 1024 + 100, `heap holds ${tracker.heapSize} items for 100 in flight`);
+  assert.equal(tracker.inflightCount(0), 100);
+  // Past every deadline but the last round's: all still in flight; past the last: none.
+  assert.equal(tracker.inflightCount(1_000 + 500 * 1_000 - 1), 100);
+  assert.equal(tracker.inflightCount(1_000 + 500 * 1_000 + 99), 0);
+  assert.equal(tracker.heapSize, 0);
+});
