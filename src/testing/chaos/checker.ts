@@ -89,6 +89,15 @@ function deleteUsedCurrentReceipt(attempt: DeleteAttempt, deliveries: readonly D
   return unansweredReceives.every((receive) => receive.endMs <= visibleAgainMs || receive.startMs >= attempt.endMs);
 }
 
+/** One message's deliveries and deletes in time order, for a report that must be read from a CI log alone. */
+function timelineOf(deliveries: readonly Delivery[], deletes: readonly DeleteAttempt[]): string {
+  const events = [
+    ...deliveries.map((delivery) => ({ atMs: delivery.receive.startMs, text: `receive ${delivery.receive.startMs}-${delivery.receive.endMs} via ${delivery.receive.entry} receipt ${delivery.message.receipt}` })),
+    ...deletes.map((attempt) => ({ atMs: attempt.startMs, text: `delete ${attempt.startMs}-${attempt.endMs} ${attempt.ok ? 'ok' : 'failed'} receipt ${attempt.receipt}` })),
+  ].sort((a, b) => a.atMs - b.atMs);
+  return `timeline: ${events.slice(0, 12).map((event) => event.text).join(' | ')}`;
+}
+
 const anomaliesListedMax = 200;
 
 export function checkHistory(history: History): CheckReport {
@@ -225,7 +234,7 @@ export function checkHistory(history: History): CheckReport {
       const later = deliveries[index]!;
       const acknowledgedDelete = deletes.find((attempt) => attempt.ok && attempt.endMs < later.receive.startMs && deleteUsedCurrentReceipt(attempt, deliveries, unansweredReceivesByQueue.get(queue) ?? []));
       if (acknowledgedDelete !== undefined) {
-        if (fifo) report({ kind: 'fifo-duplicate', queue, messageId, detail: `delivered at ${later.receive.endMs} via ${later.receive.entry} after a delete acknowledged at ${acknowledgedDelete.endMs} with the then current receipt ${acknowledgedDelete.receipt}` });
+        if (fifo) report({ kind: 'fifo-duplicate', queue, messageId, detail: `delivered at ${later.receive.endMs} via ${later.receive.entry} after a delete acknowledged at ${acknowledgedDelete.endMs} with the then current receipt ${acknowledgedDelete.receipt}; ${timelineOf(deliveries, deletes)}` });
         else figuresOf(queue).standardDuplicates++;
         continue;
       }
