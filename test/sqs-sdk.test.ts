@@ -204,6 +204,18 @@ describe('queues', () => {
 });
 
 describe('messages', () => {
+  test('a message attribute named __proto__ (a valid SQS name) is kept like any other: MD5s match on send and receive', async () => {
+    const url = await createQueue(uniqueName('proto-attr'));
+    const attributes: Record<string, MessageAttributeValue> = JSON.parse('{"__proto__": {"DataType": "String", "StringValue": "p"}, "plain": {"DataType": "String", "StringValue": "q"}}') as Record<string, MessageAttributeValue>;
+    assert.deepEqual(Object.keys(attributes), ['__proto__', 'plain']);
+    const sent = await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'proto', MessageAttributes: attributes }));
+    assert.equal(sent.MD5OfMessageAttributes, md5OfMessageAttributes(attributes));
+    const response = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, WaitTimeSeconds: 5, MessageAttributeNames: ['All'] }));
+    const message = response.Messages?.[0];
+    assert.equal(message?.MD5OfMessageAttributes, sent.MD5OfMessageAttributes);
+    assert.deepEqual(Object.keys(message?.MessageAttributes ?? {}).sort(), ['__proto__', 'plain']);
+  });
+
   test('send with message attributes of every type; receive returns them with matching MD5s and system attributes', async () => {
     const url = await createQueue(uniqueName('attrs-msg'));
     const attributes: Record<string, MessageAttributeValue> = {

@@ -10,6 +10,7 @@
 // Payloads are compact binary (codec.ts). Each starts with a version byte.
 
 import { assert } from '../core/assert.js';
+import { setOwn } from '../core/own-property.js';
 import type { LogRecord } from '../storage/types.js';
 import { Reader, Writer } from './codec.js';
 import type { MessageAttributes, QueueConfig } from './types.js';
@@ -128,7 +129,7 @@ function readAttributes(reader: Reader): MessageAttributes {
     const attribute: MessageAttributes[string] = { dataType };
     if (flags & 1) attribute.stringValue = reader.string();
     if (flags & 2) attribute.binaryValue = reader.bytes();
-    attributes[name] = attribute;
+    setOwn(attributes, name, attribute);
   }
   return attributes;
 }

@@ -21,6 +21,7 @@
 // `InternalError` (500).
 
 import { readFile, stat } from 'node:fs/promises';
+import { setOwn } from '../core/own-property.js';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { z } from 'zod';
@@ -606,7 +607,7 @@ function peeked(message: ReceivedMessage): PeekedMessage {
   const attributes: PeekedMessage['attributes'] = {};
   for (const [name, attribute] of Object.entries(message.attributes)) {
     const value = attribute.stringValue ?? (attribute.binaryValue === undefined ? '' : Buffer.from(attribute.binaryValue).toString('base64'));
-    attributes[name] = { dataType: attribute.dataType, value };
+    setOwn(attributes, name, { dataType: attribute.dataType, value });
   }
   return {
     messageId: message.messageId,

@@ -16,6 +16,8 @@
 // ProtocolViolation (an expected failure: the connection answers with an error and
 // closes), never an exception of another kind.
 
+import { setOwn } from '../../core/own-property.js';
+
 export const protocolVersion = 1;
 /** Bytes after the length field that every frame has: version, type, request id. */
 export const frameHeaderBytes = 6;
@@ -465,8 +467,8 @@ function readAttributes(reader: PayloadReader): WireAttributes | undefined {
     const name = reader.str16('attribute name');
     const dataType = reader.str16('attribute dataType');
     const kind = reader.u8('attribute kind');
-    if (kind === 0) attributes[name] = { dataType, stringValue: reader.text32('attribute value') };
-    else if (kind === 1) attributes[name] = { dataType, binaryValue: reader.bytes32('attribute value') };
+    if (kind === 0) setOwn<WireAttribute>(attributes, name, { dataType, stringValue: reader.text32('attribute value') });
+    else if (kind === 1) setOwn<WireAttribute>(attributes, name, { dataType, binaryValue: reader.bytes32('attribute value') });
     else throw new ProtocolViolation(`attribute kind ${kind} is neither 0 (string) nor 1 (binary)`);
   }
   return attributes;

@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import type { QueueDescription, QueueService } from '../../broker/service.js';
 import type { Clock } from '../../core/clock.js';
 import { BerthError, errorCatalogue, isBerthError, type ErrorCode } from '../../protocol/errors.js';
+import { setOwn } from '../../core/own-property.js';
 import type { MessageAttributes, ReceivedMessage } from '../../queue/types.js';
 import { accessKeyIdFromAuthorization, SigV4Verifier } from '../../auth/sigv4.js';
 import { md5OfBody, md5OfMessageAttributes } from './md5.js';
@@ -541,7 +542,7 @@ export function createSqsHandler(service: QueueService, options: SqsApiOptions):
         if (digest !== undefined) {
           item['MD5OfMessageAttributes'] = digest;
           const attributes: Record<string, unknown> = {};
-          for (const attributeName of Object.keys(selected)) attributes[attributeName] = attributeOutput(selected[attributeName]!);
+          for (const attributeName of Object.keys(selected)) setOwn(attributes, attributeName, attributeOutput(selected[attributeName]!));
           item['MessageAttributes'] = attributes;
         }
         return item;

@@ -5,6 +5,7 @@
 
 import { createHash } from 'node:crypto';
 import { BerthError } from '../../protocol/errors.js';
+import { setOwn } from '../../core/own-property.js';
 import type { MessageAttribute, MessageAttributes, SendInput } from '../../queue/types.js';
 import type { MessageAttributeInput, Params } from './params.js';
 import { replicaCountMax } from './queue-attributes.js';
@@ -85,7 +86,7 @@ function validateAttributes(given: Record<string, MessageAttributeInput> | undef
       bytes += Buffer.byteLength(value, 'utf8');
     }
     bytes += Buffer.byteLength(name, 'utf8') + Buffer.byteLength(dataType, 'utf8');
-    attributes[name] = attribute;
+    setOwn(attributes, name, attribute);
   }
   return { attributes, bytes };
 }

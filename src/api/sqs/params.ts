@@ -5,6 +5,7 @@
 // that does not parse is an InvalidParameterValue.
 
 import { BerthError } from '../../protocol/errors.js';
+import { setOwn } from '../../core/own-property.js';
 
 export interface MessageAttributeInput {
   dataType: string | undefined;
@@ -81,7 +82,7 @@ export class JsonParams implements Params {
     for (const key of Object.keys(value)) {
       const item = value[key];
       if (typeof item !== 'string') throw serializationError(`${jsonName}.${key}`, 'a string');
-      result[key] = item;
+      setOwn(result, key, item);
     }
     return result;
   }
@@ -98,12 +99,12 @@ export class JsonParams implements Params {
       if (dataType !== undefined && dataType !== null && typeof dataType !== 'string') throw serializationError(`${name}.DataType`, 'a string');
       if (stringValue !== undefined && stringValue !== null && typeof stringValue !== 'string') throw serializationError(`${name}.StringValue`, 'a string');
       if (binaryValue !== undefined && binaryValue !== null && typeof binaryValue !== 'string') throw serializationError(`${name}.BinaryValue`, 'a base64 string');
-      result[name] = {
+      setOwn(result, name, {
         dataType: dataType ?? undefined,
         stringValue: stringValue ?? undefined,
         binaryValue: typeof binaryValue === 'string' ? decodeBase64(binaryValue, `${name}.BinaryValue`) : undefined,
         hasListValues: (Array.isArray(stringList) && stringList.length > 0) || (Array.isArray(binaryList) && binaryList.length > 0),
-      };
+      });
     }
     return result;
   }
@@ -174,7 +175,7 @@ export class QueryParams implements Params {
       const base = `${this.prefix}${queryName}.${index}.`;
       const key = this.values.get(base + keyName);
       if (key === undefined) throw new BerthError('MissingParameter', `The request must contain the parameter ${queryName}.${index}.${keyName}.`);
-      result[key] = this.values.get(base + 'Value') ?? '';
+      setOwn(result, key, this.values.get(base + 'Value') ?? '');
     }
     return result;
   }
@@ -189,12 +190,12 @@ export class QueryParams implements Params {
       if (name === undefined) throw new BerthError('MissingParameter', `The request must contain the parameter ${queryName}.${index}.Name.`);
       const binaryText = this.values.get(base + 'Value.BinaryValue');
       const nested = new QueryParams(this.values, base + 'Value.');
-      result[name] = {
+      setOwn(result, name, {
         dataType: this.values.get(base + 'Value.DataType'),
         stringValue: this.values.get(base + 'Value.StringValue'),
         binaryValue: binaryText === undefined ? undefined : decodeBase64(binaryText, `${queryName}.${index}.Value.BinaryValue`),
         hasListValues: nested.indices('StringListValue').length > 0 || nested.indices('BinaryListValue').length > 0,
-      };
+      });
     }
     return result;
   }
