@@ -129,7 +129,7 @@ export class LocalBroker implements QueueService {
       tags: { ...tags },
       createdTimestampMs: nowMs,
       lastModifiedTimestampMs: nowMs,
-      partitionCount: 1,
+      partitionCount: Number(attributes['PartitionCount'] ?? 1),
     };
     assert(/^[0-9a-f]{16}$/.test(metadata.incarnation), 'queue incarnation must be 16 hex characters');
     // Reserve the name at once so a concurrent create sees it.

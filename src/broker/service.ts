@@ -53,6 +53,16 @@ export interface MoveTask {
   startedTimestampMs: number;
 }
 
+/** Where a queue's partitions are led, for clients that send each call to the primary itself. */
+export interface QueueRouting {
+  fifo: boolean;
+  partitionCount: number;
+  /** Partitions with a primary in the map (one may be missing while it is being placed). */
+  partitions: Array<{ partition: number; epoch: number; primary: string }>;
+  /** Live nodes; nativeUrl is absent for a node without the native protocol. */
+  nodes: Array<{ id: string; zone: string; region: string; nativeUrl?: string }>;
+}
+
 export interface QueueService {
   /** Region and account used in ARNs. */
   readonly region: string;
@@ -91,4 +101,6 @@ export interface QueueService {
   cancelMessageMoveTask(taskHandle: string): Promise<number>;
   /** Messages of a queue without changing their visibility (console peek). */
   peekMessages(name: string, maxMessages: number): Promise<ReceivedMessage[]>;
+  /** Cluster mode only: the queue's partition primaries and how to reach the nodes. */
+  routing?(name: string): Promise<QueueRouting>;
 }

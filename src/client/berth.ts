@@ -18,11 +18,12 @@ import {
   type WireMessage,
   type WireSendEntry,
 } from '../api/native/wire.js';
-import type { ConnectOptions, Credentials } from './connection.js';
+import type { ClientConnection, ConnectOptions, Credentials } from './connection.js';
 import { BerthClientError, InvalidRequestError, errorFromWire } from './errors.js';
 import { Consumer, MessageStream, type ConsumeOptions, type ConsumerOptions, type MessageHandler } from './consumer.js';
 import { Producer, type ProducerOptions } from './producer.js';
 import { SingleNodeRouter, type ReconnectOptions, type Router } from './router.js';
+import { ClusterRouter, type ClusterRoutingOptions } from './cluster-router.js';
 import { Message } from './message.js';
 
 export interface BerthOptions extends ReconnectOptions {
@@ -30,6 +31,13 @@ export interface BerthOptions extends ReconnectOptions {
   url: string;
   /** Access key pair of the server's auth file; omit against an open server. */
   credentials?: Credentials;
+  /**
+   * Cluster routing: learn each queue's partition primaries from the node at `url` and send
+   * every call straight to the primary it concerns (no forwarding hop), following primary
+   * changes; `{ zone, region }` prefers nodes there when several could serve a call.
+   * Against a single node it changes nothing.
+   */
+  cluster?: boolean | ClusterRoutingOptions;
   /** Extra TLS options for berths:// (e.g. `ca` for a self-signed certificate). */
   tls?: import('node:tls').ConnectionOptions;
   connectTimeoutMs?: number;
@@ -110,7 +118,9 @@ export class Berth {
     if (tls) connectOptions.tls = options.tls ?? true;
     if (options.credentials !== undefined) connectOptions.credentials = options.credentials;
     if (options.connectTimeoutMs !== undefined) connectOptions.connectTimeoutMs = options.connectTimeoutMs;
-    const router = new SingleNodeRouter(connectOptions, options);
+    const router: Router = options.cluster === undefined || options.cluster === false
+      ? new SingleNodeRouter(connectOptions, options)
+      : new ClusterRouter(connectOptions, options, options.cluster === true ? {} : options.cluster);
     await router.connectionFor();
     return new Berth(router);
   }
@@ -171,12 +181,50 @@ export class Berth {
    * whole request fails (queue missing, connection lost).
    */
   async send(queue: string, messages: readonly SendMessageInput[]): Promise<Array<SendResult | BerthClientError>> {
-    const connection = await this.router.connectionFor(queue);
-    const entries: WireSendEntry[] = messages.map(toWireEntry);
-    const payload = await connection.request((id) => encodeSend(id, queue, entries), FrameType.SendResult);
-    return decodeSendResult(payload).map((outcome) =>
-      outcome.ok ? (outcome.sequenceNumber === undefined ? { messageId: outcome.messageId } : { messageId: outcome.messageId, sequenceNumber: outcome.sequenceNumber }) : errorFromWire(outcome.error.nativeCode, outcome.error.code, outcome.error.message),
+    return this.byPartition(queue, messages, (message) => ({ groupId: message.groupId }), async (connection, part) => {
+      const entries: WireSendEntry[] = part.map(toWireEntry);
+      const payload = await connection.request((id) => encodeSend(id, queue, entries), FrameType.SendResult);
+      return decodeSendResult(payload).map((outcome) =>
+        outcome.ok ? (outcome.sequenceNumber === undefined ? { messageId: outcome.messageId } : { messageId: outcome.messageId, sequenceNumber: outcome.sequenceNumber }) : errorFromWire(outcome.error.nativeCode, outcome.error.code, outcome.error.message),
+      );
+    });
+  }
+
+  /**
+   * Runs `call` once per partition the items concern, each over the connection to that
+   * partition's primary, and puts the results back in item order. With a router that does
+   * not route by partition (one node), one call over one connection.
+   */
+  private async byPartition<T, R>(
+    queue: string,
+    items: readonly T[],
+    keyOf: (item: T) => { groupId?: string | undefined; receiptHandle?: string | undefined },
+    call: (connection: ClientConnection, part: T[]) => Promise<R[]>,
+  ): Promise<R[]> {
+    const partitionOf = this.router.partitionOf?.bind(this.router);
+    if (partitionOf === undefined) return call(await this.router.connectionFor(queue), [...items]);
+    const parts = new Map<number | undefined, number[]>();
+    for (let index = 0; index < items.length; index++) {
+      const key = keyOf(items[index]!);
+      const partition = await partitionOf(queue, { ...(key.groupId !== undefined ? { groupId: key.groupId } : {}), ...(key.receiptHandle !== undefined ? { receiptHandle: key.receiptHandle } : {}) });
+      const indexes = parts.get(partition) ?? [];
+      indexes.push(index);
+      parts.set(partition, indexes);
+    }
+    if (parts.size <= 1) {
+      const [partition] = [...parts.keys()];
+      return call(await this.router.connectionFor(queue, partition), [...items]);
+    }
+    const results = new Array<R>(items.length);
+    await Promise.all(
+      [...parts].map(async ([partition, indexes]) => {
+        const answers = await call(await this.router.connectionFor(queue, partition), indexes.map((index) => items[index]!));
+        indexes.forEach((index, position) => {
+          results[index] = answers[position]!;
+        });
+      }),
     );
+    return results;
   }
 
   /** One receive (pull). Each message has ack() / nack(); leases are not extended automatically here. */
@@ -197,15 +245,17 @@ export class Berth {
 
   /** Deletes messages by receipt handle; null per entry that succeeded. */
   async ack(queue: string, receiptHandles: readonly string[]): Promise<Array<BerthClientError | null>> {
-    const connection = await this.router.connectionFor(queue);
-    const payload = await connection.request((id) => encodeAck(id, queue, receiptHandles), FrameType.BatchResult);
-    return decodeBatchResult(payload).map((result) => (result === null ? null : errorFromWire(result.nativeCode, result.code, result.message)));
+    return this.byPartition(queue, receiptHandles, (receiptHandle) => ({ receiptHandle }), async (connection, part) => {
+      const payload = await connection.request((id) => encodeAck(id, queue, part), FrameType.BatchResult);
+      return decodeBatchResult(payload).map((result) => (result === null ? null : errorFromWire(result.nativeCode, result.code, result.message)));
+    });
   }
 
   async changeVisibility(queue: string, changes: readonly VisibilityChangeInput[]): Promise<Array<BerthClientError | null>> {
-    const connection = await this.router.connectionFor(queue);
-    const payload = await connection.request((id) => encodeChangeVisibility(id, queue, changes), FrameType.BatchResult);
-    return decodeBatchResult(payload).map((result) => (result === null ? null : errorFromWire(result.nativeCode, result.code, result.message)));
+    return this.byPartition(queue, changes, (change) => ({ receiptHandle: change.receiptHandle }), async (connection, part) => {
+      const payload = await connection.request((id) => encodeChangeVisibility(id, queue, part), FrameType.BatchResult);
+      return decodeBatchResult(payload).map((result) => (result === null ? null : errorFromWire(result.nativeCode, result.code, result.message)));
+    });
   }
 
   // ---- producers and consumers ---------------------------------------------------

@@ -17,6 +17,7 @@ export { Producer, type ProducerOptions } from './producer.js';
 export { Consumer, MessageStream, type ConsumeOptions, type ConsumerOptions, type MessageHandler } from './consumer.js';
 export { Message } from './message.js';
 export { SingleNodeRouter, type Router, type ReconnectOptions } from './router.js';
+export { ClusterRouter, type ClusterRoutingOptions } from './cluster-router.js';
 export {
   AuthenticationError,
   BerthClientError,

@@ -7,8 +7,13 @@ import { ClientConnection, type ConnectOptions } from './connection.js';
 import { clientClosed, connectionClosed, AuthenticationError, ProtocolError, type BerthClientError } from './errors.js';
 
 export interface Router {
-  /** An open connection for calls about `queue` (any connection when absent). */
-  connectionFor(queue?: string): Promise<ClientConnection>;
+  /** An open connection for calls about `queue` (any connection when absent), and about one of its partitions when given. */
+  connectionFor(queue?: string, partition?: number): Promise<ClientConnection>;
+  /**
+   * Routers that send calls to partition primaries (ClusterRouter): the partition a message
+   * call concerns, so a batch can be split by partition. Absent: one connection serves all.
+   */
+  partitionOf?(queue: string, key: { groupId?: string; receiptHandle?: string }): Promise<number | undefined>;
   /** Called with every newly opened connection (subscriptions re-subscribe). */
   onReconnect(listener: () => void): () => void;
   close(): void;
@@ -27,6 +32,7 @@ export class SingleNodeRouter implements Router {
   private connecting: Promise<ClientConnection> | undefined;
   private closed = false;
   private readonly reconnectListeners = new Set<() => void>();
+  private readonly closeListeners = new Set<() => void>();
   private everConnected = false;
 
   constructor(
@@ -46,6 +52,12 @@ export class SingleNodeRouter implements Router {
   onReconnect(listener: () => void): () => void {
     this.reconnectListeners.add(listener);
     return () => this.reconnectListeners.delete(listener);
+  }
+
+  /** Called whenever the open connection is lost (the ClusterRouter drops routes through it). */
+  onConnectionClosed(listener: () => void): () => void {
+    this.closeListeners.add(listener);
+    return () => this.closeListeners.delete(listener);
   }
 
   close(): void {
@@ -73,6 +85,7 @@ export class SingleNodeRouter implements Router {
         this.everConnected = true;
         connection.onClose(() => {
           if (this.current === connection) this.current = undefined;
+          for (const listener of this.closeListeners) listener();
         });
         if (reconnected) for (const listener of this.reconnectListeners) queueMicrotask(listener);
         return connection;

@@ -31,7 +31,7 @@ import type { QueueConfig, QueueCounts, ReceivedMessage, SendInput, SendOutcome 
 import type { QueueMetadata } from '../broker/metadata-store.js';
 import { PartitionRunner, type Delivery, type PartitionLogger, type PartitionOptions } from '../broker/partition.js';
 import { MoveTaskRunner, type MoveTaskBroker } from '../broker/move-tasks.js';
-import type { MoveTask, QueueDescription, QueueService, ReceiveInput, VisibilityChange } from '../broker/service.js';
+import type { MoveTask, QueueDescription, QueueRouting, QueueService, ReceiveInput, VisibilityChange } from '../broker/service.js';
 import { PrimaryDriver, type ReplicationLink, type ReplicaStateAnswer } from '../replication/driver.js';
 import { decideReplicate, epochRunsOf } from '../replication/state.js';
 import { AckStatus, FrameKind } from '../replication/wire.js';
@@ -613,7 +613,8 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
         throw new BerthError('InvalidAttributeValue', `Invalid value for the parameter ReplicaCount: ${config.replicaCount} is larger than the ${live.length} live node(s) of this cluster.`);
       }
       const replicaSetSize = Math.min(live.length, Math.max(this.options.replicaSetSizeDefault, config.replicaCount));
-      const partitionCount = this.options.defaultPartitionCount;
+      const partitionCount = attributes['PartitionCount'] !== undefined ? Number(attributes['PartitionCount']) : this.options.defaultPartitionCount;
+      if (attributes['PartitionCount'] === undefined) withReplicaCount['PartitionCount'] = String(partitionCount);
       const sets = placePartitions(live, partitionCount, replicaSetSize, loadOf([...view.partitions.values()].map((entry) => entry.assignment)), this.options.self.region);
       const nowMs = this.options.clock.nowMs();
       const metadata: QueueMetadata = {
@@ -931,6 +932,21 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
       out.push({ queue: hosted.queue, partition: hosted.runner.name, endOffset: hosted.runner.endOffset, stats: hosted.runner.logStats });
     }
     return out;
+  }
+
+  /** Where the queue's partitions are led and how to reach those nodes (the SDK's cluster router asks). */
+  async routing(name: string): Promise<QueueRouting> {
+    const view = this.options.coordinator.view();
+    const queue = view.queues.get(name);
+    if (queue === undefined) throw new BerthError('QueueDoesNotExist', 'The specified queue does not exist.');
+    const { incarnation, partitionCount, attributes } = queue.metadata;
+    const partitions: QueueRouting['partitions'] = [];
+    for (let partition = 0; partition < partitionCount; partition++) {
+      const versioned = view.partitions.get(partitionKey(incarnation, partition));
+      if (versioned !== undefined) partitions.push({ partition, epoch: versioned.assignment.epoch, primary: versioned.assignment.primary });
+    }
+    const nodes = [...view.nodes.values()].map((node) => ({ id: node.id, zone: node.zone, region: node.region, ...(node.nativeUrl !== undefined ? { nativeUrl: node.nativeUrl } : {}) }));
+    return { fifo: attributes['FifoQueue'] === 'true', partitionCount, partitions, nodes };
   }
 
   /** This node's view of the cluster plus what it knows of the partitions it hosts. */

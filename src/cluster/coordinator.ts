@@ -20,6 +20,8 @@ export interface NodeInfo {
   httpUrl: string;
   /** host:port of its peer protocol listener. */
   peerAddress: string;
+  /** berth://host:port of its native protocol, when it has one on (SDK clients connect to primaries directly). */
+  nativeUrl?: string;
 }
 
 export interface PartitionAssignment {

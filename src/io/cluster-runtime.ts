@@ -8,6 +8,7 @@
 import type { Clock } from '../core/clock.js';
 import type { FileSystem } from '../core/filesystem.js';
 import { ClusterNode, type ClusterStatusReport } from '../cluster/cluster-node.js';
+import type { NodeInfo } from '../cluster/coordinator.js';
 import type { PartitionLogger, PartitionOptions } from '../broker/partition.js';
 import { EtcdCoordinator } from './etcd-coordinator.js';
 import { PeerTransport } from './peer-transport.js';
@@ -30,7 +31,7 @@ export interface ClusterRuntime {
   readonly node: ClusterNode;
   readonly peerPort: number;
   /** Registers in etcd (with the HTTP URL others may show) and starts following the cluster. */
-  join(httpUrl: string): Promise<void>;
+  join(httpUrl: string, nativeUrl?: string): Promise<void>;
   status(): ClusterStatusReport;
   close(): Promise<void>;
 }
@@ -70,7 +71,7 @@ export async function startClusterRuntime(parameters: {
   });
   const displayHost = config.host.includes(':') ? `[${config.host}]` : config.host;
   const peerAddress = `${displayHost}:${transport.port}`;
-  const self = { id: config.nodeId, zone: config.zone, region: config.region, httpUrl: '', peerAddress };
+  const self: NodeInfo = { id: config.nodeId, zone: config.zone, region: config.region, httpUrl: '', peerAddress };
   node = new ClusterNode({
     self,
     coordinator,
@@ -95,8 +96,9 @@ export async function startClusterRuntime(parameters: {
   return {
     node: clusterNode,
     peerPort: transport.port,
-    async join(httpUrl: string): Promise<void> {
+    async join(httpUrl: string, nativeUrl?: string): Promise<void> {
       self.httpUrl = httpUrl;
+      if (nativeUrl !== undefined) self.nativeUrl = nativeUrl;
       await coordinator.start(self);
       clusterNode.start();
       logger.info({ node: config.nodeId, peerAddress, etcd: config.etcdEndpoints }, 'joined the cluster');

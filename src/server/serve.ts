@@ -160,7 +160,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   }
   const displayHost = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${displayHost}:${http.port}`;
-  if (cluster !== undefined) await cluster.join(url);
+  if (cluster !== undefined) await cluster.join(url, native !== undefined ? `berth://${displayHost}:${native.port}` : undefined);
   ready = true;
   logger.info({ url, console: `${url}/console`, nativePort: native?.port, dataDirectory }, 'berth ready');
 

@@ -27,6 +27,8 @@ export interface ClusterNodeHandle {
   readonly dataDir: string;
   readonly port: number;
   readonly peerPort: number;
+  /** Native protocol port (kept across restarts) when the cluster was started with `native: true`. */
+  readonly nativePort: number | undefined;
   /** The running process; undefined while stopped. */
   process: BerthProcess | undefined;
   readonly url: string;
@@ -54,6 +56,8 @@ export interface StartClusterOptions {
   nodes: number;
   zones?: string[];
   extraArgs?: string[];
+  /** Open each node's native protocol port (off by default). */
+  native?: boolean;
 }
 
 interface EtcdProcess {
@@ -111,8 +115,9 @@ export async function startCluster(options: StartClusterOptions): Promise<TestCl
   for (let index = 0; index < options.nodes; index++) {
     const port = await freePort();
     const peerPort = await freePort();
+    const nativePort = options.native === true ? await freePort() : undefined;
     const dir = makeTempDir('berth-node-');
-    handles.push({ id: `n${index + 1}`, dataDir: dir.path, port, peerPort, process: undefined, url: `http://127.0.0.1:${port}` });
+    handles.push({ id: `n${index + 1}`, dataDir: dir.path, port, peerPort, nativePort, process: undefined, url: `http://127.0.0.1:${port}` });
   }
   const zoneOf = (index: number): string | undefined => options.zones?.[index % options.zones.length];
 
@@ -133,7 +138,7 @@ export async function startCluster(options: StartClusterOptions): Promise<TestCl
         dataDir: handle.dataDir,
         port: handle.port,
         args: [
-          '--native-port', '0',
+          '--native-port', String(handle.nativePort ?? 0),
           '--node-id', id,
           '--etcd', etcd.url,
           '--peer-port', String(handle.peerPort),

@@ -216,6 +216,15 @@ export class NativeOperations {
         return {};
       case 'queueCounts':
         return { counts: await this.service.queueCounts(name()) };
+      case 'routing': {
+        // A single node has nothing to route: the client keeps the connection it has.
+        const queue = name();
+        if (this.service.routing === undefined) {
+          await this.service.queueCounts(queue); // QueueDoesNotExist like every other call
+          return { routing: null };
+        }
+        return { routing: await this.service.routing(queue) };
+      }
       default:
         throw new BerthError('InvalidAction', `Unknown ADMIN op ${JSON.stringify(op)}.`);
     }

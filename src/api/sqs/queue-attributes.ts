@@ -6,6 +6,7 @@ import { BerthError } from '../../protocol/errors.js';
 
 /** Berth's ceiling on a queue's or message's replica count (a cluster never has more hosts per partition). */
 export const replicaCountMax = 100;
+export const partitionCountMax = 256;
 
 export const queueNamePattern = /^[A-Za-z0-9_-]{1,80}$/;
 export const fifoQueueNamePattern = /^[A-Za-z0-9_-]{1,75}\.fifo$/;
@@ -35,6 +36,8 @@ const rules: Record<string, Rule> = {
   FifoThroughputLimit: { kind: 'enum', values: ['perQueue', 'perMessageGroupId'], fifoOnly: true },
   /** Berth: replicas that must hold a message before a send is acknowledged. */
   ReplicaCount: { kind: 'integer', minimum: 1, maximum: replicaCountMax },
+  /** Berth: partitions (logs) of the queue, fixed at creation (a FIFO group's partition is its hash modulo this). */
+  PartitionCount: { kind: 'integer', minimum: 1, maximum: partitionCountMax, createOnly: true },
 };
 
 export const readOnlyAttributeNames: ReadonlySet<string> = new Set([
