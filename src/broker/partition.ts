@@ -27,7 +27,7 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import type { FileSystem } from '../core/filesystem.js';
 import { assert } from '../core/assert.js';
 import { BerthError } from '../protocol/errors.js';
-import type { LogRecord, PartitionLogOptions, ReplicaLog } from '../storage/types.js';
+import type { LogRecord, PartitionLogOptions, ReplicaLog, StoredCheckpoint } from '../storage/types.js';
 import { openPartitionLog } from '../storage/segmented-log.js';
 import { QueueMachine, type Receipt } from '../queue/machine.js';
 import { RecordType, decodeEnqueue, decodeRelocate, encodeRelocate, type EnqueuePayload } from '../queue/records.js';
@@ -146,6 +146,8 @@ export class PartitionRunner {
   /** Epoch of the record at endOffset - 1 (0 when the log is empty). */
   private lastRecordEpoch = 0;
   private initialConfig: QueueConfig | undefined;
+  /** Bumped when the machine is rebuilt (installSnapshot): a checkpoint begun before must not be written. */
+  private generation = 0;
 
   private constructor(
     readonly name: string,
@@ -212,6 +214,7 @@ export class PartitionRunner {
     );
     runner.initialConfig = parameters.config;
     if (log.endOffset > log.startOffset) runner.lastRecordEpoch = (await log.readOne(log.endOffset - 1)).epoch;
+    else if (checkpoint !== undefined && checkpoint.offset === log.endOffset) runner.lastRecordEpoch = checkpoint.lastEpoch;
     if (parameters.replication !== undefined) runner.setReplication(parameters.replication);
     // The metadata store is the source of truth for attributes; a change that reached it
     // but not this log before a crash is appended now (a backup gets it from its primary).
@@ -340,6 +343,35 @@ export class PartitionRunner {
     this.recent = [];
     this.lastRecordEpoch = this.log.endOffset > this.log.startOffset ? (await this.log.readOne(this.log.endOffset - 1)).epoch : 0;
     this.logger.warn({ partition: this.name, offset }, 'cut an uncommitted tail of an older epoch and rebuilt the queue state');
+  }
+
+  /** The latest checkpoint (a snapshot a primary ships to a backup behind its log start). */
+  latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
+    return this.log.readCheckpoint();
+  }
+
+  /** Lowest offset truncateAndReload can cut at (never below the checkpoint). */
+  get cutFloorOffset(): number {
+    return Math.max(this.log.startOffset, this.checkpointOffset);
+  }
+
+  /**
+   * Backup: replaces the log and the machine by a primary's snapshot as of `offset` (the
+   * log restarts empty there; see ReplicaLog.resetTo), so records can stream from `offset`.
+   */
+  async installSnapshot(offset: number, state: Uint8Array, lastEpoch: number): Promise<void> {
+    this.assertOpen();
+    assert(this.role === 'backup', `partition ${this.name}: snapshot install while primary`);
+    const machine = QueueMachine.restore(state);
+    assert(machine.appliedEndOffset === offset, `partition ${this.name}: snapshot applied to ${machine.appliedEndOffset}, announced at ${offset}`);
+    this.generation++;
+    await this.log.resetTo(offset, { state, lastEpoch });
+    this.machine = machine;
+    this.recent = [];
+    this.lastRecordEpoch = lastEpoch;
+    this.checkpointOffset = offset;
+    this.checkpointAtMs = this.clock.monotonicMs();
+    this.logger.warn({ partition: this.name, offset, lastEpoch }, 'installed a snapshot from the primary; the log restarts at its offset');
   }
 
   private remember(record: LogRecord): void {
@@ -749,9 +781,12 @@ export class PartitionRunner {
     if (appliedEnd > (this.tracker.checkpointSafeEnd?.() ?? Number.POSITIVE_INFINITY)) return;
     const ackLevel = this.machine.ackLevel();
     const state = this.machine.snapshot();
+    const generation = this.generation;
+    const lastEpoch = appliedEnd === this.log.endOffset ? this.lastRecordEpoch : 0;
     // The snapshot covers records up to appliedEnd; it may be stored only once they are all durable.
     await this.log.waitDurable(appliedEnd);
-    await this.log.writeCheckpoint(appliedEnd, state);
+    if (generation !== this.generation) return;
+    await this.log.writeCheckpoint(appliedEnd, state, lastEpoch);
     this.checkpointOffset = appliedEnd;
     this.checkpointAtMs = this.clock.monotonicMs();
     const keepFrom = Math.min(ackLevel, this.checkpointOffset);

@@ -33,9 +33,9 @@ import { PartitionRunner, type Delivery, type PartitionLogger, type PartitionOpt
 import { MoveTaskRunner, type MoveTaskBroker } from '../broker/move-tasks.js';
 import type { MoveTask, QueueDescription, QueueService, ReceiveInput, VisibilityChange } from '../broker/service.js';
 import { PrimaryDriver, type ReplicationLink, type ReplicaStateAnswer } from '../replication/driver.js';
-import { decideReplicate, epochRunsOf } from '../replication/state.js';
+import { SnapshotAssembly, decideReplicate, epochRunsOf } from '../replication/state.js';
 import { AckStatus, FrameKind } from '../replication/wire.js';
-import type { AckFrame, ReplicateFrame } from '../io/peer-transport.js';
+import type { AckFrame, ReplicateFrame, SnapshotChunkFrame } from '../io/peer-transport.js';
 import { chooseReplicaSet, loadOf, placePartitions } from './placement.js';
 import { partitionKey, type ClusterView, type Coordinator, type NodeInfo, type PartitionAssignment, type VersionedAssignment } from './coordinator.js';
 
@@ -82,6 +82,8 @@ interface Hosted {
   driver: PrimaryDriver | undefined;
   backupAddressIds: Map<string, string>;
   closing: boolean;
+  /** Backup: the snapshot a primary is shipping (snapshot catch-up), if any. */
+  snapshot?: SnapshotAssembly;
 }
 
 interface QueueView {
@@ -367,7 +369,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
         if (hosted.role === 'primary') this.demote(hosted, `a primary at epoch ${epoch} contacted this node`);
         hosted.syncedEpoch = 0;
         const tail = await runner.tailEpochs(replicaTailRecordsMax);
-        return { knownEpoch: hosted.knownEpoch, endOffset: runner.endOffset, tailFrom: tail.tailFrom, runs: epochRunsOf(tail.records) } satisfies ReplicaStateAnswer;
+        return { knownEpoch: hosted.knownEpoch, endOffset: runner.endOffset, tailFrom: tail.tailFrom, runs: epochRunsOf(tail.records), floorOffset: runner.cutFloorOffset } satisfies ReplicaStateAnswer;
       }
       case 'replica.sync': {
         const epoch = request['epoch'] as number;
@@ -378,6 +380,20 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
         hosted.syncedEpoch = 0;
         if (cutAt < runner.endOffset) await runner.truncateAndReload(cutAt);
         await runner.waitLocallyDurable(runner.endOffset);
+        if (hosted.knownEpoch === epoch) hosted.syncedEpoch = epoch;
+        return { endOffset: runner.endOffset };
+      }
+      case 'replica.installSnapshot': {
+        const epoch = request['epoch'] as number;
+        const snapshotOffset = request['snapshotOffset'] as number;
+        if (epoch < hosted.knownEpoch) throw new BerthError('ServiceUnavailable', `snapshot of epoch ${epoch} is older than ${hosted.knownEpoch}`);
+        const state = hosted.snapshot?.take(epoch, snapshotOffset, request['totalBytes'] as number);
+        if (state === undefined) throw new BerthError('ServiceUnavailable', `snapshot of ${request.key} at ${snapshotOffset} (epoch ${epoch}) did not arrive whole; retry`);
+        if (hosted.role === 'primary') this.demote(hosted, `a primary at epoch ${epoch} sent this node a snapshot`);
+        hosted.knownEpoch = epoch;
+        hosted.syncedEpoch = 0;
+        await runner.installSnapshot(snapshotOffset, state, request['lastEpoch'] as number);
+        hosted.safeEnd = snapshotOffset;
         if (hosted.knownEpoch === epoch) hosted.syncedEpoch = epoch;
         return { endOffset: runner.endOffset };
       }
@@ -413,6 +429,13 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
       () => ack(AckStatus.Ok, runner.durableEndOffset),
       () => ack(AckStatus.NeedsSync, 0),
     );
+  }
+
+  handleSnapshotChunk(frame: SnapshotChunkFrame): void {
+    const hosted = this.hosted.get(frame.key);
+    if (hosted === undefined || hosted.closing) return;
+    hosted.snapshot ??= new SnapshotAssembly();
+    hosted.snapshot.add(hosted.knownEpoch, frame);
   }
 
   handleAck(address: string, frame: AckFrame): void {

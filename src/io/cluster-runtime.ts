@@ -57,6 +57,7 @@ export async function startClusterRuntime(parameters: {
       onReplicate: (frame, reply) => node?.handleReplicate(frame, reply),
       onAck: (address, frame) => node?.handleAck(address, frame),
       onDisconnect: (address) => node?.handleDisconnect(address),
+      onSnapshotChunk: (frame) => node?.handleSnapshotChunk(frame),
     },
     onError: (error, context) => logger.warn({ err: error, context }, 'peer protocol error'),
   });
