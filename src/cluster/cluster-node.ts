@@ -988,6 +988,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
           durableEndOffset: runner?.durableEndOffset ?? 0,
           lastEpoch: runner?.lastEpoch ?? 0,
           backups,
+          startOffset: runner?.startOffset ?? 0,
         };
       }),
     };
@@ -1019,6 +1020,8 @@ export interface ClusterStatusReport {
     durableEndOffset: number;
     lastEpoch: number;
     backups: Array<{ id: string; phase: string; durableEnd: number }>;
+    /** Lowest offset the local log still holds (segments below it were deleted). */
+    startOffset: number;
   }>;
 }
 

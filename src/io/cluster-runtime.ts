@@ -24,6 +24,8 @@ export interface ClusterRuntimeConfig {
   defaultReplicaCount: number;
   defaultPartitionCount: number;
   leaseTtlSeconds: number;
+  /** A replica gone this long is replaced (default 5 minutes). */
+  replicaReplaceAfterMs?: number;
 }
 
 export interface ClusterRuntime {
@@ -90,7 +92,7 @@ export async function startClusterRuntime(parameters: {
     replicaSetSizeDefault: 3,
     commitTimeoutMs: 10_000,
     routeTimeoutMs: 15_000,
-    replicaReplaceAfterMs: 5 * 60_000,
+    replicaReplaceAfterMs: config.replicaReplaceAfterMs ?? 5 * 60_000,
   });
   const clusterNode = node;
   return {
