@@ -194,7 +194,9 @@ export class PartitionRunner {
       recordsReplayed += records.length;
       from = records[records.length - 1]!.offset + 1;
     }
-    assert(machine.appliedEndOffset <= log.endOffset, 'queue machine is ahead of its log after recovery');
+    // Ahead only right after a snapshot install: the log restarted below the checkpoint and
+    // the records up to it (payloads of live messages) are still coming from the primary.
+    assert(machine.appliedEndOffset <= log.endOffset || machine.appliedEndOffset === checkpoint?.offset, 'queue machine is ahead of its log after recovery');
     const figures: PartitionRecoveryFigures = {
       checkpointOffset: checkpoint?.offset,
       recordsReplayed,
@@ -312,7 +314,8 @@ export class PartitionRunner {
     assert(this.role === 'backup', `partition ${this.name}: replicated records applied while primary`);
     for (const record of records) {
       this.log.appendReplicated(record);
-      this.machine.apply(record);
+      // Below the applied end only while a snapshot install catches up: the state has them.
+      if (record.offset >= this.machine.appliedEndOffset) this.machine.apply(record);
       this.lastRecordEpoch = record.epoch;
       this.remember(record);
     }
@@ -350,28 +353,38 @@ export class PartitionRunner {
     return this.log.readCheckpoint();
   }
 
-  /** Lowest offset truncateAndReload can cut at (never below the checkpoint). */
+  /**
+   * Lowest offset truncateAndReload can cut at (never below the checkpoint, except at the
+   * log end while a snapshot install still catches up to its checkpoint: a no-op cut).
+   */
   get cutFloorOffset(): number {
-    return Math.max(this.log.startOffset, this.checkpointOffset);
+    return Math.max(this.log.startOffset, Math.min(this.checkpointOffset, this.log.endOffset));
+  }
+
+  /** False while the queue state is ahead of the log (a snapshot install catching up): this replica must not lead. */
+  get logHoldsState(): boolean {
+    return this.log.endOffset >= this.machine.appliedEndOffset;
   }
 
   /**
-   * Backup: replaces the log and the machine by a primary's snapshot as of `offset` (the
-   * log restarts empty there; see ReplicaLog.resetTo), so records can stream from `offset`.
+   * Backup: replaces the log and the machine by a primary's snapshot as of `offset`. The log
+   * restarts empty at `logStartOffset` (the primary's log start, <= offset; see
+   * ReplicaLog.resetTo) and records stream from there: those below `offset` hold the
+   * payloads of messages the snapshot still lists, and are appended but not applied again.
    */
-  async installSnapshot(offset: number, state: Uint8Array, lastEpoch: number): Promise<void> {
+  async installSnapshot(logStartOffset: number, offset: number, state: Uint8Array, lastEpoch: number): Promise<void> {
     this.assertOpen();
     assert(this.role === 'backup', `partition ${this.name}: snapshot install while primary`);
     const machine = QueueMachine.restore(state);
     assert(machine.appliedEndOffset === offset, `partition ${this.name}: snapshot applied to ${machine.appliedEndOffset}, announced at ${offset}`);
     this.generation++;
-    await this.log.resetTo(offset, { state, lastEpoch });
+    await this.log.resetTo(logStartOffset, { offset, state, lastEpoch });
     this.machine = machine;
     this.recent = [];
-    this.lastRecordEpoch = lastEpoch;
+    this.lastRecordEpoch = logStartOffset === offset ? lastEpoch : 0;
     this.checkpointOffset = offset;
     this.checkpointAtMs = this.clock.monotonicMs();
-    this.logger.warn({ partition: this.name, offset, lastEpoch }, 'installed a snapshot from the primary; the log restarts at its offset');
+    this.logger.warn({ partition: this.name, logStartOffset, offset, lastEpoch }, 'installed a snapshot from the primary; the log restarts at the primary\'s log start');
   }
 
   private remember(record: LogRecord): void {

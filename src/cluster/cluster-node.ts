@@ -263,6 +263,10 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
     hosted.claiming = true;
     try {
       if (this.options.coordinator.acknowledgeUntilMs() <= performance.now()) return;
+      if (hosted.runner?.logHoldsState === false) {
+        this.options.logger.warn({ partition: hosted.key }, 'not claiming: a snapshot install has not yet received the records its state needs');
+        return;
+      }
       const next: PartitionAssignment = { ...versioned.assignment, epoch: versioned.assignment.epoch + 1 };
       const won = await this.options.coordinator.casPartition(next, versioned.modRevision);
       if (!won) return;
@@ -392,7 +396,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
         if (hosted.role === 'primary') this.demote(hosted, `a primary at epoch ${epoch} sent this node a snapshot`);
         hosted.knownEpoch = epoch;
         hosted.syncedEpoch = 0;
-        await runner.installSnapshot(snapshotOffset, state, request['lastEpoch'] as number);
+        await runner.installSnapshot(request['logStartOffset'] as number, snapshotOffset, state, request['lastEpoch'] as number);
         hosted.safeEnd = snapshotOffset;
         if (hosted.knownEpoch === epoch) hosted.syncedEpoch = epoch;
         return { endOffset: runner.endOffset };

@@ -6,8 +6,8 @@
 //   records in pipelined Replicate frames (from memory when recent, else from disk) and
 //   take its acknowledgements. A backup that cannot catch up from records (behind this
 //   log's start, or it cannot cut below its own checkpoint) gets a snapshot: this node's
-//   latest checkpoint in SnapshotChunk frames, then replica.installSnapshot; it then
-//   streams from the checkpoint's offset. It counts for commits only once streaming, and
+//   latest checkpoint in SnapshotChunk frames, then replica.installSnapshot; its log
+//   restarts at this log's start and records stream from there. It counts for commits only once streaming, and
 //   then only for records below its acknowledged durable end. A heartbeat frame every heartbeatMs carries the "held by
 //   every replica" end, below which backups may checkpoint.
 //   waitCommitted(end, r): the local log durable below end, r-1 backups acknowledged it
@@ -329,7 +329,11 @@ export class PrimaryDriver implements CommitTracker {
       position += data.length;
     } while (position < totalBytes);
     if (this.stopped) return undefined;
-    return (await link.request(address, 'replica.installSnapshot', { key, epoch, snapshotOffset: checkpoint.offset, lastEpoch: checkpoint.lastEpoch, totalBytes }, { timeoutMs: 60_000 })) as { endOffset: number };
+    // The backup's log restarts at this log's start: records below the checkpoint still hold
+    // the payloads of messages the state lists.
+    // (A newer checkpoint may have let segments go meanwhile: then streaming fails and the backup is synced again.)
+    const logStartOffset = Math.min(this.options.runner.startOffset, checkpoint.offset);
+    return (await link.request(address, 'replica.installSnapshot', { key, epoch, snapshotOffset: checkpoint.offset, logStartOffset, lastEpoch: checkpoint.lastEpoch, totalBytes }, { timeoutMs: 60_000 })) as { endOffset: number };
   }
 
   private pause(delayMs: number, backupId: string): Promise<void> {

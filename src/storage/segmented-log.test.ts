@@ -414,7 +414,7 @@ describe('segmented log: resetTo (snapshot install)', () => {
       const log = await openPartitionLog(fs, directory, small);
       await appendMany(log, 300);
       await log.writeCheckpoint(150, oldState, 3);
-      await log.resetTo(1000, { state: newState, lastEpoch: 7 });
+      await log.resetTo(1000, { offset: 1000, state: newState, lastEpoch: 7 });
       assert.equal(log.startOffset, 1000);
       assert.equal(log.endOffset, 1000);
       assert.equal(log.durableEndOffset, 1000);
@@ -438,15 +438,17 @@ describe('segmented log: resetTo (snapshot install)', () => {
     const fs = new SimFileSystem();
     const log = await openPartitionLog(fs, '/d', small);
     await appendMany(log, 300);
-    await log.resetTo(120, { state: newState, lastEpoch: 2 });
-    assert.equal(log.endOffset, 120);
-    log.append(inputFor(120));
+    await log.resetTo(110, { offset: 120, state: newState, lastEpoch: 2 });
+    assert.equal(log.startOffset, 110);
+    assert.equal(log.endOffset, 110, 'records below the checkpoint come later, by replication');
+    for (let offset = 110; offset < 121; offset++) log.appendReplicated({ ...inputFor(offset), offset, leafHash: new Uint8Array(32) });
     await log.waitDurable(121);
     await log.close();
     const reopened = await openPartitionLog(fs, '/d', small);
-    assert.equal(reopened.startOffset, 120);
+    assert.equal(reopened.startOffset, 110);
     assert.equal(reopened.endOffset, 121);
-    checkRecord((await reopened.read(120, 1, 4096))[0], 120);
+    assert.deepEqual(await reopened.readCheckpoint(), { offset: 120, state: newState, lastEpoch: 2 });
+    (await readAll(reopened, 110)).forEach((record, index) => checkRecord(record, 110 + index));
     await reopened.close();
   });
 
@@ -460,6 +462,7 @@ describe('segmented log: resetTo (snapshot install)', () => {
       await appendMany(log, 300);
       await log.writeCheckpoint(200, oldState, 3);
       const target = seed % 3 === 0 ? 250 : 700;
+      const checkpointOffset = target + (seed % 2) * 30;
       let countdown = 1 + random.int(24);
       let crashed = false;
       fs.onOperation = () => {
@@ -468,7 +471,7 @@ describe('segmented log: resetTo (snapshot install)', () => {
           fs.crash({ torn: true, random });
         }
       };
-      await log.resetTo(target, { state: newState, lastEpoch: 4 }).catch((error: unknown) => assert.ok(crashed, `seed ${seed}: ${String(error)}`));
+      await log.resetTo(target, { offset: checkpointOffset, state: newState, lastEpoch: 4 }).catch((error: unknown) => assert.ok(crashed, `seed ${seed}: ${String(error)}`));
       fs.onOperation = undefined;
       await log.close();
       if (!crashed) fs.crash();
@@ -479,7 +482,7 @@ describe('segmented log: resetTo (snapshot install)', () => {
       if (reopened.startOffset === target) {
         // The new state, whole.
         assert.equal(reopened.endOffset, target, `seed ${seed}`);
-        assert.deepEqual(checkpoint, { offset: target, state: newState, lastEpoch: 4 }, `seed ${seed}`);
+        assert.deepEqual(checkpoint, { offset: checkpointOffset, state: newState, lastEpoch: 4 }, `seed ${seed}`);
         if (crashed) crashedNew++;
       } else {
         // The old state, whole: every record and the old checkpoint.

@@ -2,7 +2,7 @@
 //   <20-digit base offset>.log    records (format in ./types.ts), dense offsets from base
 //   <20-digit base offset>.index  sparse offset -> position index of a sealed segment
 //   checkpoint, checkpoint.prev   derived state as of an offset (see writeCheckpoint)
-//   reset                         a snapshot install in progress (see resetTo); recovery finishes it
+//   reset.<20-digit start offset> a snapshot install in progress (see resetTo); recovery finishes it
 //
 // Life of a record:
 //   assigned  append() gave it an offset and encoded it into the pending batch (memory)
@@ -64,7 +64,8 @@ const indexSuffix = '.index';
 const checkpointName = 'checkpoint';
 const checkpointPreviousName = 'checkpoint.prev';
 const checkpointTemporaryName = 'checkpoint.tmp';
-const resetName = 'reset';
+const resetNamePattern = /^reset\.(\d{20})$/;
+const resetNameOf = (startOffset: number): string => `reset.${String(startOffset).padStart(20, '0')}`;
 const resetTemporaryName = 'reset.tmp';
 const segmentNamePattern = /^(\d{20})\.log$/;
 const indexNamePattern = /^(\d{20})\.index$/;
@@ -1032,23 +1033,23 @@ class SegmentedLog implements ReplicaLog {
   }
 
   /**
-   * Replaces the log by an empty one at `offset` with the given checkpoint (snapshot install).
+   * Replaces the log by an empty one starting at `offset` with the given checkpoint (snapshot install).
    *
-   * Steps, each durable before the next: (1) the checkpoint is written as `reset` (tmp,
-   * fsync, rename, fsync dir): the commit point; (2) every segment, index and older
-   * checkpoint is removed and an empty segment at `offset` created (fsync dir); (3) `reset`
-   * is renamed to `checkpoint` (fsync dir). A crash before (1) is durable leaves the old log
-   * untouched; after it, recovery (finishInterruptedReset) redoes (2) and (3), which are
-   * idempotent.
+   * Steps, each durable before the next: (1) the checkpoint is written as `reset.<offset>`
+   * (tmp, fsync, rename, fsync dir): the commit point; (2) every segment, index and older
+   * checkpoint is removed and an empty segment at `offset` created (fsync dir); (3) the
+   * marker is renamed to `checkpoint` (fsync dir). A crash before (1) is durable leaves the
+   * old log untouched; after it, recovery (finishInterruptedReset) redoes (2) and (3), which
+   * are idempotent.
    */
-  resetTo(offset: number, checkpoint: { state: Uint8Array; lastEpoch: number }): Promise<void> {
-    assert(Number.isSafeInteger(offset) && offset >= 0, `resetTo offset ${offset} is not a non-negative integer`);
+  resetTo(offset: number, checkpoint: { offset: number; state: Uint8Array; lastEpoch: number }): Promise<void> {
+    assert(Number.isSafeInteger(offset) && offset >= 0 && checkpoint.offset >= offset, `resetTo(${offset}) with a checkpoint at ${checkpoint.offset}`);
     return this.exclusive(async () => {
       this.checkWritable();
       this.truncating = true;
       try {
         await this.waitDurable(this.endOffset);
-        await this.writeFileDurably(resetTemporaryName, resetName, encodeCheckpoint(offset, checkpoint.state, checkpoint.lastEpoch));
+        await this.writeFileDurably(resetTemporaryName, resetNameOf(offset), encodeCheckpoint(checkpoint.offset, checkpoint.state, checkpoint.lastEpoch));
         const old = this.segments;
         this.segments = [];
         for (const segment of old) {
@@ -1077,14 +1078,18 @@ class SegmentedLog implements ReplicaLog {
   private async finishInterruptedReset(): Promise<void> {
     const temporaryPath = this.pathOf(resetTemporaryName);
     if (await this.fs.exists(temporaryPath)) await this.fs.remove(temporaryPath);
-    const marker = await this.loadCheckpointFile(this.pathOf(resetName));
-    if (marker === undefined) return;
+    const names = (await this.fs.list(this.directory)).filter((name) => resetNamePattern.test(name));
+    if (names.length === 0) return;
+    // Only one install runs at a time and its marker is renamed away before the next starts.
+    assert(names.length === 1, `several reset markers in ${this.directory}: ${names.join(', ')}`);
+    const name = names[0]!;
+    const marker = await this.loadCheckpointFile(this.pathOf(name));
     // Written, fsynced and only then renamed: a damaged marker is damage, not a torn write.
-    if (marker === 'damaged') throw new StorageCorruptionError(this.pathOf(resetName), 0, 'reset marker header or checksum is invalid');
-    await this.completeReset(marker.offset);
+    if (marker === 'damaged' || marker === undefined) throw new StorageCorruptionError(this.pathOf(name), 0, 'reset marker header or checksum is invalid');
+    await this.completeReset(Number(resetNamePattern.exec(name)![1]));
   }
 
-  /** Steps (2) and (3) of resetTo; `reset` exists and holds the new checkpoint. */
+  /** Steps (2) and (3) of resetTo; the marker `reset.<offset>` exists and holds the new checkpoint. */
   private async completeReset(offset: number): Promise<void> {
     for (const name of await this.fs.list(this.directory)) {
       if (segmentNamePattern.test(name) || indexNamePattern.test(name) || name === checkpointPreviousName || name === checkpointTemporaryName) {
@@ -1099,7 +1104,7 @@ class SegmentedLog implements ReplicaLog {
       await handle.close();
     }
     await this.fs.syncDirectory(this.directory);
-    await this.fs.rename(this.pathOf(resetName), this.pathOf(checkpointName));
+    await this.fs.rename(this.pathOf(resetNameOf(offset)), this.pathOf(checkpointName));
     await this.fs.syncDirectory(this.directory);
   }
 

@@ -150,10 +150,11 @@ export interface ReplicaLog extends PartitionLog {
   truncateFrom(offset: number): Promise<void>;
   /**
    * Snapshot install (a backup behind its primary's oldest segment): replaces the whole log
-   * by an empty one starting at `offset`, with `checkpoint` (state as of `offset`) as its
-   * checkpoint. Crash safe: the checkpoint is written first as a reset marker; once that is
-   * durable, recovery finishes the reset, so a crash leaves the old log or the new one,
-   * never a mixture.
+   * by an empty one starting at `offset`, with `checkpoint` (state as of checkpoint.offset
+   * >= offset) as its checkpoint. The records in [offset, checkpoint.offset) come later by
+   * replication: the state needs them only for the payloads of messages still live. Crash
+   * safe: the checkpoint is written first as a reset marker; once that is durable, recovery
+   * finishes the reset, so a crash leaves the old log or the new one, never a mixture.
    */
-  resetTo(offset: number, checkpoint: { state: Uint8Array; lastEpoch: number }): Promise<void>;
+  resetTo(offset: number, checkpoint: { offset: number; state: Uint8Array; lastEpoch: number }): Promise<void>;
 }
