@@ -68,12 +68,12 @@ async function deleteAll(client: SQSClient, base: string, queue: string, message
 async function churn(cluster: TestCluster, client: SQSClient, base: string, queue: string, random: SeededRandom, replicaCount: number, done: () => Promise<boolean>): Promise<Set<string>> {
   const churned = new Set<string>();
   let round = 0;
-  await cluster.waitFor(async () => {
+  await until(cluster, async () => {
     const sent = await sendBatch(client, base, queue, Array.from({ length: 10 }, (_, index) => bodyOf(random, `churn-${round}-${index}`, 8000)), replicaCount);
     round++;
     for (const id of sent.keys()) churned.add(id);
     const pending = new Set(sent.keys());
-    await cluster.waitFor(async () => {
+    await until(cluster, async () => {
       const output = await client.send(new ReceiveMessageCommand({ QueueUrl: queueUrl(base, queue), MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 120 }));
       const messages = output.Messages ?? [];
       for (const message of messages) assert.ok(churned.has(message.MessageId!), `unexpected message ${message.MessageId} while churning`);
@@ -89,7 +89,7 @@ async function churn(cluster: TestCluster, client: SQSClient, base: string, queu
 /** Receives (and deletes) until every expected id was seen; fails on a body mismatch or a message from `forbidden`. */
 async function drainExpecting(cluster: TestCluster, client: SQSClient, base: string, queue: string, expected: Map<string, string>, forbidden: Set<string>): Promise<void> {
   const seen = new Set<string>();
-  await cluster.waitFor(async () => {
+  await until(cluster, async () => {
     const output = await client.send(new ReceiveMessageCommand({ QueueUrl: queueUrl(base, queue), MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 120 }));
     const messages = output.Messages ?? [];
     for (const message of messages) {
@@ -105,6 +105,24 @@ async function drainExpecting(cluster: TestCluster, client: SQSClient, base: str
     const missing = [...expected.entries()].filter(([id]) => !seen.has(id)).map(([, body]) => body.slice(0, body.indexOf(':')));
     throw new Error(`${String(error)}; missing ${missing.length} of ${expected.size}: ${missing.slice(0, 20).join(' ')}`);
   });
+}
+
+/**
+ * cluster.waitFor, except that an assertion failing inside the predicate fails at once
+ * instead of being retried like a transient error (a lost message must not look like a slow one).
+ */
+async function until(cluster: TestCluster, predicate: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
+  let failure: unknown;
+  await cluster.waitFor(async () => {
+    try {
+      return await predicate();
+    } catch (error) {
+      if (!(error instanceof assert.AssertionError)) throw error;
+      failure = error;
+      return true;
+    }
+  }, what, timeoutMs);
+  if (failure !== undefined) throw failure;
 }
 
 function logMentions(cluster: TestCluster, id: string, text: string): boolean {
@@ -258,12 +276,17 @@ describe('cluster repair: a queue of three partitions (3 nodes, real etcd)', { t
         const group = groups[index % groups.length]!;
         const sequence = sentPerGroup.get(group)!;
         const id = via[index % via.length]!;
-        await clients.of(id).send(new SendMessageCommand({
-          QueueUrl: queueUrl(cluster.node(id).url, 'spread.fifo'),
-          MessageBody: `${group}:${sequence}`,
-          MessageGroupId: group,
-          MessageDeduplicationId: `${group}-${sequence}`,
-        }));
+        // A send to a partition whose primary just died fails until the failover is done; a
+        // client retries it, safely so: the deduplication id makes a stored retry a no-op.
+        await cluster.waitFor(async () => {
+          await clients.of(id).send(new SendMessageCommand({
+            QueueUrl: queueUrl(cluster.node(id).url, 'spread.fifo'),
+            MessageBody: `${group}:${sequence}`,
+            MessageGroupId: group,
+            MessageDeduplicationId: `${group}-${sequence}`,
+          }));
+          return true;
+        }, `FIFO send ${group}:${sequence}`, 60_000);
         sentPerGroup.set(group, sequence + 1);
       }
     };
@@ -274,7 +297,7 @@ describe('cluster repair: a queue of three partitions (3 nodes, real etcd)', { t
     /** Receives FIFO messages until every group reached `until`; asserts exact order per group. */
     const receivedPerGroup = new Map<string, number>(groups.map((group) => [group, 0]));
     const drainFifo = async (via: string): Promise<void> => {
-      await cluster.waitFor(async () => {
+      await until(cluster, async () => {
         const output = await clients.of(via).send(new ReceiveMessageCommand({ QueueUrl: queueUrl(cluster.node(via).url, 'spread.fifo'), MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 120 }));
         const messages = output.Messages ?? [];
         for (const message of messages) {
@@ -290,7 +313,7 @@ describe('cluster repair: a queue of three partitions (3 nodes, real etcd)', { t
 
     // Standard: each message exactly once, as sent.
     const seen = new Map<string, number>();
-    await cluster.waitFor(async () => {
+    await until(cluster, async () => {
       const output = await clients.of('n3').send(new ReceiveMessageCommand({ QueueUrl: queueUrl(cluster.node('n3').url, 'spread'), MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 120 }));
       const messages = output.Messages ?? [];
       for (const message of messages) {
