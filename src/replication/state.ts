@@ -26,7 +26,9 @@
 // Catch-up (decideCatchUp): records when the primary still holds every record from the cut
 // on and the backup may cut there (never below its own checkpoint); otherwise a snapshot:
 // the primary's latest checkpoint (queue state at offset S) is shipped in SnapshotChunk
-// frames, the backup's log restarts empty at S (ReplicaLog.resetTo) and records stream from S.
+// frames; the backup's state becomes the snapshot, its log restarts empty at the primary's
+// log start L <= S (ReplicaLog.resetTo), and records stream from L (those below S are
+// stored for their payloads, not applied again).
 //
 // Checkpoint safety on the primary (checkpointSafeEnd): records held by the primary and
 // every streaming backup. A backup that is not streaming (down, syncing) does not hold
