@@ -1108,8 +1108,15 @@ class SegmentedLog implements ReplicaLog {
     await this.fs.syncDirectory(this.directory);
   }
 
-  /** Writes `bytes` to `temporaryName`, fsyncs it and renames it to `finalName` (the caller fsyncs the directory unless said). */
+  /** Writes `bytes` to `temporaryName`, fsyncs it, renames it to `finalName` and fsyncs the directory. */
   private async writeFileDurably(temporaryName: string, finalName: string, bytes: Uint8Array): Promise<void> {
+    const temporaryPath = await this.writeTemporaryFile(temporaryName, bytes);
+    await this.fs.rename(temporaryPath, this.pathOf(finalName));
+    await this.fs.syncDirectory(this.directory);
+  }
+
+  /** Writes and fsyncs a whole file (not yet in its final place); returns its path. */
+  private async writeTemporaryFile(temporaryName: string, bytes: Uint8Array): Promise<string> {
     const temporaryPath = this.pathOf(temporaryName);
     const handle = await this.fs.open(temporaryPath, { create: true });
     try {
@@ -1119,8 +1126,7 @@ class SegmentedLog implements ReplicaLog {
     } finally {
       await handle.close();
     }
-    await this.fs.rename(temporaryPath, this.pathOf(finalName));
-    await this.fs.syncDirectory(this.directory);
+    return temporaryPath;
   }
 
   /**
@@ -1133,16 +1139,7 @@ class SegmentedLog implements ReplicaLog {
   writeCheckpoint(offset: number, state: Uint8Array, lastEpoch = 0): Promise<void> {
     assert(Number.isSafeInteger(offset) && offset >= 0, `checkpoint offset ${offset} is not a non-negative integer`);
     return this.exclusive(async () => {
-      const bytes = encodeCheckpoint(offset, state, lastEpoch);
-      const temporaryPath = this.pathOf(checkpointTemporaryName);
-      const handle = await this.fs.open(temporaryPath, { create: true });
-      try {
-        await handle.truncate(0);
-        await handle.write(bytes, 0);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
+      const temporaryPath = await this.writeTemporaryFile(checkpointTemporaryName, encodeCheckpoint(offset, state, lastEpoch));
       const currentPath = this.pathOf(checkpointName);
       if (await this.fs.exists(currentPath)) {
         // Keep the previous checkpoint only if it is valid: never replace a good fallback with a bad one.
