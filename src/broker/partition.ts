@@ -27,7 +27,7 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import type { FileSystem } from '../core/filesystem.js';
 import { assert } from '../core/assert.js';
 import { BerthError } from '../protocol/errors.js';
-import type { LogRecord, PartitionLogOptions, ReplicaLog } from '../storage/types.js';
+import type { LogRecord, PartitionLogOptions, ReplicaLog, StoredCheckpoint } from '../storage/types.js';
 import { openPartitionLog } from '../storage/segmented-log.js';
 import { QueueMachine, type Receipt } from '../queue/machine.js';
 import { RecordType, decodeEnqueue, decodeRelocate, encodeRelocate, type EnqueuePayload } from '../queue/records.js';
@@ -146,6 +146,8 @@ export class PartitionRunner {
   /** Epoch of the record at endOffset - 1 (0 when the log is empty). */
   private lastRecordEpoch = 0;
   private initialConfig: QueueConfig | undefined;
+  /** Bumped when the machine is rebuilt (installSnapshot): a checkpoint begun before must not be written. */
+  private generation = 0;
 
   private constructor(
     readonly name: string,
@@ -192,7 +194,9 @@ export class PartitionRunner {
       recordsReplayed += records.length;
       from = records[records.length - 1]!.offset + 1;
     }
-    assert(machine.appliedEndOffset <= log.endOffset, 'queue machine is ahead of its log after recovery');
+    // Ahead only right after a snapshot install: the log restarted below the checkpoint and
+    // the records up to it (payloads of live messages) are still coming from the primary.
+    assert(machine.appliedEndOffset <= log.endOffset || machine.appliedEndOffset === checkpoint?.offset, 'queue machine is ahead of its log after recovery');
     const figures: PartitionRecoveryFigures = {
       checkpointOffset: checkpoint?.offset,
       recordsReplayed,
@@ -212,6 +216,7 @@ export class PartitionRunner {
     );
     runner.initialConfig = parameters.config;
     if (log.endOffset > log.startOffset) runner.lastRecordEpoch = (await log.readOne(log.endOffset - 1)).epoch;
+    else if (checkpoint !== undefined && checkpoint.offset === log.endOffset) runner.lastRecordEpoch = checkpoint.lastEpoch;
     if (parameters.replication !== undefined) runner.setReplication(parameters.replication);
     // The metadata store is the source of truth for attributes; a change that reached it
     // but not this log before a crash is appended now (a backup gets it from its primary).
@@ -309,7 +314,8 @@ export class PartitionRunner {
     assert(this.role === 'backup', `partition ${this.name}: replicated records applied while primary`);
     for (const record of records) {
       this.log.appendReplicated(record);
-      this.machine.apply(record);
+      // Below the applied end only while a snapshot install catches up: the state has them.
+      if (record.offset >= this.machine.appliedEndOffset) this.machine.apply(record);
       this.lastRecordEpoch = record.epoch;
       this.remember(record);
     }
@@ -340,6 +346,45 @@ export class PartitionRunner {
     this.recent = [];
     this.lastRecordEpoch = this.log.endOffset > this.log.startOffset ? (await this.log.readOne(this.log.endOffset - 1)).epoch : 0;
     this.logger.warn({ partition: this.name, offset }, 'cut an uncommitted tail of an older epoch and rebuilt the queue state');
+  }
+
+  /** The latest checkpoint (a snapshot a primary ships to a backup behind its log start). */
+  latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
+    return this.log.readCheckpoint();
+  }
+
+  /**
+   * Lowest offset truncateAndReload can cut at (never below the checkpoint, except at the
+   * log end while a snapshot install still catches up to its checkpoint: a no-op cut).
+   */
+  get cutFloorOffset(): number {
+    return Math.max(this.log.startOffset, Math.min(this.checkpointOffset, this.log.endOffset));
+  }
+
+  /** False while the queue state is ahead of the log (a snapshot install catching up): this replica must not lead. */
+  get logHoldsState(): boolean {
+    return this.log.endOffset >= this.machine.appliedEndOffset;
+  }
+
+  /**
+   * Backup: replaces the log and the machine by a primary's snapshot as of `offset`. The log
+   * restarts empty at `logStartOffset` (the primary's log start, <= offset; see
+   * ReplicaLog.resetTo) and records stream from there: those below `offset` hold the
+   * payloads of messages the snapshot still lists, and are appended but not applied again.
+   */
+  async installSnapshot(logStartOffset: number, offset: number, state: Uint8Array, lastEpoch: number): Promise<void> {
+    this.assertOpen();
+    assert(this.role === 'backup', `partition ${this.name}: snapshot install while primary`);
+    const machine = QueueMachine.restore(state);
+    assert(machine.appliedEndOffset === offset, `partition ${this.name}: snapshot applied to ${machine.appliedEndOffset}, announced at ${offset}`);
+    this.generation++;
+    await this.log.resetTo(logStartOffset, { offset, state, lastEpoch });
+    this.machine = machine;
+    this.recent = [];
+    this.lastRecordEpoch = logStartOffset === offset ? lastEpoch : 0;
+    this.checkpointOffset = offset;
+    this.checkpointAtMs = this.clock.monotonicMs();
+    this.logger.warn({ partition: this.name, logStartOffset, offset, lastEpoch }, 'installed a snapshot from the primary; the log restarts at the primary\'s log start');
   }
 
   private remember(record: LogRecord): void {
@@ -749,9 +794,12 @@ export class PartitionRunner {
     if (appliedEnd > (this.tracker.checkpointSafeEnd?.() ?? Number.POSITIVE_INFINITY)) return;
     const ackLevel = this.machine.ackLevel();
     const state = this.machine.snapshot();
+    const generation = this.generation;
+    const lastEpoch = appliedEnd === this.log.endOffset ? this.lastRecordEpoch : 0;
     // The snapshot covers records up to appliedEnd; it may be stored only once they are all durable.
     await this.log.waitDurable(appliedEnd);
-    await this.log.writeCheckpoint(appliedEnd, state);
+    if (generation !== this.generation) return;
+    await this.log.writeCheckpoint(appliedEnd, state, lastEpoch);
     this.checkpointOffset = appliedEnd;
     this.checkpointAtMs = this.clock.monotonicMs();
     const keepFrom = Math.min(ackLevel, this.checkpointOffset);

@@ -33,9 +33,9 @@ import { PartitionRunner, type Delivery, type PartitionLogger, type PartitionOpt
 import { MoveTaskRunner, type MoveTaskBroker } from '../broker/move-tasks.js';
 import type { MoveTask, QueueDescription, QueueRouting, QueueService, ReceiveInput, VisibilityChange } from '../broker/service.js';
 import { PrimaryDriver, type ReplicationLink, type ReplicaStateAnswer } from '../replication/driver.js';
-import { decideReplicate, epochRunsOf } from '../replication/state.js';
+import { SnapshotAssembly, decideReplicate, epochRunsOf } from '../replication/state.js';
 import { AckStatus, FrameKind } from '../replication/wire.js';
-import type { AckFrame, ReplicateFrame } from '../io/peer-transport.js';
+import type { AckFrame, ReplicateFrame, SnapshotChunkFrame } from '../io/peer-transport.js';
 import { chooseReplicaSet, loadOf, placePartitions } from './placement.js';
 import { partitionKey, type ClusterView, type Coordinator, type NodeInfo, type PartitionAssignment, type VersionedAssignment } from './coordinator.js';
 
@@ -82,6 +82,8 @@ interface Hosted {
   driver: PrimaryDriver | undefined;
   backupAddressIds: Map<string, string>;
   closing: boolean;
+  /** Backup: the snapshot a primary is shipping (snapshot catch-up), if any. */
+  snapshot?: SnapshotAssembly;
 }
 
 interface QueueView {
@@ -261,6 +263,10 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
     hosted.claiming = true;
     try {
       if (this.options.coordinator.acknowledgeUntilMs() <= performance.now()) return;
+      if (hosted.runner?.logHoldsState === false) {
+        this.options.logger.warn({ partition: hosted.key }, 'not claiming: a snapshot install has not yet received the records its state needs');
+        return;
+      }
       const next: PartitionAssignment = { ...versioned.assignment, epoch: versioned.assignment.epoch + 1 };
       const won = await this.options.coordinator.casPartition(next, versioned.modRevision);
       if (!won) return;
@@ -367,7 +373,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
         if (hosted.role === 'primary') this.demote(hosted, `a primary at epoch ${epoch} contacted this node`);
         hosted.syncedEpoch = 0;
         const tail = await runner.tailEpochs(replicaTailRecordsMax);
-        return { knownEpoch: hosted.knownEpoch, endOffset: runner.endOffset, tailFrom: tail.tailFrom, runs: epochRunsOf(tail.records) } satisfies ReplicaStateAnswer;
+        return { knownEpoch: hosted.knownEpoch, endOffset: runner.endOffset, tailFrom: tail.tailFrom, runs: epochRunsOf(tail.records), floorOffset: runner.cutFloorOffset } satisfies ReplicaStateAnswer;
       }
       case 'replica.sync': {
         const epoch = request['epoch'] as number;
@@ -378,6 +384,20 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
         hosted.syncedEpoch = 0;
         if (cutAt < runner.endOffset) await runner.truncateAndReload(cutAt);
         await runner.waitLocallyDurable(runner.endOffset);
+        if (hosted.knownEpoch === epoch) hosted.syncedEpoch = epoch;
+        return { endOffset: runner.endOffset };
+      }
+      case 'replica.installSnapshot': {
+        const epoch = request['epoch'] as number;
+        const snapshotOffset = request['snapshotOffset'] as number;
+        if (epoch < hosted.knownEpoch) throw new BerthError('ServiceUnavailable', `snapshot of epoch ${epoch} is older than ${hosted.knownEpoch}`);
+        const state = hosted.snapshot?.take(epoch, snapshotOffset, request['totalBytes'] as number);
+        if (state === undefined) throw new BerthError('ServiceUnavailable', `snapshot of ${request.key} at ${snapshotOffset} (epoch ${epoch}) did not arrive whole; retry`);
+        if (hosted.role === 'primary') this.demote(hosted, `a primary at epoch ${epoch} sent this node a snapshot`);
+        hosted.knownEpoch = epoch;
+        hosted.syncedEpoch = 0;
+        await runner.installSnapshot(request['logStartOffset'] as number, snapshotOffset, state, request['lastEpoch'] as number);
+        hosted.safeEnd = snapshotOffset;
         if (hosted.knownEpoch === epoch) hosted.syncedEpoch = epoch;
         return { endOffset: runner.endOffset };
       }
@@ -413,6 +433,13 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
       () => ack(AckStatus.Ok, runner.durableEndOffset),
       () => ack(AckStatus.NeedsSync, 0),
     );
+  }
+
+  handleSnapshotChunk(frame: SnapshotChunkFrame): void {
+    const hosted = this.hosted.get(frame.key);
+    if (hosted === undefined || hosted.closing) return;
+    hosted.snapshot ??= new SnapshotAssembly();
+    hosted.snapshot.add(hosted.knownEpoch, frame);
   }
 
   handleAck(address: string, frame: AckFrame): void {
@@ -981,6 +1008,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
           durableEndOffset: runner?.durableEndOffset ?? 0,
           lastEpoch: runner?.lastEpoch ?? 0,
           backups,
+          startOffset: runner?.startOffset ?? 0,
         };
       }),
     };
@@ -1012,6 +1040,8 @@ export interface ClusterStatusReport {
     durableEndOffset: number;
     lastEpoch: number;
     backups: Array<{ id: string; phase: string; durableEnd: number }>;
+    /** Lowest offset the local log still holds (segments below it were deleted). */
+    startOffset: number;
   }>;
 }
 

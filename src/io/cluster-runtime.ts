@@ -25,6 +25,8 @@ export interface ClusterRuntimeConfig {
   defaultReplicaCount: number;
   defaultPartitionCount: number;
   leaseTtlSeconds: number;
+  /** A replica gone this long is replaced (default 5 minutes). */
+  replicaReplaceAfterMs?: number;
 }
 
 export interface ClusterRuntime {
@@ -58,6 +60,7 @@ export async function startClusterRuntime(parameters: {
       onReplicate: (frame, reply) => node?.handleReplicate(frame, reply),
       onAck: (address, frame) => node?.handleAck(address, frame),
       onDisconnect: (address) => node?.handleDisconnect(address),
+      onSnapshotChunk: (frame) => node?.handleSnapshotChunk(frame),
     },
     onError: (error, context) => logger.warn({ err: error, context }, 'peer protocol error'),
   });
@@ -90,7 +93,7 @@ export async function startClusterRuntime(parameters: {
     replicaSetSizeDefault: 3,
     commitTimeoutMs: 10_000,
     routeTimeoutMs: 15_000,
-    replicaReplaceAfterMs: 5 * 60_000,
+    replicaReplaceAfterMs: config.replicaReplaceAfterMs ?? 5 * 60_000,
   });
   const clusterNode = node;
   return {

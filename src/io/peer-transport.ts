@@ -14,6 +14,7 @@ import { AckStatus, FrameKind, FrameSplitter, decodeFrame, encodeFrame, type Fra
 
 export type ReplicateFrame = Extract<Frame, { kind: FrameKind.Replicate }>;
 export type AckFrame = Extract<Frame, { kind: FrameKind.Ack }>;
+export type SnapshotChunkFrame = Extract<Frame, { kind: FrameKind.SnapshotChunk }>;
 
 export interface PeerHandlers {
   onRequest(method: string, body: unknown, signal: AbortSignal): Promise<unknown>;
@@ -22,6 +23,8 @@ export interface PeerHandlers {
   /** An acknowledgement from a backup we shipped to at `address`. */
   onAck(address: string, frame: AckFrame): void;
   onDisconnect?(address: string): void;
+  /** A piece of a snapshot a primary ships before replica.installSnapshot (same connection, so in order). */
+  onSnapshotChunk?(frame: SnapshotChunkFrame): void;
 }
 
 export interface PeerTransportOptions {
@@ -100,6 +103,14 @@ export class PeerTransport {
 
   /** Queues a replicate frame to `address` (dialling if needed). False when the connection is not open yet. */
   replicate(address: string, frame: ReplicateFrame): boolean {
+    const connection = this.connection(address);
+    if (connection.socket.connecting || connection.socket.destroyed) return false;
+    this.write(connection.socket, frame);
+    return true;
+  }
+
+  /** Queues a snapshot chunk to `address`. False when the connection is not open. */
+  snapshotChunk(address: string, frame: SnapshotChunkFrame): boolean {
     const connection = this.connection(address);
     if (connection.socket.connecting || connection.socket.destroyed) return false;
     this.write(connection.socket, frame);
@@ -242,6 +253,13 @@ export class PeerTransport {
             } catch (error) {
               this.options.onError?.(error, 'replicate handler');
               this.write(socket, { kind: FrameKind.Ack, key: frame.key, epoch: frame.epoch, status: AckStatus.NeedsSync, durableEnd: 0 });
+            }
+            break;
+          case FrameKind.SnapshotChunk:
+            try {
+              this.options.handlers.onSnapshotChunk?.(frame);
+            } catch (error) {
+              this.options.onError?.(error, 'snapshot chunk handler');
             }
             break;
           default:

@@ -4,7 +4,11 @@
 //   Per backup, a sync loop: ask the backup for its log tail (replica.state), compute the
 //   divergence point, have it cut there and follow this epoch (replica.sync), then stream
 //   records in pipelined Replicate frames (from memory when recent, else from disk) and
-//   take its acknowledgements. A heartbeat frame every heartbeatMs carries the "held by
+//   take its acknowledgements. A backup that cannot catch up from records (behind this
+//   log's start, or it cannot cut below its own checkpoint) gets a snapshot: this node's
+//   latest checkpoint in SnapshotChunk frames, then replica.installSnapshot; its log
+//   restarts at this log's start and records stream from there. It counts for commits only once streaming, and
+//   then only for records below its acknowledged durable end. A heartbeat frame every heartbeatMs carries the "held by
 //   every replica" end, below which backups may checkpoint.
 //   waitCommitted(end, r): the local log durable below end, r-1 backups acknowledged it
 //   durably, and then the fence: this node's etcd lease is still provably alive and no
@@ -15,9 +19,9 @@
 // per-partition knownEpoch/syncedEpoch.
 
 import { BerthError } from '../protocol/errors.js';
-import type { LogRecord } from '../storage/types.js';
+import type { LogRecord, StoredCheckpoint } from '../storage/types.js';
 import type { CommitTracker, PartitionRunner } from '../broker/partition.js';
-import { PrimaryReplication, divergencePoint, epochRunsOf, type EpochRuns } from './state.js';
+import { PrimaryReplication, decideCatchUp, divergencePoint, epochRunsOf, type EpochRuns } from './state.js';
 import { AckStatus, FrameKind } from './wire.js';
 
 export interface ReplicaStateAnswer {
@@ -25,12 +29,18 @@ export interface ReplicaStateAnswer {
   endOffset: number;
   tailFrom: number;
   runs: EpochRuns;
+  /** Lowest offset the backup can cut its log at (its checkpoint or log start); absent: 0. */
+  floorOffset?: number;
 }
+
+export type SnapshotChunkFrame = { kind: FrameKind.SnapshotChunk; key: string; epoch: number; snapshotOffset: number; totalBytes: number; position: number; data: Uint8Array };
 
 /** What the driver needs from the network (src/io/peer-transport.ts). */
 export interface ReplicationLink {
   request(address: string, method: string, body: unknown, options?: { timeoutMs?: number }): Promise<unknown>;
   replicate(address: string, frame: { kind: FrameKind.Replicate; key: string; epoch: number; committedEnd: number; records: LogRecord[] }): boolean;
+  /** Queues one snapshot chunk on the connection to `address`; false when it is not open. */
+  snapshotChunk(address: string, frame: SnapshotChunkFrame): boolean;
 }
 
 export interface PrimaryDriverOptions {
@@ -59,6 +69,7 @@ interface Waiter {
 
 const recordsPerFrameMax = 1024;
 const frameBytesMax = 4 * 1024 * 1024;
+const snapshotChunkBytes = 1024 * 1024;
 
 export class PrimaryDriver implements CommitTracker {
   readonly state: PrimaryReplication;
@@ -125,7 +136,7 @@ export class PrimaryDriver implements CommitTracker {
   }
 
   checkpointSafeEnd(): number {
-    return this.state.slowestDurableEnd(this.options.runner.durableEndOffset);
+    return this.state.checkpointSafeEnd(this.options.runner.durableEndOffset);
   }
 
   // ---- acknowledgements ----------------------------------------------------------
@@ -261,17 +272,35 @@ export class PrimaryDriver implements CommitTracker {
         const own = await runner.tailEpochs(Math.max(0, runner.endOffset - tailFrom));
         await runner.waitLocallyDurable(runner.endOffset);
         const cut = divergencePoint(tailFrom, epochRunsOf(own.records), runner.endOffset, answer.runs, answer.endOffset);
-        if (cut < runner.startOffset) {
-          // Needs a snapshot transfer (not built yet): the backup stays out of the commit count.
-          this.options.logger.warn({ partition: key, backup: backup.id, backupEnd: answer.endOffset, logStart: runner.startOffset }, 'backup is behind the oldest kept segment; it cannot catch up from records');
+        const backupFloorOffset = answer.floorOffset ?? 0;
+        const checkpoint = cut < runner.startOffset || cut < backupFloorOffset ? await runner.latestCheckpoint() : undefined;
+        const decision = decideCatchUp({
+          cut,
+          primaryStartOffset: runner.startOffset,
+          primaryEndOffset: runner.endOffset,
+          backupFloorOffset,
+          snapshotOffset: checkpoint?.offset,
+        });
+        if (decision.action === 'wait') {
+          // The backup stays out of the commit count until a checkpoint exists.
+          this.options.logger.warn({ partition: key, backup: backup.id, backupEnd: answer.endOffset, logStart: runner.startOffset, reason: decision.reason }, 'backup cannot catch up yet');
           await this.pause(5000, backup.id);
           continue;
         }
         if (this.stopped) return;
-        const synced = (await link.request(address, 'replica.sync', { key, epoch, cutAt: cut }, { timeoutMs: 30_000 })) as { endOffset: number };
+        let synced: { endOffset: number };
+        let expectedEnd = cut;
+        if (decision.action === 'snapshot') {
+          const snapshot = await this.sendSnapshot(address, backup.id, checkpoint!);
+          if (snapshot === undefined) return;
+          synced = snapshot;
+          expectedEnd = snapshot.endOffset;
+        } else {
+          synced = (await link.request(address, 'replica.sync', { key, epoch, cutAt: cut }, { timeoutMs: 30_000 })) as { endOffset: number };
+        }
         if (this.stopped) return;
         this.state.startStreaming(backup.id, synced.endOffset);
-        if (synced.endOffset !== cut) this.options.logger.warn({ partition: key, backup: backup.id, cut, end: synced.endOffset }, 'backup ended elsewhere than the cut');
+        if (synced.endOffset !== expectedEnd) this.options.logger.warn({ partition: key, backup: backup.id, cut: expectedEnd, end: synced.endOffset }, 'backup ended elsewhere than the cut');
         this.options.logger.info({ partition: key, epoch, backup: backup.id, from: synced.endOffset, primaryEnd: runner.endOffset }, 'backup synced; streaming');
         failures = 0;
         this.schedulePump();
@@ -281,6 +310,30 @@ export class PrimaryDriver implements CommitTracker {
         await this.pause(Math.min(1000, 100 * failures), backup.id);
       }
     }
+  }
+
+  /**
+   * Ships this node's latest checkpoint to a backup and has it installed. Resolves with the
+   * backup's new log end (the checkpoint's offset), undefined once stopped. The backup
+   * refuses chunks and the install from an epoch older than it knows.
+   */
+  private async sendSnapshot(address: string, backupId: string, checkpoint: StoredCheckpoint): Promise<{ endOffset: number } | undefined> {
+    const { key, epoch, link } = this.options;
+    const totalBytes = checkpoint.state.length;
+    this.options.logger.info({ partition: key, epoch, backup: backupId, snapshotOffset: checkpoint.offset, bytes: totalBytes }, 'backup is behind this log\'s start: shipping a snapshot');
+    let position = 0;
+    do {
+      const data = checkpoint.state.subarray(position, Math.min(totalBytes, position + snapshotChunkBytes));
+      const queued = link.snapshotChunk(address, { kind: FrameKind.SnapshotChunk, key, epoch, snapshotOffset: checkpoint.offset, totalBytes, position, data });
+      if (!queued) throw new BerthError('ServiceUnavailable', `connection to backup ${backupId} is not open`);
+      position += data.length;
+    } while (position < totalBytes);
+    if (this.stopped) return undefined;
+    // The backup's log restarts at this log's start: records below the checkpoint still hold
+    // the payloads of messages the state lists.
+    // (A newer checkpoint may have let segments go meanwhile: then streaming fails and the backup is synced again.)
+    const logStartOffset = Math.min(this.options.runner.startOffset, checkpoint.offset);
+    return (await link.request(address, 'replica.installSnapshot', { key, epoch, snapshotOffset: checkpoint.offset, logStartOffset, lastEpoch: checkpoint.lastEpoch, totalBytes }, { timeoutMs: 60_000 })) as { endOffset: number };
   }
 
   private pause(delayMs: number, backupId: string): Promise<void> {

@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { PrimaryReplication, committedEnd, decideReplicate, divergencePoint, epochRunsOf } from './state.js';
+import { PrimaryReplication, SnapshotAssembly, checkpointSafeEnd, committedEnd, decideCatchUp, decideReplicate, divergencePoint, epochRunsOf } from './state.js';
 import { AckStatus, FrameKind, FrameSplitter, decodeFrame, encodeFrame, type Frame } from './wire.js';
 
 describe('commit rule', () => {
@@ -88,6 +88,68 @@ describe('divergence', () => {
   });
 });
 
+describe('catch-up decisions', () => {
+  const base = { primaryStartOffset: 100, primaryEndOffset: 500, backupFloorOffset: 0, snapshotOffset: 300 };
+
+  test('records while the primary still holds the cut and the backup may cut there', () => {
+    assert.deepEqual(decideCatchUp({ ...base, cut: 100 }), { action: 'records', from: 100 });
+    assert.deepEqual(decideCatchUp({ ...base, cut: 450, backupFloorOffset: 450 }), { action: 'records', from: 450 });
+  });
+
+  test('a snapshot when the backup is behind the log start, or would have to cut below its own checkpoint', () => {
+    assert.deepEqual(decideCatchUp({ ...base, cut: 99 }), { action: 'snapshot' });
+    assert.deepEqual(decideCatchUp({ ...base, cut: 0 }), { action: 'snapshot' });
+    // A backup whose checkpoint covers a tail the new primary lacks (it was ahead): replaced by the snapshot.
+    assert.deepEqual(decideCatchUp({ ...base, cut: 200, backupFloorOffset: 250 }), { action: 'snapshot' });
+  });
+
+  test('waits when no usable checkpoint exists', () => {
+    assert.equal(decideCatchUp({ ...base, cut: 50, snapshotOffset: undefined }).action, 'wait');
+    assert.equal(decideCatchUp({ ...base, cut: 50, snapshotOffset: 90 }).action, 'wait', 'a checkpoint below the log start cannot be followed by records');
+  });
+
+  test('checkpoints: a down backup stops holding them back while another streams; with none streaming, nothing new', () => {
+    const streaming = (durableEnd: number) => ({ phase: 'streaming' as const, nextOffset: durableEnd, durableEnd });
+    const syncing = { phase: 'syncing' as const, nextOffset: 0, durableEnd: 0 };
+    assert.equal(checkpointSafeEnd(90, []), 90, 'a partition without backups');
+    assert.equal(checkpointSafeEnd(90, [streaming(70), streaming(80)]), 70);
+    assert.equal(checkpointSafeEnd(90, [streaming(80), syncing]), 80);
+    assert.equal(checkpointSafeEnd(60, [streaming(80), syncing]), 60, 'never beyond the primary itself');
+    assert.equal(checkpointSafeEnd(90, [syncing, { ...syncing, phase: 'stale' as const }]), 0);
+  });
+});
+
+describe('snapshot assembly (backup side)', () => {
+  const chunk = (position: number, data: number[], epoch = 5) => ({ epoch, snapshotOffset: 40, totalBytes: 5, position, data: new Uint8Array(data) });
+
+  test('collects chunks in order and hands out the whole snapshot once', () => {
+    const assembly = new SnapshotAssembly();
+    assert.equal(assembly.add(5, chunk(0, [1, 2])), true);
+    assert.equal(assembly.add(5, chunk(2, [3, 4, 5])), true);
+    assert.equal(assembly.take(5, 40, 4), undefined, 'another size');
+    assert.equal(assembly.add(5, chunk(0, [1, 2])), true);
+    assert.equal(assembly.add(5, chunk(2, [3, 4, 5])), true);
+    assert.deepEqual(assembly.take(5, 40, 5), new Uint8Array([1, 2, 3, 4, 5]));
+    assert.equal(assembly.take(5, 40, 5), undefined, 'taken once');
+  });
+
+  test('refuses a stale epoch, a gap and an incomplete transfer', () => {
+    const assembly = new SnapshotAssembly();
+    assert.equal(assembly.add(6, chunk(0, [1, 2])), false, 'epoch 5 < known 6');
+    assert.equal(assembly.take(5, 40, 5), undefined);
+    assert.equal(assembly.add(5, chunk(0, [1, 2])), true);
+    assert.equal(assembly.add(5, chunk(3, [4, 5])), false, 'gap at 2');
+    assert.equal(assembly.take(5, 40, 5), undefined);
+    assert.equal(assembly.add(5, chunk(0, [1, 2])), true);
+    assert.equal(assembly.take(5, 40, 5), undefined, 'incomplete');
+    // A newer primary's transfer replaces an older one in progress.
+    assert.equal(assembly.add(5, chunk(0, [1, 2])), true);
+    assert.equal(assembly.add(5, chunk(0, [9, 9, 9, 9, 9], 7)), true);
+    assert.equal(assembly.add(5, chunk(2, [3, 4, 5])), false, 'a chunk of the older transfer');
+    assert.deepEqual(assembly.take(7, 40, 5), new Uint8Array([9, 9, 9, 9, 9]), 'the newer transfer is intact');
+  });
+});
+
 describe('peer wire format', () => {
   test('every frame kind round-trips, split at any byte', () => {
     const frames: Frame[] = [
@@ -105,6 +167,7 @@ describe('peer wire format', () => {
         ],
       },
       { kind: FrameKind.Ack, key: 'inc/0', epoch: 3, status: AckStatus.Ok, durableEnd: 2 ** 40 },
+      { kind: FrameKind.SnapshotChunk, key: 'inc/0', epoch: 4, snapshotOffset: 2 ** 33, totalBytes: 10, position: 6, data: new Uint8Array([1, 2, 3, 4]) },
     ];
     const stream = Buffer.concat(frames.map(encodeFrame));
     for (const cut of [1, 3, 17, stream.length - 1]) {

@@ -22,6 +22,20 @@
 // are the logs below them, because an epoch has exactly one appender that never cuts its
 // own log. After a failover a backup keeps the longest prefix whose last record matches the
 // primary's (offset, epoch) and cuts the rest: an uncommitted tail of an older epoch.
+//
+// Catch-up (decideCatchUp): records when the primary still holds every record from the cut
+// on and the backup may cut there (never below its own checkpoint); otherwise a snapshot:
+// the primary's latest checkpoint (queue state at offset S) is shipped in SnapshotChunk
+// frames; the backup's state becomes the snapshot, its log restarts empty at the primary's
+// log start L <= S (ReplicaLog.resetTo), and records stream from L (those below S are
+// stored for their payloads, not applied again).
+//
+// Checkpoint safety on the primary (checkpointSafeEnd): records held by the primary and
+// every streaming backup. A backup that is not streaming (down, syncing) does not hold
+// checkpoints back as long as at least one backup streams, so a long-dead replica no
+// longer pins the primary's log; it catches up by snapshot when it returns. With no
+// backup streaming, nothing new is checkpointed (a checkpoint must never cover a record a
+// failover to a backup could cut).
 
 import { assert } from '../core/assert.js';
 import { AckStatus } from './wire.js';
@@ -102,6 +116,14 @@ export class PrimaryReplication {
     return committedEnd(ownDurableEnd, [...this.backups.values()].filter((progress) => progress.phase === 'streaming').map((progress) => progress.durableEnd), replicaCount);
   }
 
+  /**
+   * End below which checkpoints may cover records: the slowest streaming backup's durable
+   * end (backups not streaming are left out while at least one streams; see the header).
+   */
+  checkpointSafeEnd(ownDurableEnd: number): number {
+    return checkpointSafeEnd(ownDurableEnd, [...this.backups.values()]);
+  }
+
   /** Durable end of the slowest backup (for lag figures); ownDurableEnd without backups. */
   slowestDurableEnd(ownDurableEnd: number): number {
     let slowest = ownDurableEnd;
@@ -123,6 +145,83 @@ export function committedEnd(ownDurableEnd: number, backupDurableEnds: readonly 
   const needed = sorted[replicaCount - 2];
   if (needed === undefined) return 0;
   return Math.min(ownDurableEnd, needed);
+}
+
+export function checkpointSafeEnd(ownDurableEnd: number, backups: readonly BackupProgress[]): number {
+  if (backups.length === 0) return ownDurableEnd;
+  const streaming = backups.filter((progress) => progress.phase === 'streaming');
+  if (streaming.length === 0) return 0;
+  return Math.min(ownDurableEnd, ...streaming.map((progress) => progress.durableEnd));
+}
+
+export type CatchUpDecision =
+  /** Cut the backup's log at `from` (a no-op when it ends there) and stream records from it. */
+  | { action: 'records'; from: number }
+  /** Ship the primary's checkpoint: the backup restarts at its offset. */
+  | { action: 'snapshot' }
+  /** Neither is possible now (no checkpoint yet); retry later. */
+  | { action: 'wait'; reason: string };
+
+export function decideCatchUp(input: {
+  /** Where the divergence check says the backup's log must be cut. */
+  cut: number;
+  primaryStartOffset: number;
+  primaryEndOffset: number;
+  /** Lowest offset the backup can cut at (its checkpoint; its log start). */
+  backupFloorOffset: number;
+  /** Offset of the primary's latest checkpoint, undefined when it has none. */
+  snapshotOffset: number | undefined;
+}): CatchUpDecision {
+  if (input.cut >= input.primaryStartOffset && input.cut >= input.backupFloorOffset) return { action: 'records', from: input.cut };
+  const snapshot = input.snapshotOffset;
+  if (snapshot !== undefined && snapshot >= input.primaryStartOffset && snapshot <= input.primaryEndOffset) return { action: 'snapshot' };
+  return {
+    action: 'wait',
+    reason: input.cut < input.primaryStartOffset
+      ? `backup needs records from ${input.cut} but the log starts at ${input.primaryStartOffset} and there is no usable checkpoint`
+      : `backup cannot cut at ${input.cut} below its checkpoint at ${input.backupFloorOffset} and there is no usable checkpoint`,
+  };
+}
+
+/**
+ * Backup side of a snapshot transfer: collects the chunks of one snapshot (one partition,
+ * one epoch, one offset); a chunk of another transfer starts over (a newer epoch, a retry).
+ * Chunks arrive in order on one connection; a gap or overlap drops the transfer.
+ */
+export class SnapshotAssembly {
+  private epoch = 0;
+  private offset = -1;
+  private buffer: Uint8Array | undefined;
+  private received = 0;
+
+  /** False when the chunk was dropped (stale epoch, gap); the install request then fails and the primary retries. */
+  add(knownEpoch: number, chunk: { epoch: number; snapshotOffset: number; totalBytes: number; position: number; data: Uint8Array }): boolean {
+    // A stray chunk of an older primary neither starts nor spoils the transfer in progress.
+    if (chunk.epoch < knownEpoch || (this.buffer !== undefined && chunk.epoch < this.epoch)) return false;
+    if (chunk.position === 0) {
+      this.epoch = chunk.epoch;
+      this.offset = chunk.snapshotOffset;
+      this.buffer = new Uint8Array(chunk.totalBytes);
+      this.received = 0;
+    }
+    const buffer = this.buffer;
+    if (buffer === undefined || chunk.epoch !== this.epoch || chunk.snapshotOffset !== this.offset || chunk.totalBytes !== buffer.length
+      || chunk.position !== this.received || chunk.position + chunk.data.length > buffer.length) {
+      this.buffer = undefined;
+      return false;
+    }
+    buffer.set(chunk.data, chunk.position);
+    this.received += chunk.data.length;
+    return true;
+  }
+
+  /** The complete snapshot of this epoch and offset, or undefined; forgets it either way. */
+  take(epoch: number, snapshotOffset: number, totalBytes: number): Uint8Array | undefined {
+    const buffer = this.buffer;
+    this.buffer = undefined;
+    if (buffer === undefined || epoch !== this.epoch || snapshotOffset !== this.offset || buffer.length !== totalBytes || this.received !== totalBytes) return undefined;
+    return buffer;
+  }
 }
 
 export interface BackupReplicaState {

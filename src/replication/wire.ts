@@ -9,6 +9,9 @@
 //   Replicate (4): u16 key length, key, u32 epoch, f64 committedEnd, u32 records,
 //                  records: u8 type, u32 epoch, f64 offset, f64 timestampMs, u32 payload bytes, payload
 //   Ack       (5): u16 key length, key, u32 epoch, u8 status, f64 durableEnd
+//   SnapshotChunk (6): u16 key length, key, u32 epoch, f64 snapshotOffset, u32 totalBytes,
+//                  u32 position, u32 data bytes, data   (one piece of a checkpoint shipped to
+//                  a backup behind the primary's log start; installed by replica.installSnapshot)
 // Replicate and Ack carry the partition epoch: a backup refuses a lower epoch than it
 // knows, so a replaced primary can never make a record committed.
 // Offsets and times are JS numbers below 2^53, exact as f64.
@@ -24,6 +27,7 @@ export enum FrameKind {
   Cancel = 3,
   Replicate = 4,
   Ack = 5,
+  SnapshotChunk = 6,
 }
 
 export enum AckStatus {
@@ -40,7 +44,8 @@ export type Frame =
   | { kind: FrameKind.Response; requestId: number; ok: boolean; body: unknown }
   | { kind: FrameKind.Cancel; requestId: number }
   | { kind: FrameKind.Replicate; key: string; epoch: number; committedEnd: number; records: LogRecord[] }
-  | { kind: FrameKind.Ack; key: string; epoch: number; status: AckStatus; durableEnd: number };
+  | { kind: FrameKind.Ack; key: string; epoch: number; status: AckStatus; durableEnd: number }
+  | { kind: FrameKind.SnapshotChunk; key: string; epoch: number; snapshotOffset: number; totalBytes: number; position: number; data: Uint8Array };
 
 const zeroLeafHash = new Uint8Array(32);
 
@@ -112,6 +117,24 @@ export function encodeFrame(frame: Frame): Buffer {
       out.writeDoubleBE(frame.durableEnd, at);
       return out;
     }
+    case FrameKind.SnapshotChunk: {
+      const key = Buffer.from(frame.key, 'utf8');
+      const bytes = 4 + 1 + 2 + key.length + 4 + 8 + 4 + 4 + 4 + frame.data.length;
+      assert(bytes <= frameBytesMax, `snapshot chunk frame of ${bytes} bytes exceeds ${frameBytesMax}`);
+      const out = Buffer.allocUnsafe(bytes);
+      let at = out.writeUInt32BE(bytes - 4, 0);
+      at = out.writeUInt8(frame.kind, at);
+      at = out.writeUInt16BE(key.length, at);
+      at += key.copy(out, at);
+      at = out.writeUInt32BE(frame.epoch, at);
+      at = out.writeDoubleBE(frame.snapshotOffset, at);
+      at = out.writeUInt32BE(frame.totalBytes, at);
+      at = out.writeUInt32BE(frame.position, at);
+      at = out.writeUInt32BE(frame.data.length, at);
+      out.set(frame.data, at);
+      assert(at + frame.data.length === bytes, 'snapshot chunk frame size mismatch');
+      return out;
+    }
   }
 }
 
@@ -165,6 +188,20 @@ export function decodeFrame(body: Buffer): Frame {
       const key = body.toString('utf8', at, at + keyLength);
       at += keyLength;
       return { kind, key, epoch: body.readUInt32BE(at), status: body.readUInt8(at + 4) as AckStatus, durableEnd: body.readDoubleBE(at + 5) };
+    }
+    case FrameKind.SnapshotChunk: {
+      const keyLength = body.readUInt16BE(at);
+      at += 2;
+      const key = body.toString('utf8', at, at + keyLength);
+      at += keyLength;
+      const epoch = body.readUInt32BE(at);
+      const snapshotOffset = body.readDoubleBE(at + 4);
+      const totalBytes = body.readUInt32BE(at + 12);
+      const position = body.readUInt32BE(at + 16);
+      const length = body.readUInt32BE(at + 20);
+      at += 24;
+      if (at + length > body.length) throw new RangeError('snapshot chunk frame truncated');
+      return { kind, key, epoch, snapshotOffset, totalBytes, position, data: new Uint8Array(body.subarray(at, at + length)) };
     }
     default:
       throw new RangeError(`unknown peer frame kind ${String(kind)}`);

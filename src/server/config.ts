@@ -29,6 +29,8 @@ export const serverConfigSchema = z
     defaultReplicaCount: z.number().int().min(1).max(100).optional(),
     defaultPartitionCount: z.number().int().min(1).max(256).optional(),
     leaseTtlSeconds: z.number().int().min(2).max(60).optional(),
+    replicaReplaceAfterSeconds: z.number().int().min(1).max(7 * 24 * 3600).optional(),
+    checkpointIntervalMs: z.number().int().min(100).max(3_600_000).optional(),
   })
   .strict();
 
@@ -63,6 +65,8 @@ export const configKeys: ConfigKey[] = [
   { key: 'defaultReplicaCount', flag: '--default-replica-count', env: 'BERTH_DEFAULT_REPLICA_COUNT', kind: 'number', description: 'cluster: replica count of new queues without a ReplicaCount attribute (default 2, at most the live nodes)' },
   { key: 'defaultPartitionCount', flag: '--default-partition-count', env: 'BERTH_DEFAULT_PARTITION_COUNT', kind: 'number', description: 'cluster: partitions of a new queue (default 1)' },
   { key: 'leaseTtlSeconds', flag: '--lease-ttl-seconds', env: 'BERTH_LEASE_TTL_SECONDS', kind: 'number', description: 'cluster: etcd lease TTL; a primary silent this long is replaced (default 3)' },
+  { key: 'replicaReplaceAfterSeconds', flag: '--replica-replace-after-seconds', env: 'BERTH_REPLICA_REPLACE_AFTER_SECONDS', kind: 'number', description: 'cluster: a replica gone this long is replaced by a live node outside the set, which catches up by records or snapshot (default 300)' },
+  { key: 'checkpointIntervalMs', flag: '--checkpoint-interval-ms', env: 'BERTH_CHECKPOINT_INTERVAL_MS', kind: 'number', description: 'a partition checkpoints its queue state at least this often when it changed (default 30000); segments below the checkpoint and the ACK level are deleted' },
   { key: 'shutdownTimeoutMs', flag: '--shutdown-timeout-ms', env: 'BERTH_SHUTDOWN_TIMEOUT_MS', kind: 'number', description: 'how long a graceful stop waits for requests in flight' },
 ];
 

@@ -59,7 +59,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     accountId: config.accountId,
     newId: () => randomUUID(),
     newIncarnation: () => randomBytes(8).toString('hex'),
-    partitionOptions: { logOptions: { groupCommitDelayMs: config.groupCommitDelayMs, segmentBytesMax: config.segmentBytesMax } },
+    partitionOptions: { logOptions: { groupCommitDelayMs: config.groupCommitDelayMs, segmentBytesMax: config.segmentBytesMax }, ...(config.checkpointIntervalMs === undefined ? {} : { checkpointIntervalMs: config.checkpointIntervalMs }) },
   });
   const service = instrumentService(broker, metrics, clock);
 
@@ -224,13 +224,14 @@ async function startCluster(config: ServerConfig, dataDirectory: string, clock: 
       defaultReplicaCount: config.defaultReplicaCount ?? 2,
       defaultPartitionCount: config.defaultPartitionCount ?? 1,
       leaseTtlSeconds: config.leaseTtlSeconds ?? 3,
+      replicaReplaceAfterMs: (config.replicaReplaceAfterSeconds ?? 300) * 1000,
     },
     fs: new NodeFileSystem(),
     clock,
     logger: logger.child({ component: 'cluster', node: config.nodeId }),
     newId: () => randomUUID(),
     newIncarnation: () => randomBytes(8).toString('hex'),
-    partitionOptions: { logOptions: { groupCommitDelayMs: config.groupCommitDelayMs, segmentBytesMax: config.segmentBytesMax } },
+    partitionOptions: { logOptions: { groupCommitDelayMs: config.groupCommitDelayMs, segmentBytesMax: config.segmentBytesMax }, ...(config.checkpointIntervalMs === undefined ? {} : { checkpointIntervalMs: config.checkpointIntervalMs }) },
   });
 }
 

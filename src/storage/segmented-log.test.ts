@@ -187,19 +187,19 @@ for (const [kind, makeHarness] of Object.entries(harnesses)) {
       const log = await openPartitionLog(fs, directory, small);
       assert.equal(await log.readCheckpoint(), undefined);
       await log.writeCheckpoint(10, new TextEncoder().encode('state at 10'));
-      assert.deepEqual(await log.readCheckpoint(), { offset: 10, state: new TextEncoder().encode('state at 10') });
+      assert.deepEqual(await log.readCheckpoint(), { offset: 10, state: new TextEncoder().encode('state at 10'), lastEpoch: 0 });
       await log.writeCheckpoint(20, new TextEncoder().encode('state at 20'));
       assert.equal((await log.readCheckpoint())?.offset, 20);
       const current = await fs.open(`${directory}/checkpoint`, { create: false });
       await current.write(new Uint8Array([0x55]), 40);
       await current.close();
-      assert.deepEqual(await log.readCheckpoint(), { offset: 10, state: new TextEncoder().encode('state at 10') });
+      assert.deepEqual(await log.readCheckpoint(), { offset: 10, state: new TextEncoder().encode('state at 10'), lastEpoch: 0 });
       const previous = await fs.open(`${directory}/checkpoint.prev`, { create: false });
       await previous.truncate(5);
       await previous.close();
       await assert.rejects(log.readCheckpoint(), StorageCorruptionError);
       await log.writeCheckpoint(30, new Uint8Array(0));
-      assert.deepEqual(await log.readCheckpoint(), { offset: 30, state: new Uint8Array(0) });
+      assert.deepEqual(await log.readCheckpoint(), { offset: 30, state: new Uint8Array(0), lastEpoch: 0 });
       await log.close();
     });
 
@@ -401,5 +401,102 @@ describe('segmented log failures (simulated disk)', () => {
       records.forEach((record, i) => checkRecord(record, reopened.startOffset + i));
       await reopened.close();
     }
+  });
+});
+
+describe('segmented log: resetTo (snapshot install)', () => {
+  const newState = new Uint8Array([9, 8, 7, 6, 5]);
+  const oldState = new Uint8Array([1, 2, 3]);
+
+  for (const [kind, makeHarness] of Object.entries(harnesses)) {
+    test(`on ${kind}: the log restarts empty at the offset with the checkpoint, takes replicated records from there, and reopens so`, async () => {
+      const { fs, directory } = makeHarness();
+      const log = await openPartitionLog(fs, directory, small);
+      await appendMany(log, 300);
+      await log.writeCheckpoint(150, oldState, 3);
+      await log.resetTo(1000, { offset: 1000, state: newState, lastEpoch: 7 });
+      assert.equal(log.startOffset, 1000);
+      assert.equal(log.endOffset, 1000);
+      assert.equal(log.durableEndOffset, 1000);
+      assert.deepEqual(await log.readCheckpoint(), { offset: 1000, state: newState, lastEpoch: 7 });
+      assert.deepEqual(await log.read(1000, 10, 4096), []);
+      for (let offset = 1000; offset < 1100; offset++) log.appendReplicated({ ...inputFor(offset), offset, leafHash: new Uint8Array(32) });
+      await log.waitDurable(1100);
+      await log.close();
+      const reopened = await openPartitionLog(fs, directory, small);
+      assert.equal(reopened.startOffset, 1000);
+      assert.equal(reopened.endOffset, 1100);
+      assert.deepEqual(await reopened.readCheckpoint(), { offset: 1000, state: newState, lastEpoch: 7 });
+      const records = await readAll(reopened, 1000);
+      assert.equal(records.length, 100);
+      records.forEach((record, index) => checkRecord(record, 1000 + index));
+      await reopened.close();
+    });
+  }
+
+  test('a reset below the log end (a divergent backup) also leaves only the new empty log', async () => {
+    const fs = new SimFileSystem();
+    const log = await openPartitionLog(fs, '/d', small);
+    await appendMany(log, 300);
+    await log.resetTo(110, { offset: 120, state: newState, lastEpoch: 2 });
+    assert.equal(log.startOffset, 110);
+    assert.equal(log.endOffset, 110, 'records below the checkpoint come later, by replication');
+    for (let offset = 110; offset < 121; offset++) log.appendReplicated({ ...inputFor(offset), offset, leafHash: new Uint8Array(32) });
+    await log.waitDurable(121);
+    await log.close();
+    const reopened = await openPartitionLog(fs, '/d', small);
+    assert.equal(reopened.startOffset, 110);
+    assert.equal(reopened.endOffset, 121);
+    assert.deepEqual(await reopened.readCheckpoint(), { offset: 120, state: newState, lastEpoch: 2 });
+    (await readAll(reopened, 110)).forEach((record, index) => checkRecord(record, 110 + index));
+    await reopened.close();
+  });
+
+  test('a crash at any step of resetTo leaves the old log or the new one, never a mixture (80 seeds)', async () => {
+    let crashedOld = 0;
+    let crashedNew = 0;
+    for (let seed = 1; seed <= 80; seed++) {
+      const random = new SeededRandom(seed);
+      const fs = new SimFileSystem();
+      const log = await openPartitionLog(fs, '/d', small);
+      await appendMany(log, 300);
+      await log.writeCheckpoint(200, oldState, 3);
+      const target = seed % 3 === 0 ? 250 : 700;
+      const checkpointOffset = target + (seed % 2) * 30;
+      let countdown = 1 + random.int(24);
+      let crashed = false;
+      fs.onOperation = () => {
+        if (--countdown === 0) {
+          crashed = true;
+          fs.crash({ torn: true, random });
+        }
+      };
+      await log.resetTo(target, { offset: checkpointOffset, state: newState, lastEpoch: 4 }).catch((error: unknown) => assert.ok(crashed, `seed ${seed}: ${String(error)}`));
+      fs.onOperation = undefined;
+      await log.close();
+      if (!crashed) fs.crash();
+      const reopened = await openPartitionLog(fs, '/d', small).catch((error: unknown) => {
+        throw new Error(`seed ${seed} (crash ${crashed}): reopen failed: ${String(error)}`);
+      });
+      const checkpoint = await reopened.readCheckpoint();
+      if (reopened.startOffset === target) {
+        // The new state, whole.
+        assert.equal(reopened.endOffset, target, `seed ${seed}`);
+        assert.deepEqual(checkpoint, { offset: checkpointOffset, state: newState, lastEpoch: 4 }, `seed ${seed}`);
+        if (crashed) crashedNew++;
+      } else {
+        // The old state, whole: every record and the old checkpoint.
+        assert.ok(crashed, `seed ${seed}: a finished reset reopened as the old log`);
+        assert.equal(reopened.startOffset, 0, `seed ${seed}`);
+        assert.equal(reopened.endOffset, 300, `seed ${seed}`);
+        assert.deepEqual(checkpoint, { offset: 200, state: oldState, lastEpoch: 3 }, `seed ${seed}`);
+        const records = await readAll(reopened, 0);
+        assert.equal(records.length, 300, `seed ${seed}`);
+        records.forEach((record, index) => checkRecord(record, index));
+        crashedOld++;
+      }
+      await reopened.close();
+    }
+    assert.ok(crashedOld > 5 && crashedNew > 5, `crashes left the old log ${crashedOld} times and the new one ${crashedNew} times: both sides must be exercised`);
   });
 });

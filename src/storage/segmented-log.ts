@@ -2,6 +2,7 @@
 //   <20-digit base offset>.log    records (format in ./types.ts), dense offsets from base
 //   <20-digit base offset>.index  sparse offset -> position index of a sealed segment
 //   checkpoint, checkpoint.prev   derived state as of an offset (see writeCheckpoint)
+//   reset.<20-digit start offset> a snapshot install in progress (see resetTo); recovery finishes it
 //
 // Life of a record:
 //   assigned  append() gave it an offset and encoded it into the pending batch (memory)
@@ -55,6 +56,7 @@ import {
   type PartitionLogOptions,
   type RecoveryReport,
   type ReplicaLog,
+  type StoredCheckpoint,
 } from './types.js';
 
 const segmentSuffix = '.log';
@@ -62,6 +64,9 @@ const indexSuffix = '.index';
 const checkpointName = 'checkpoint';
 const checkpointPreviousName = 'checkpoint.prev';
 const checkpointTemporaryName = 'checkpoint.tmp';
+const resetNamePattern = /^reset\.(\d{20})$/;
+const resetNameOf = (startOffset: number): string => `reset.${String(startOffset).padStart(20, '0')}`;
+const resetTemporaryName = 'reset.tmp';
 const segmentNamePattern = /^(\d{20})\.log$/;
 const indexNamePattern = /^(\d{20})\.index$/;
 
@@ -77,6 +82,25 @@ const batchBufferBytesMin = 64 * 1024;
 const cursorCacheEntriesMax = 32;
 const readCacheEntriesMax = 4;
 const readOneBytes = 16 * 1024;
+
+/**
+ * Checkpoint file: u32 magic, u16 version, u16 0, u32 crc32c (of bytes 12..end), u32 epoch
+ * of the record before `offset` (0: unknown; older checkpoints left it 0), u64 offset,
+ * u64 state bytes, state.
+ */
+function encodeCheckpoint(offset: number, state: Uint8Array, lastEpoch: number): Uint8Array {
+  assert(Number.isInteger(lastEpoch) && lastEpoch >= 0 && lastEpoch < twoTo32, `checkpoint epoch ${lastEpoch} out of range`);
+  const bytes = new Uint8Array(checkpointHeaderBytes + state.length);
+  const view = viewOf(bytes);
+  view.setUint32(0, checkpointMagic, true);
+  view.setUint16(4, checkpointVersion, true);
+  view.setUint32(12, lastEpoch, true);
+  setUint64(view, 16, offset);
+  setUint64(view, 24, state.length);
+  bytes.set(state, checkpointHeaderBytes);
+  view.setUint32(8, crc32c(bytes.subarray(12)), true);
+  return bytes;
+}
 
 export function segmentFileName(baseOffset: number): string {
   return `${String(baseOffset).padStart(20, '0')}${segmentSuffix}`;
@@ -278,6 +302,7 @@ class SegmentedLog implements ReplicaLog {
   async recover(): Promise<void> {
     const startedMs = this.nowMs();
     await this.fs.mkdirp(this.directory);
+    await this.finishInterruptedReset();
     const names = await this.fs.list(this.directory);
     const segmentBases: number[] = [];
     const indexBases = new Set<number>();
@@ -1008,32 +1033,113 @@ class SegmentedLog implements ReplicaLog {
   }
 
   /**
+   * Replaces the log by an empty one starting at `offset` with the given checkpoint (snapshot install).
+   *
+   * Steps, each durable before the next: (1) the checkpoint is written as `reset.<offset>`
+   * (tmp, fsync, rename, fsync dir): the commit point; (2) every segment, index and older
+   * checkpoint is removed and an empty segment at `offset` created (fsync dir); (3) the
+   * marker is renamed to `checkpoint` (fsync dir). A crash before (1) is durable leaves the
+   * old log untouched; after it, recovery (finishInterruptedReset) redoes (2) and (3), which
+   * are idempotent.
+   */
+  resetTo(offset: number, checkpoint: { offset: number; state: Uint8Array; lastEpoch: number }): Promise<void> {
+    assert(Number.isSafeInteger(offset) && offset >= 0 && checkpoint.offset >= offset, `resetTo(${offset}) with a checkpoint at ${checkpoint.offset}`);
+    return this.exclusive(async () => {
+      this.checkWritable();
+      this.truncating = true;
+      try {
+        await this.waitDurable(this.endOffset);
+        await this.writeFileDurably(resetTemporaryName, resetNameOf(offset), encodeCheckpoint(checkpoint.offset, checkpoint.state, checkpoint.lastEpoch));
+        const old = this.segments;
+        this.segments = [];
+        for (const segment of old) {
+          segment.deleted = true;
+          if (segment.readers === 0) await this.closeHandle(segment);
+        }
+        this.invalidateReadState();
+        await this.completeReset(offset);
+        const segment = this.newSegment(offset);
+        segment.created = true;
+        segment.handle = await this.fs.open(segment.path, { create: false });
+        this.segments = [segment];
+        this.writeSegment = segment;
+        this.endOffset = offset;
+        this.durableEndOffset = offset;
+      } catch (error) {
+        this.fail(error);
+        throw error;
+      } finally {
+        this.truncating = false;
+      }
+    });
+  }
+
+  /** Recovery: a `reset` marker means a snapshot install passed its commit point; finish it. */
+  private async finishInterruptedReset(): Promise<void> {
+    const temporaryPath = this.pathOf(resetTemporaryName);
+    if (await this.fs.exists(temporaryPath)) await this.fs.remove(temporaryPath);
+    const names = (await this.fs.list(this.directory)).filter((name) => resetNamePattern.test(name));
+    if (names.length === 0) return;
+    // Only one install runs at a time and its marker is renamed away before the next starts.
+    assert(names.length === 1, `several reset markers in ${this.directory}: ${names.join(', ')}`);
+    const name = names[0]!;
+    const marker = await this.loadCheckpointFile(this.pathOf(name));
+    // Written, fsynced and only then renamed: a damaged marker is damage, not a torn write.
+    if (marker === 'damaged' || marker === undefined) throw new StorageCorruptionError(this.pathOf(name), 0, 'reset marker header or checksum is invalid');
+    await this.completeReset(Number(resetNamePattern.exec(name)![1]));
+  }
+
+  /** Steps (2) and (3) of resetTo; the marker `reset.<offset>` exists and holds the new checkpoint. */
+  private async completeReset(offset: number): Promise<void> {
+    for (const name of await this.fs.list(this.directory)) {
+      if (segmentNamePattern.test(name) || indexNamePattern.test(name) || name === checkpointPreviousName || name === checkpointTemporaryName) {
+        await this.fs.remove(this.pathOf(name));
+      }
+    }
+    const handle = await this.fs.open(this.pathOf(segmentFileName(offset)), { create: true });
+    try {
+      await handle.truncate(0);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await this.fs.syncDirectory(this.directory);
+    await this.fs.rename(this.pathOf(resetNameOf(offset)), this.pathOf(checkpointName));
+    await this.fs.syncDirectory(this.directory);
+  }
+
+  /** Writes `bytes` to `temporaryName`, fsyncs it, renames it to `finalName` and fsyncs the directory. */
+  private async writeFileDurably(temporaryName: string, finalName: string, bytes: Uint8Array): Promise<void> {
+    const temporaryPath = await this.writeTemporaryFile(temporaryName, bytes);
+    await this.fs.rename(temporaryPath, this.pathOf(finalName));
+    await this.fs.syncDirectory(this.directory);
+  }
+
+  /** Writes and fsyncs a whole file (not yet in its final place); returns its path. */
+  private async writeTemporaryFile(temporaryName: string, bytes: Uint8Array): Promise<string> {
+    const temporaryPath = this.pathOf(temporaryName);
+    const handle = await this.fs.open(temporaryPath, { create: true });
+    try {
+      await handle.truncate(0);
+      await handle.write(bytes, 0);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    return temporaryPath;
+  }
+
+  /**
    * Stores derived state as of `offset`: checkpoint.tmp is written and fsynced, the
    * current checkpoint becomes checkpoint.prev, the new one is renamed into place and the
    * directory fsynced. readCheckpoint falls back to checkpoint.prev when checkpoint is
    * missing or damaged, so a crash or a bad sector at any step still leaves one valid
    * checkpoint.
    */
-  writeCheckpoint(offset: number, state: Uint8Array): Promise<void> {
+  writeCheckpoint(offset: number, state: Uint8Array, lastEpoch = 0): Promise<void> {
     assert(Number.isSafeInteger(offset) && offset >= 0, `checkpoint offset ${offset} is not a non-negative integer`);
     return this.exclusive(async () => {
-      const bytes = new Uint8Array(checkpointHeaderBytes + state.length);
-      const view = viewOf(bytes);
-      view.setUint32(0, checkpointMagic, true);
-      view.setUint16(4, checkpointVersion, true);
-      setUint64(view, 16, offset);
-      setUint64(view, 24, state.length);
-      bytes.set(state, checkpointHeaderBytes);
-      view.setUint32(8, crc32c(bytes.subarray(12)), true);
-      const temporaryPath = this.pathOf(checkpointTemporaryName);
-      const handle = await this.fs.open(temporaryPath, { create: true });
-      try {
-        await handle.truncate(0);
-        await handle.write(bytes, 0);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
+      const temporaryPath = await this.writeTemporaryFile(checkpointTemporaryName, encodeCheckpoint(offset, state, lastEpoch));
       const currentPath = this.pathOf(checkpointName);
       if (await this.fs.exists(currentPath)) {
         // Keep the previous checkpoint only if it is valid: never replace a good fallback with a bad one.
@@ -1046,7 +1152,7 @@ class SegmentedLog implements ReplicaLog {
     });
   }
 
-  readCheckpoint(): Promise<{ offset: number; state: Uint8Array } | undefined> {
+  readCheckpoint(): Promise<StoredCheckpoint | undefined> {
     return this.exclusive(async () => {
       const currentPath = this.pathOf(checkpointName);
       const current = await this.loadCheckpointFile(currentPath);
@@ -1070,7 +1176,7 @@ class SegmentedLog implements ReplicaLog {
     });
   }
 
-  private async loadCheckpointFile(filePath: string): Promise<{ offset: number; state: Uint8Array } | 'damaged' | undefined> {
+  private async loadCheckpointFile(filePath: string): Promise<StoredCheckpoint | 'damaged' | undefined> {
     if (!await this.fs.exists(filePath)) return undefined;
     const handle = await this.fs.open(filePath, { create: false });
     let bytes: Uint8Array;
@@ -1084,7 +1190,7 @@ class SegmentedLog implements ReplicaLog {
     if (view.getUint32(0, true) !== checkpointMagic || view.getUint16(4, true) !== checkpointVersion) return 'damaged';
     if (getUint64(view, 24) !== bytes.length - checkpointHeaderBytes) return 'damaged';
     if (view.getUint32(8, true) !== crc32c(bytes.subarray(12))) return 'damaged';
-    return { offset: getUint64(view, 16), state: copyOf(bytes, checkpointHeaderBytes, bytes.length) };
+    return { offset: getUint64(view, 16), state: copyOf(bytes, checkpointHeaderBytes, bytes.length), lastEpoch: view.getUint32(12, true) };
   }
 
   close(): Promise<void> {

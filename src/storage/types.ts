@@ -121,12 +121,22 @@ export interface PartitionLog {
   /** Deletes every segment whose records are all below `offset`. Returns the new startOffset. */
   deleteBelow(offset: number): Promise<number>;
 
-  /** Atomically stores a checkpoint of derived state valid as of `offset` (write, fsync, rename, fsync dir). */
-  writeCheckpoint(offset: number, state: Uint8Array): Promise<void>;
-  readCheckpoint(): Promise<{ offset: number; state: Uint8Array } | undefined>;
+  /**
+   * Atomically stores a checkpoint of derived state valid as of `offset` (write, fsync, rename, fsync dir).
+   * `lastEpoch` is the epoch of the record at offset - 1 (0 when unknown or none).
+   */
+  writeCheckpoint(offset: number, state: Uint8Array, lastEpoch?: number): Promise<void>;
+  readCheckpoint(): Promise<StoredCheckpoint | undefined>;
 
   /** Flushes, fsyncs and closes. Appends after close throw. */
   close(): Promise<void>;
+}
+
+export interface StoredCheckpoint {
+  offset: number;
+  state: Uint8Array;
+  /** Epoch of the record at offset - 1; 0 when unknown (checkpoints written before it was kept) or none. */
+  lastEpoch: number;
 }
 
 /**
@@ -138,4 +148,13 @@ export interface ReplicaLog extends PartitionLog {
   appendReplicated(record: LogRecord): void;
   /** Removes every record at or above `offset` (durably) and sets endOffset to it. */
   truncateFrom(offset: number): Promise<void>;
+  /**
+   * Snapshot install (a backup behind its primary's oldest segment): replaces the whole log
+   * by an empty one starting at `offset`, with `checkpoint` (state as of checkpoint.offset
+   * >= offset) as its checkpoint. The records in [offset, checkpoint.offset) come later by
+   * replication: the state needs them only for the payloads of messages still live. Crash
+   * safe: the checkpoint is written first as a reset marker; once that is durable, recovery
+   * finishes the reset, so a crash leaves the old log or the new one, never a mixture.
+   */
+  resetTo(offset: number, checkpoint: { offset: number; state: Uint8Array; lastEpoch: number }): Promise<void>;
 }

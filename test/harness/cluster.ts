@@ -19,7 +19,7 @@ export interface ClusterStatusReport {
   controller: string;
   nodes: Array<{ id: string; health: 'healthy' | 'down'; zone: string }>;
   partitions: Array<{ queue: string; partition: number; epoch: number; primary: string; replicas: string[] }>;
-  local: Array<{ queue: string; partition: number; role: 'primary' | 'backup'; epoch: number; endOffset: number; durableEndOffset: number; lastEpoch: number; backups: Array<{ id: string; phase: string; durableEnd: number }> }>;
+  local: Array<{ queue: string; partition: number; role: 'primary' | 'backup'; epoch: number; endOffset: number; durableEndOffset: number; lastEpoch: number; backups: Array<{ id: string; phase: string; durableEnd: number }>; startOffset: number }>;
 }
 
 export interface ClusterNodeHandle {
@@ -49,6 +49,8 @@ export interface TestCluster {
   /** The primary of partition `partition` of `queue` as the named (or any live) node sees it. */
   primaryOf(queue: string, partition?: number, via?: string): Promise<string>;
   waitFor(predicate: () => Promise<boolean> | boolean, what: string, timeoutMs?: number): Promise<void>;
+  /** What node `id` reports about its replica of `queue`'s partition (undefined when it hosts none). */
+  local(id: string, queue: string, partition?: number): Promise<ClusterStatusReport['local'][number] | undefined>;
   stop(): Promise<void>;
 }
 
@@ -193,6 +195,9 @@ export async function startCluster(options: StartClusterOptions): Promise<TestCl
           return false;
         }
       }, what, timeoutMs, 100);
+    },
+    async local(id, queue, partition = 0) {
+      return (await cluster.status(id)).local.find((entry) => entry.queue === queue && entry.partition === partition);
     },
     async stop() {
       await Promise.all(handles.map(async (handle) => {
