@@ -15,16 +15,15 @@ import { cpus, freemem, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pc from 'picocolors';
-import { drivers, driverById } from './drivers/registry.js';
+import { drivers } from './drivers/registry.js';
 import type { BenchWorkloadId, Driver, RunningSystem, WorkloadId } from './drivers/types.js';
 import { commandExists, removeOnExit, runCommand } from './processes.js';
 import { measureRawDurableWrites } from './raw-disk.js';
 import { chartSvg, clusterRatioLines, clusterTerminalTable, latestMarkdown, ratioLines, rawDiskLines, terminalTable, updateBenchmarksDocument, type BenchRun, type SystemRun } from './report.js';
+import { allWorkloads, selectSystems, workloadsOf } from './selection.js';
 import { runWorkload, type WorkloadResult, type WorkloadSettings } from './workloads.js';
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const singleNodeWorkloads: WorkloadId[] = ['W1', 'W2', 'W3', 'W4'];
-const allWorkloads: BenchWorkloadId[] = [...singleNodeWorkloads, 'W5'];
 
 function positiveInteger(value: string): number {
   const parsed = Number(value.replace(/[_,]/g, ''));
@@ -139,29 +138,6 @@ function writeOutputs(run: BenchRun, out: string, updateDoc: boolean): void {
   if (updateDoc) updateBenchmarksDocument(join(projectRoot, 'BENCHMARKS.md'), run);
 }
 
-/**
- * The systems to run, single-node rows first. Without --systems: every single-node row when
- * W1-W4 are asked for, every cluster row when W5 is. A cluster row named in --systems
- * needs W5 (it runs nothing else).
- */
-function selectSystems(systems: string[] | undefined, workloads: BenchWorkloadId[]): Driver[] {
-  const wantsSingleNode = workloads.some((workload) => workload !== 'W5');
-  const wantsCluster = workloads.includes('W5');
-  if (systems === undefined) return drivers.filter((driver) => (driver.cluster === undefined ? wantsSingleNode : wantsCluster));
-  const named = systems.map(driverById);
-  const clusterWithoutW5 = named.find((driver) => driver.cluster !== undefined && !wantsCluster);
-  if (clusterWithoutW5 !== undefined) throw new InvalidArgumentError(`${clusterWithoutW5.id} is a cluster row: it runs only W5 (add W5 to --workloads)`);
-  const chosen = named.filter((driver) => (driver.cluster === undefined ? wantsSingleNode : true));
-  if (chosen.length === 0) throw new InvalidArgumentError(`nothing to run: ${systems.join(', ')} with ${workloads.join(', ')} (the single-node rows run W1-W4, the cluster rows W5)`);
-  return [...chosen.filter((driver) => driver.cluster === undefined), ...chosen.filter((driver) => driver.cluster !== undefined)];
-}
-
-/** W1-W4 as selected for a single-node row; W1 and W2 for a cluster row (selected only under W5). */
-function workloadsOf(driver: Driver, workloads: BenchWorkloadId[]): WorkloadId[] {
-  if (driver.cluster !== undefined) return ['W1', 'W2'];
-  return singleNodeWorkloads.filter((workload) => workloads.includes(workload));
-}
-
 function printTables(run: BenchRun): void {
   if (run.systems.some((system) => system.cluster === undefined)) {
     console.log(terminalTable(run));
@@ -197,7 +173,7 @@ async function main(): Promise<void> {
     if (!allWorkloads.includes(upper)) throw new InvalidArgumentError(`unknown workload ${workload}`);
     return upper;
   });
-  const selected = selectSystems(raw.systems, workloads);
+  const selected = selectSystems(drivers, raw.systems, workloads);
 
   await ensureBinaries(selected, raw.setup);
   const startedMs = Date.now();

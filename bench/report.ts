@@ -200,7 +200,7 @@ export function clusterTableRows(run: BenchRun): string[][] {
     const share = singleNodeShare(run, system);
     const w1 = w1Cell(system);
     return [
-      `${system.label}${system.cluster === undefined ? '' : ` [${system.cluster.nodes} nodes, ${system.cluster.replicas} replicas]`}`,
+      system.label,
       `${system.fsyncPerAck ? 'yes' : 'NO'}: ${system.durabilityNote}`,
       share === undefined ? w1 : `${w1} (${Math.round(share * 100)}%)`,
       w2Cell(system),
@@ -289,8 +289,10 @@ function runSummaryLine(run: BenchRun): string {
   return (
     `Run ${run.startedAt}${options.quick ? ' (--quick)' : ''}, ${(run.durationMs / 60_000).toFixed(1)} min; ` +
     `${run.machine.cpus}-core shared VM (${run.machine.cpuModel}), ${run.machine.memoryGiB} GiB, Linux ${run.machine.kernel}, Node ${run.machine.node}. ` +
-    `W1 ${formatCount(options.messages)} messages; W2 ${formatCount(options.ratePerSecond)} msg/s for ${options.latencySeconds} s; ` +
-    `W3 backlog ${formatCount(options.backlog)}; W4 ${formatCount(options.fifoMessages)} messages over ${formatCount(options.fifoGroups)} groups. ` +
+    (singleNodeSystems(run).length > 0
+      ? `W1 ${formatCount(options.messages)} messages; W2 ${formatCount(options.ratePerSecond)} msg/s for ${options.latencySeconds} s; ` +
+        `W3 backlog ${formatCount(options.backlog)}; W4 ${formatCount(options.fifoMessages)} messages over ${formatCount(options.fifoGroups)} groups. `
+      : '') +
     (clusterSystems(run).length > 0 ? `W5 (3-node clusters): W1 with ${formatCount(options.messages)} messages and W2 at ${formatCount(clusterRate(run))} msg/s for ${options.latencySeconds} s. ` : '') +
     `Load average (1/5/15 min) at start ${run.machine.loadAverageStart.map((value) => value.toFixed(1)).join('/')}, at end ${run.machine.loadAverageEnd.map((value) => value.toFixed(1)).join('/')}: ` +
     `other work on this shared VM competes for its 2 cores and its disk, so read the figures as relative, from one run.`
