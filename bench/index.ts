@@ -263,6 +263,8 @@ async function main(): Promise<void> {
         rmSync(directory, { recursive: true, force: true });
       }
     }
+    // stop() drops lines logged since the last redraw (in a pipe, the last result lines): draw once more.
+    bars.update();
     bars.stop();
   } finally {
     rmSync(root, { recursive: true, force: true });
