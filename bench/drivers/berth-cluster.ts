@@ -32,7 +32,7 @@ const startTimeoutMs = 120_000;
 
 interface ClusterStatus {
   nodes: Array<{ id: string; health: string }>;
-  partitions: Array<{ queue: string; partition: number; primary: string; replicas: string[] }>;
+  partitions: Array<{ queue: string; partition: number; primary: string | null; replicas: string[] }>;
 }
 
 interface BerthClusterNode {
@@ -168,7 +168,7 @@ async function startBerthCluster(context: StartContext, protocol: 'sqs' | 'nativ
       await waitUntil(`${queueName} placed on ${replicaCount} replicas as every node sees it`, async () => {
         for (const node of nodes) {
           const partitions = (await statusOf(node)).partitions.filter((entry) => entry.queue === queueName);
-          if (partitions.length !== partitionCount() || partitions.some((entry) => entry.replicas.length < replicaCount || entry.primary === '')) return false;
+          if (partitions.length !== partitionCount() || partitions.some((entry) => entry.replicas.length < replicaCount || typeof entry.primary !== 'string' || entry.primary === '')) return false;
         }
         return true;
       }, 60_000, 300);
