@@ -79,8 +79,10 @@ export async function waitRabbitNode(node: RabbitNode): Promise<void> {
     await connection.close();
     return true;
   }, 180_000, 500);
-  node.pid = Number(readFileSync(node.pidPath, 'utf8').trim());
-  killOnExit(node.pid);
+  const pid = pidFromFile(node.pidPath);
+  if (pid === undefined) throw new Error(`RabbitMQ ${node.name} accepts connections but wrote no pid to ${node.pidPath}`);
+  node.pid = pid;
+  killOnExit(pid);
 }
 
 /** rabbitmqctl with the node's environment; throws with its output when it fails. */
@@ -95,14 +97,25 @@ export async function stopRabbitNode(node: RabbitNode): Promise<void> {
     await runCommand(join(rabbitBinDirectory, 'rabbitmqctl'), ['-n', node.name, 'stop'], node.env, 60_000);
   }
   await stopLaunched(node.server, 'SIGTERM', 30_000);
-  if (node.pid !== undefined) {
+  // A node that failed its start may have written its pid file without being adopted yet.
+  const pid = node.pid ?? pidFromFile(node.pidPath);
+  if (pid !== undefined) {
     // rabbitmqctl stop normally ends beam; if it did not, it is ours to kill.
     try {
-      process.kill(node.pid, 'SIGKILL');
+      process.kill(pid, 'SIGKILL');
     } catch {
       // already gone, as expected
     }
-    forgetOnExit(node.pid);
+    forgetOnExit(pid);
+  }
+}
+
+function pidFromFile(path: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(path, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
   }
 }
 
