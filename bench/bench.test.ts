@@ -1,6 +1,7 @@
 // Unit tests of the bench's pure pieces: the message codec, the W4 group layout, the
-// push-to-pull buffer and the BENCHMARKS.md section rewrite (which must leave other
-// sections, such as "## Storage", untouched).
+// push-to-pull buffer, the BENCHMARKS.md section rewrite (which must leave other
+// sections, such as "## Storage", untouched), and for W5 the system selection, the
+// spread of client connections over cluster nodes and the "Cluster (W5)" report.
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,9 +9,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeliveryBuffer } from './drivers/buffer.js';
+import { nodeEndpointFor, nodeEndpointsExtra } from './drivers/cluster.js';
+import type { Driver } from './drivers/types.js';
 import { groupOf } from './load-protocol.js';
 import { decodeMessage, encodeMessage, messageBytes } from './message.js';
-import { markdownTable, sectionTitle, updateBenchmarksDocument, type BenchRun } from './report.js';
+import { chartSvg, clusterMarkdownTable, clusterRatioLines, latestMarkdown, markdownTable, sectionTitle, singleNodeShare, updateBenchmarksDocument, type BenchRun, type SystemRun } from './report.js';
+import { selectSystems, workloadsOf } from './selection.js';
+import type { WorkloadResult } from './workloads.js';
 
 describe('message codec', () => {
   test('a message is 1 KiB and carries its fields', () => {
@@ -114,6 +119,163 @@ describe('report', () => {
       const text = readFileSync(path, 'utf8');
       assert.ok(text.indexOf('## Storage') < text.indexOf(sectionTitle));
       assert.match(text, /storage text/);
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+});
+
+function fakeDriver(id: string, cluster: boolean): Driver {
+  const unused = (): never => {
+    throw new Error('not started in unit tests');
+  };
+  return {
+    id,
+    label: id,
+    durabilityNote: 'test',
+    fsyncPerAck: true,
+    isBerth: id.startsWith('berth'),
+    fifo: { kind: 'none', note: 'n/a' },
+    binaries: [],
+    ...(cluster ? { cluster: { nodes: 3, replicas: 3, singleNodeId: id.replace('-cluster', '') } } : {}),
+    start: unused,
+    producer: unused,
+    consumer: unused,
+  };
+}
+
+describe('W5 system selection', () => {
+  // Registry order, with a cluster row listed before a single-node one to check the sort.
+  const known = [fakeDriver('berth', false), fakeDriver('berth-cluster', true), fakeDriver('rabbitmq', false), fakeDriver('rabbitmq-cluster', true)];
+  const ids = (selected: Driver[]): string[] => selected.map((driver) => driver.id);
+
+  test('without W5 the cluster rows do not run (today\'s behaviour)', () => {
+    assert.deepEqual(ids(selectSystems(known, undefined, ['W1', 'W2', 'W3', 'W4'])), ['berth', 'rabbitmq']);
+  });
+
+  test('every workload: single-node rows first, then the cluster rows', () => {
+    assert.deepEqual(ids(selectSystems(known, undefined, ['W1', 'W2', 'W3', 'W4', 'W5'])), ['berth', 'rabbitmq', 'berth-cluster', 'rabbitmq-cluster']);
+    assert.deepEqual(ids(selectSystems(known, ['rabbitmq-cluster', 'berth'], ['W1', 'W5'])), ['berth', 'rabbitmq-cluster']);
+  });
+
+  test('W5 alone runs only the cluster rows, and they run W1 and W2', () => {
+    const selected = selectSystems(known, undefined, ['W5']);
+    assert.deepEqual(ids(selected), ['berth-cluster', 'rabbitmq-cluster']);
+    for (const driver of selected) assert.deepEqual(workloadsOf(driver, ['W5']), ['W1', 'W2']);
+    assert.deepEqual(workloadsOf(known[0]!, ['W2', 'W5', 'W1']), ['W1', 'W2']);
+  });
+
+  test('a cluster row named without W5, an unknown row, or nothing to run is refused', () => {
+    assert.throws(() => selectSystems(known, ['berth-cluster'], ['W1']), /runs only W5/);
+    assert.throws(() => selectSystems(known, ['kafka'], ['W5']), /unknown system "kafka"/);
+    assert.throws(() => selectSystems(known, ['berth'], ['W5']), /nothing to run/);
+  });
+});
+
+describe('cluster client spread', () => {
+  test('connection k goes to node k mod 3, through a serialisable endpoint', () => {
+    const endpoint = JSON.parse(JSON.stringify({ host: '127.0.0.1', port: 1001, extra: nodeEndpointsExtra([1001, 1002, 1003]) })) as { host: string; port: number; extra: Record<string, string> };
+    assert.deepEqual(
+      [0, 1, 2, 3, 4, 15].map((index) => nodeEndpointFor(endpoint, index).port),
+      [1001, 1002, 1003, 1001, 1002, 1001],
+    );
+    assert.equal(nodeEndpointFor(endpoint, 7).host, '127.0.0.1');
+  });
+
+  test('an endpoint without node ports is its own only node', () => {
+    assert.equal(nodeEndpointFor({ host: '127.0.0.1', port: 9 }, 5).port, 9);
+  });
+});
+
+function okThroughput(messagesPerSecond: number): WorkloadResult {
+  return { workload: 'W1', status: 'ok', messages: 1000, messagesPerSecond, missing: 0, duplicates: 0 };
+}
+
+function okLatency(p99Ms: number): WorkloadResult {
+  return { workload: 'W2', status: 'ok', messages: 1000, messagesPerSecond: 1000, offeredPerSecond: 1000, missing: 0, duplicates: 0, latency: { p50Ms: p99Ms / 2, p99Ms, p999Ms: p99Ms, maxMs: p99Ms } };
+}
+
+function system(id: string, isBerth: boolean, workloads: SystemRun['workloads'], cluster: boolean, fsyncPerAck = true): SystemRun {
+  return {
+    id,
+    label: `${id} label`,
+    durabilityNote: 'note',
+    fsyncPerAck,
+    isBerth,
+    status: 'ok',
+    workloads,
+    ...(cluster ? { cluster: { nodes: 3, replicas: 3, singleNodeId: id.replace('-cluster', '') } } : {}),
+  };
+}
+
+function clusterRun(berthCluster: SystemRun['workloads']): BenchRun {
+  return {
+    ...sampleRun(),
+    options: { ...sampleRun().options, workloads: ['W1', 'W5'], clusterRatePerSecond: 1000 },
+    systems: [
+      system('berth', true, { W1: okThroughput(12_000) }, false),
+      system('rabbitmq', false, { W1: okThroughput(17_000) }, false),
+      system('berth-cluster', true, berthCluster, true),
+      system('rabbitmq-cluster', false, { W1: okThroughput(6_400), W2: okLatency(28) }, true),
+      // Faster but not durable per ack: never the comparison peer.
+      system('nats-cluster', false, { W1: okThroughput(50_000), W2: okLatency(2) }, true, false),
+    ],
+  };
+}
+
+describe('Cluster (W5) report', () => {
+  test('cluster rows have their own table; the single-node table and chart leave them out', () => {
+    const run = clusterRun({ W1: okThroughput(9_600), W2: okLatency(14) });
+    const single = markdownTable(run);
+    const cluster = clusterMarkdownTable(run);
+    assert.match(single, /rabbitmq label/);
+    assert.doesNotMatch(single, /cluster label/);
+    assert.doesNotMatch(chartSvg(run), /cluster label/);
+    assert.match(cluster, /berth-cluster label \| yes: note \| 9,600 \(80%\)/);
+    assert.match(cluster, /rabbitmq-cluster label \| yes: note \| 6,400 \(38%\)/);
+    assert.match(cluster, /W2 at 1,000 msg\/s/);
+    assert.doesNotMatch(single, /^\| berth label .*9,600/m);
+  });
+
+  test('a cluster row with a missing message shows FAILED, never its figure', () => {
+    const failed: WorkloadResult = { ...okThroughput(9_600), status: 'FAILED', missing: 2, note: '2 missing' };
+    const run = clusterRun({ W1: failed, W2: okLatency(14) });
+    const cluster = clusterMarkdownTable(run);
+    assert.match(cluster, /FAILED \(2 missing\)/);
+    assert.doesNotMatch(cluster, /9,600/);
+    assert.equal(singleNodeShare(run, run.systems[2]!), undefined);
+    assert.match(clusterRatioLines(run).join('\n'), /W5 throughput: no ratio for berth-cluster label/);
+  });
+
+  test('ratios against the durable cluster peer say whether the issue\'s targets are met', () => {
+    const met = clusterRatioLines(clusterRun({ W1: okThroughput(9_600), W2: okLatency(14) }));
+    assert.deepEqual(met, [
+      'W5 throughput: berth-cluster label 9,600 msg/s vs rabbitmq-cluster label 6,400 msg/s = x1.50 (target x1.50: met)',
+      'W5 p99 latency at 1,000 msg/s: berth-cluster label 14.0 ms vs rabbitmq-cluster label 28.0 ms = x0.50 (target no worse, x1.00 or lower: met)',
+    ]);
+    const missed = clusterRatioLines(clusterRun({ W1: okThroughput(6_000), W2: okLatency(30) }));
+    assert.match(missed[0]!, /x0\.94 \(target x1\.50: MISSED\)/);
+    assert.match(missed[1]!, /x1\.07 \(target no worse, x1\.00 or lower: MISSED\)/);
+  });
+
+  test('the run summary has the Cluster (W5) part only when the run has cluster rows', () => {
+    const withCluster = latestMarkdown(clusterRun({ W1: okThroughput(9_600), W2: okLatency(14) }));
+    assert.match(withCluster, /\*\*Cluster \(W5\)\*\*/);
+    assert.match(withCluster, /W5 \(3-node clusters\): W1 with 100 messages and W2 at 1,000 msg\/s/);
+    assert.ok(withCluster.indexOf('Berth vs best durable peer') < withCluster.indexOf('Cluster (W5)'));
+    const without = latestMarkdown(sampleRun());
+    assert.doesNotMatch(without, /Cluster \(W5\)|W5/);
+  });
+
+  test('the BENCHMARKS.md section carries the cluster table', () => {
+    const directory = mkdtempSync(join(tmpdir(), 'bench-test-'));
+    try {
+      const path = join(directory, 'BENCHMARKS.md');
+      writeFileSync(path, '# Benchmarks\n');
+      updateBenchmarksDocument(path, clusterRun({ W1: okThroughput(9_600), W2: okLatency(14) }));
+      const text = readFileSync(path, 'utf8');
+      assert.match(text, /\| berth-cluster label \|/);
+      assert.match(text, /W5 throughput: .* = x1\.50/);
     } finally {
       rmSync(directory, { recursive: true, force: true });
     }

@@ -2,9 +2,11 @@
 //
 // For each selected system in turn: start it on loopback in a fresh temp directory, run
 // the selected workloads (W1 throughput, W2 latency at a fixed rate, W3 backlog, W4 FIFO),
-// stop it, remove the directory. Then print one table, write bench/results/latest.json,
-// latest.md and latest.svg, and rewrite the "## Peers and end-to-end" section of
-// BENCHMARKS.md. See report.ts methodMarkdown() for the method.
+// stop it, remove the directory. With W5 selected, the 3-node cluster rows follow the
+// single-node ones and each runs W1 and W2 at the cluster rate (--cluster-rate). Then print
+// the tables (single node, and "Cluster (W5)"), write bench/results/latest.json, latest.md
+// and latest.svg, and rewrite the "## Peers and end-to-end" section of BENCHMARKS.md. See
+// report.ts methodMarkdown() for the method.
 
 import { Command, InvalidArgumentError } from 'commander';
 import cliProgress from 'cli-progress';
@@ -13,15 +15,15 @@ import { cpus, freemem, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pc from 'picocolors';
-import { drivers, driverById } from './drivers/registry.js';
-import type { Driver, RunningSystem, WorkloadId } from './drivers/types.js';
+import { drivers } from './drivers/registry.js';
+import type { BenchWorkloadId, Driver, RunningSystem, WorkloadId } from './drivers/types.js';
 import { commandExists, removeOnExit, runCommand } from './processes.js';
 import { measureRawDurableWrites } from './raw-disk.js';
-import { chartSvg, latestMarkdown, ratioLines, rawDiskLines, terminalTable, updateBenchmarksDocument, type BenchRun, type SystemRun } from './report.js';
+import { chartSvg, clusterRatioLines, clusterTerminalTable, latestMarkdown, ratioLines, rawDiskLines, terminalTable, updateBenchmarksDocument, type BenchRun, type SystemRun } from './report.js';
+import { allWorkloads, selectSystems, workloadsOf } from './selection.js';
 import { runWorkload, type WorkloadResult, type WorkloadSettings } from './workloads.js';
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const allWorkloads: WorkloadId[] = ['W1', 'W2', 'W3', 'W4'];
 
 function positiveInteger(value: string): number {
   const parsed = Number(value.replace(/[_,]/g, ''));
@@ -39,6 +41,7 @@ interface Options {
   messages?: number;
   backlog?: number;
   rate: number;
+  clusterRate: number;
   duration?: number;
   fifoMessages?: number;
   quick: boolean;
@@ -52,10 +55,11 @@ const program = new Command()
   .name('bench')
   .description('Berth vs Redis Streams, BullMQ, RabbitMQ and NATS JetStream on loopback')
   .option('--systems <list>', `comma-separated: ${drivers.map((driver) => driver.id).join(',')}`, list)
-  .option('--workloads <list>', 'comma-separated: W1,W2,W3,W4', list)
+  .option('--workloads <list>', 'comma-separated: W1,W2,W3,W4,W5 (W5: W1 and W2 on the 3-node cluster rows)', list)
   .option('--messages <n>', 'W1 messages (default 200,000; --quick 20,000)', positiveInteger)
   .option('--backlog <n>', 'W3 backlog (default 5,000,000; --quick 200,000)', positiveInteger)
   .option('--rate <n>', 'W2 offered rate in msg/s', positiveInteger, 5000)
+  .option('--cluster-rate <n>', 'W5 latency run: offered rate in msg/s', positiveInteger, 1000)
   .option('--duration <s>', 'W2 seconds (default 20; --quick 5)', positiveInteger)
   .option('--fifo-messages <n>', 'W4 messages (default 50,000; --quick 10,000)', positiveInteger)
   .option('--quick', 'short run', false)
@@ -76,6 +80,7 @@ async function machineVersions(): Promise<Record<string, string>> {
     'rabbitmq-server': await dpkg('rabbitmq-server'),
     'nats-server': await dpkg('nats-server'),
     erlang: await dpkg('erlang-base'),
+    etcd: await dpkg('etcd-server'),
   };
 }
 
@@ -88,7 +93,16 @@ async function ensureBinaries(selected: Driver[], setupAllowed: boolean): Promis
   console.log(result.output.trim().split('\n').slice(-3).join('\n'));
 }
 
-function settingsFor(workload: WorkloadId, driver: Driver, options: Required<Pick<Options, 'rate'>> & { messages: number; backlog: number; duration: number; fifoMessages: number }): WorkloadSettings {
+interface RunOptions {
+  rate: number;
+  clusterRate: number;
+  messages: number;
+  backlog: number;
+  duration: number;
+  fifoMessages: number;
+}
+
+function settingsFor(workload: WorkloadId, driver: Driver, options: RunOptions): WorkloadSettings {
   const cap = (count: number): number => Math.min(count, driver.messagesMax ?? Number.POSITIVE_INFINITY);
   const common = { producers: 4, consumers: 4, consumerLanes: 4, batchSize: 10, stallMs: 60_000, fillThenDrain: false };
   switch (workload) {
@@ -124,29 +138,42 @@ function writeOutputs(run: BenchRun, out: string, updateDoc: boolean): void {
   if (updateDoc) updateBenchmarksDocument(join(projectRoot, 'BENCHMARKS.md'), run);
 }
 
+function printTables(run: BenchRun): void {
+  if (run.systems.some((system) => system.cluster === undefined)) {
+    console.log(terminalTable(run));
+    for (const line of ratioLines(run)) console.log(line);
+  }
+  if (run.systems.some((system) => system.cluster !== undefined)) {
+    console.log(pc.bold('Cluster (W5)'));
+    console.log(clusterTerminalTable(run));
+    for (const line of clusterRatioLines(run)) console.log(line);
+  }
+}
+
 async function main(): Promise<void> {
   program.parse(process.argv);
   const raw = program.opts<Options>();
   if (raw.reportOnly) {
     const run = JSON.parse(readFileSync(join(raw.out, 'latest.json'), 'utf8')) as BenchRun;
-    console.log(terminalTable(run));
+    printTables(run);
     writeOutputs(run, raw.out, raw.updateDoc);
     return;
   }
   const quick = raw.quick;
-  const options = {
+  const options: RunOptions = {
     rate: raw.rate,
+    clusterRate: raw.clusterRate,
     messages: raw.messages ?? (quick ? 20_000 : 200_000),
     backlog: raw.backlog ?? (quick ? 200_000 : 5_000_000),
     duration: raw.duration ?? (quick ? 5 : 20),
     fifoMessages: raw.fifoMessages ?? (quick ? 10_000 : 50_000),
   };
-  const selected = (raw.systems ?? drivers.map((driver) => driver.id)).map(driverById);
   const workloads = (raw.workloads ?? allWorkloads).map((workload) => {
-    const upper = workload.toUpperCase() as WorkloadId;
+    const upper = workload.toUpperCase() as BenchWorkloadId;
     if (!allWorkloads.includes(upper)) throw new InvalidArgumentError(`unknown workload ${workload}`);
     return upper;
   });
+  const selected = selectSystems(drivers, raw.systems, workloads);
 
   await ensureBinaries(selected, raw.setup);
   const startedMs = Date.now();
@@ -166,7 +193,7 @@ async function main(): Promise<void> {
       loadAverageStart: loadavg(),
       loadAverageEnd: [],
     },
-    options: { systems: selected.map((driver) => driver.id), workloads, messages: options.messages, backlog: options.backlog, ratePerSecond: options.rate, latencySeconds: options.duration, fifoMessages: options.fifoMessages, fifoGroups: 1000, quick },
+    options: { systems: selected.map((driver) => driver.id), workloads, messages: options.messages, backlog: options.backlog, ratePerSecond: options.rate, clusterRatePerSecond: options.clusterRate, latencySeconds: options.duration, fifoMessages: options.fifoMessages, fifoGroups: 1000, quick },
     rawDisk: [],
     systems: [],
   };
@@ -192,6 +219,7 @@ async function main(): Promise<void> {
 
     for (const driver of selected) {
       const systemRun: SystemRun = { id: driver.id, label: driver.label, durabilityNote: driver.durabilityNote, fsyncPerAck: driver.fsyncPerAck, isBerth: driver.isBerth, status: 'ok', workloads: {} };
+      if (driver.cluster !== undefined) systemRun.cluster = driver.cluster;
       run.systems.push(systemRun);
       const directory = mkdtempSync(join(root, `${driver.id}-`));
       let system: RunningSystem | undefined;
@@ -199,7 +227,7 @@ async function main(): Promise<void> {
         const startBegan = Date.now();
         system = await driver.start({ directory, log: (line) => bars.log(`${line}\n`) });
         systemRun.startMs = Date.now() - startBegan;
-        for (const workload of workloads) {
+        for (const workload of workloadsOf(driver, workloads)) {
           const skipReason = driver.skipWorkloads?.[workload];
           if (skipReason !== undefined) {
             systemRun.workloads[workload] = { workload, status: 'skipped', note: skipReason, messages: 0 };
@@ -209,7 +237,7 @@ async function main(): Promise<void> {
             systemRun.workloads[workload] = { workload, status: 'n/a', note: driver.fifo.note.replace(/^n\/a: /, ''), messages: 0 };
             continue;
           }
-          const settings = settingsFor(workload, driver, options);
+          const settings = settingsFor(workload, driver, driver.cluster === undefined ? options : { ...options, rate: options.clusterRate });
           const bar = bars.create(settings.messages, 0, { system: driver.id.padEnd(9), workload, phase: 'starting', rate: '' });
           const began = Date.now();
           const result = await runWorkload(driver, system, settings, (progress) => {
@@ -235,6 +263,8 @@ async function main(): Promise<void> {
         rmSync(directory, { recursive: true, force: true });
       }
     }
+    // stop() drops lines logged since the last redraw (in a pipe, the last result lines): draw once more.
+    bars.update();
     bars.stop();
   } finally {
     rmSync(root, { recursive: true, force: true });
@@ -242,8 +272,7 @@ async function main(): Promise<void> {
   run.durationMs = Date.now() - startedMs;
   run.machine.loadAverageEnd = loadavg();
 
-  console.log(terminalTable(run));
-  for (const line of ratioLines(run)) console.log(line);
+  printTables(run);
   writeOutputs(run, raw.out, raw.updateDoc);
   console.log(`wrote ${join(raw.out, 'latest.{json,md,svg}')}${raw.updateDoc ? ' and BENCHMARKS.md' : ''} in ${(run.durationMs / 60_000).toFixed(1)} min`);
 }

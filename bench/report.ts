@@ -1,10 +1,11 @@
-// Turns a bench run into its outputs: the terminal table, bench/results/latest.{json,md,svg}
-// and the "## Peers and end-to-end" section of BENCHMARKS.md (only that section is
-// rewritten; other sections, such as "## Storage", are kept byte for byte).
+// Turns a bench run into its outputs: the terminal tables (single node, and "Cluster (W5)"
+// when the run has cluster rows), bench/results/latest.{json,md,svg} and the "## Peers and
+// end-to-end" section of BENCHMARKS.md (only that section is rewritten; other sections,
+// such as "## Storage", are kept byte for byte).
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import Table from 'cli-table3';
-import type { WorkloadId } from './drivers/types.js';
+import type { BenchWorkloadId, ClusterShape, WorkloadId } from './drivers/types.js';
 import type { RawDiskResult } from './raw-disk.js';
 import type { WorkloadResult } from './workloads.js';
 
@@ -17,6 +18,8 @@ export interface SystemRun {
   status: 'ok' | 'FAILED' | 'error';
   error?: string;
   startMs?: number;
+  /** Present on the W5 cluster rows (their W1 and W2 ran on the cluster). */
+  cluster?: ClusterShape;
   workloads: Partial<Record<WorkloadId, WorkloadResult>>;
 }
 
@@ -24,7 +27,7 @@ export interface BenchRun {
   startedAt: string;
   durationMs: number;
   machine: { cpus: number; cpuModel: string; memoryGiB: number; kernel: string; node: string; versions: Record<string, string>; loadAverageStart: number[]; loadAverageEnd: number[] };
-  options: { systems: string[]; workloads: WorkloadId[]; messages: number; backlog: number; ratePerSecond: number; latencySeconds: number; fifoMessages: number; fifoGroups: number; quick: boolean };
+  options: { systems: string[]; workloads: BenchWorkloadId[]; messages: number; backlog: number; ratePerSecond: number; clusterRatePerSecond?: number; latencySeconds: number; fifoMessages: number; fifoGroups: number; quick: boolean };
   rawDisk: RawDiskResult[];
   systems: SystemRun[];
 }
@@ -106,8 +109,17 @@ function overallStatus(system: SystemRun): string {
 
 export const tableHeader = ['System', 'Durability (fsync per ack?)', 'W1 msg/s', 'W2 p50 / p99 / p99.9 / max ms', 'W3 peak RSS / growth', 'W4 FIFO', 'Client CPU', 'Server CPU', 'Status'];
 
+/** The single-node rows (W1-W4); the cluster rows have their own table. */
+export function singleNodeSystems(run: BenchRun): SystemRun[] {
+  return run.systems.filter((system) => system.cluster === undefined);
+}
+
+export function clusterSystems(run: BenchRun): SystemRun[] {
+  return run.systems.filter((system) => system.cluster !== undefined);
+}
+
 export function tableRows(run: BenchRun): string[][] {
-  return run.systems.map((system) => [
+  return singleNodeSystems(run).map((system) => [
     system.label,
     `${system.fsyncPerAck ? 'yes' : 'NO'}: ${system.durabilityNote}`,
     w1Cell(system),
@@ -127,8 +139,9 @@ function okResult(system: SystemRun, workload: WorkloadId): WorkloadResult | und
 
 /** "Berth vs best durable peer" lines: durable = fsync before every acknowledgement. */
 export function ratioLines(run: BenchRun): string[] {
-  const berth = run.systems.find((system) => system.id === 'berth') ?? run.systems.find((system) => system.isBerth);
-  const peers = run.systems.filter((system) => !system.isBerth && system.fsyncPerAck);
+  const systems = singleNodeSystems(run);
+  const berth = systems.find((system) => system.id === 'berth') ?? systems.find((system) => system.isBerth);
+  const peers = systems.filter((system) => !system.isBerth && system.fsyncPerAck);
   if (berth === undefined || peers.length === 0) return ['Ratios: need the Berth row and at least one durable peer in the run.'];
   const lines: string[] = [];
   const berthW1 = okResult(berth, 'W1')?.messagesPerSecond;
@@ -160,6 +173,80 @@ export function ratioLines(run: BenchRun): string[] {
   return lines;
 }
 
+/** The issue's W5 targets for the Berth cluster against the durable cluster peer (RabbitMQ). */
+export const clusterThroughputTarget = 1.5;
+export const clusterP99Target = 1;
+
+function clusterRate(run: BenchRun): number {
+  return run.options.clusterRatePerSecond ?? 1000;
+}
+
+/** "x% of its single node": the cluster row's W1 against its single-node row's W1 in the same run. */
+export function singleNodeShare(run: BenchRun, system: SystemRun): number | undefined {
+  const singleNodeId = system.cluster?.singleNodeId;
+  if (singleNodeId === undefined) return undefined;
+  const single = run.systems.find((candidate) => candidate.id === singleNodeId && candidate.cluster === undefined);
+  const clusterW1 = okResult(system, 'W1')?.messagesPerSecond;
+  const singleW1 = single === undefined ? undefined : okResult(single, 'W1')?.messagesPerSecond;
+  return clusterW1 === undefined || singleW1 === undefined || singleW1 <= 0 ? undefined : clusterW1 / singleW1;
+}
+
+export function clusterTableHeader(run: BenchRun): string[] {
+  return ['System', 'Durability (fsync per ack?)', 'W1 msg/s (share of its single node)', `W2 at ${formatCount(clusterRate(run))} msg/s: p50 / p99 / p99.9 / max ms`, 'Client CPU', 'Server CPU (all nodes)', 'Status'];
+}
+
+export function clusterTableRows(run: BenchRun): string[][] {
+  return clusterSystems(run).map((system) => {
+    const share = singleNodeShare(run, system);
+    const w1 = w1Cell(system);
+    return [
+      system.label,
+      `${system.fsyncPerAck ? 'yes' : 'NO'}: ${system.durabilityNote}`,
+      share === undefined ? w1 : `${w1} (${Math.round(share * 100)}%)`,
+      w2Cell(system),
+      cpuCell(system, 'clientCpuPercent'),
+      cpuCell(system, 'serverCpuPercent'),
+      overallStatus(system),
+    ];
+  });
+}
+
+/**
+ * "Berth cluster vs best durable cluster peer" (the RabbitMQ quorum queue; NATS does not
+ * fsync per ack) with the issue's targets: W1 at least x1.5, W2 p99 no worse.
+ */
+export function clusterRatioLines(run: BenchRun): string[] {
+  const systems = clusterSystems(run);
+  const berthRows = systems.filter((system) => system.isBerth);
+  const peers = systems.filter((system) => !system.isBerth && system.fsyncPerAck);
+  if (berthRows.length === 0 || peers.length === 0) return ['Cluster ratios: need a Berth cluster row and a durable cluster peer (rabbitmq-cluster) in the run.'];
+  const verdict = (met: boolean): string => (met ? 'met' : 'MISSED');
+  const lines: string[] = [];
+  const bestW1 = peers
+    .map((peer) => ({ peer, value: okResult(peer, 'W1')?.messagesPerSecond }))
+    .filter((entry): entry is { peer: SystemRun; value: number } => entry.value !== undefined)
+    .sort((a, b) => b.value - a.value)[0];
+  const bestW2 = peers
+    .map((peer) => ({ peer, value: okResult(peer, 'W2')?.latency?.p99Ms }))
+    .filter((entry): entry is { peer: SystemRun; value: number } => entry.value !== undefined)
+    .sort((a, b) => a.value - b.value)[0];
+  for (const berth of berthRows) {
+    const berthW1 = okResult(berth, 'W1')?.messagesPerSecond;
+    if (berthW1 !== undefined && bestW1 !== undefined) {
+      const ratio = berthW1 / bestW1.value;
+      lines.push(`W5 throughput: ${berth.label} ${formatCount(berthW1)} msg/s vs ${bestW1.peer.label} ${formatCount(bestW1.value)} msg/s = x${ratio.toFixed(2)} (target x${clusterThroughputTarget.toFixed(2)}: ${verdict(ratio >= clusterThroughputTarget)})`);
+    } else lines.push(`W5 throughput: no ratio for ${berth.label} (it or every durable cluster peer has no ok W1 result)`);
+    const berthP99 = okResult(berth, 'W2')?.latency?.p99Ms;
+    if (berthP99 !== undefined && bestW2 !== undefined) {
+      const ratio = berthP99 / bestW2.value;
+      lines.push(
+        `W5 p99 latency at ${formatCount(clusterRate(run))} msg/s: ${berth.label} ${formatMs(berthP99)} ms vs ${bestW2.peer.label} ${formatMs(bestW2.value)} ms = x${ratio.toFixed(2)} (target no worse, x${clusterP99Target.toFixed(2)} or lower: ${verdict(ratio <= clusterP99Target)})`,
+      );
+    } else lines.push(`W5 latency: no ratio for ${berth.label} (it or every durable cluster peer has no ok W2 result)`);
+  }
+  return lines;
+}
+
 export function rawDiskLines(run: BenchRun): string[] {
   return run.rawDisk.map(
     (result) =>
@@ -173,14 +260,28 @@ export function terminalTable(run: BenchRun): string {
   return table.toString();
 }
 
+export function clusterTerminalTable(run: BenchRun): string {
+  const table = new Table({ head: clusterTableHeader(run), wordWrap: true, colWidths: [24, 34, 14, 22, 8, 10, 18] });
+  for (const row of clusterTableRows(run)) table.push(row);
+  return table.toString();
+}
+
 function escapeCell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
 
-export function markdownTable(run: BenchRun): string {
-  const lines = [`| ${tableHeader.join(' | ')} |`, `|${tableHeader.map(() => '---').join('|')}|`];
-  for (const row of tableRows(run)) lines.push(`| ${row.map(escapeCell).join(' | ')} |`);
+function markdownOf(header: string[], rows: string[][]): string {
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
+  for (const row of rows) lines.push(`| ${row.map(escapeCell).join(' | ')} |`);
   return lines.join('\n');
+}
+
+export function markdownTable(run: BenchRun): string {
+  return markdownOf(tableHeader, tableRows(run));
+}
+
+export function clusterMarkdownTable(run: BenchRun): string {
+  return markdownOf(clusterTableHeader(run), clusterTableRows(run));
 }
 
 function runSummaryLine(run: BenchRun): string {
@@ -188,8 +289,11 @@ function runSummaryLine(run: BenchRun): string {
   return (
     `Run ${run.startedAt}${options.quick ? ' (--quick)' : ''}, ${(run.durationMs / 60_000).toFixed(1)} min; ` +
     `${run.machine.cpus}-core shared VM (${run.machine.cpuModel}), ${run.machine.memoryGiB} GiB, Linux ${run.machine.kernel}, Node ${run.machine.node}. ` +
-    `W1 ${formatCount(options.messages)} messages; W2 ${formatCount(options.ratePerSecond)} msg/s for ${options.latencySeconds} s; ` +
-    `W3 backlog ${formatCount(options.backlog)}; W4 ${formatCount(options.fifoMessages)} messages over ${formatCount(options.fifoGroups)} groups. ` +
+    (singleNodeSystems(run).length > 0
+      ? `W1 ${formatCount(options.messages)} messages; W2 ${formatCount(options.ratePerSecond)} msg/s for ${options.latencySeconds} s; ` +
+        `W3 backlog ${formatCount(options.backlog)}; W4 ${formatCount(options.fifoMessages)} messages over ${formatCount(options.fifoGroups)} groups. `
+      : '') +
+    (clusterSystems(run).length > 0 ? `W5 (3-node clusters): W1 with ${formatCount(options.messages)} messages and W2 at ${formatCount(clusterRate(run))} msg/s for ${options.latencySeconds} s. ` : '') +
     `Load average (1/5/15 min) at start ${run.machine.loadAverageStart.map((value) => value.toFixed(1)).join('/')}, at end ${run.machine.loadAverageEnd.map((value) => value.toFixed(1)).join('/')}: ` +
     `other work on this shared VM competes for its 2 cores and its disk, so read the figures as relative, from one run.`
   );
@@ -199,19 +303,32 @@ export function latestMarkdown(run: BenchRun): string {
   const versions = Object.entries(run.machine.versions)
     .map(([name, version]) => `${name} ${version}`)
     .join(', ');
+  const singleNode =
+    singleNodeSystems(run).length === 0
+      ? []
+      : [markdownTable(run), '', 'Client CPU and server CPU are measured during W1 (% of one core; the machine has 2).', '', '**Berth vs best durable peer**', '', ...ratioLines(run).map((line) => `- ${line}`), ''];
+  const cluster =
+    clusterSystems(run).length === 0
+      ? []
+      : [
+          '**Cluster (W5)**: three nodes of each system on this one machine (loopback), replicas on all three; clients spread over the nodes.',
+          '',
+          clusterMarkdownTable(run),
+          '',
+          'Server CPU adds up every process of the cluster (for Berth: its three nodes and etcd), % of one core during W1. The share is the cluster W1 against the same system\'s single-node W1 in this run.',
+          '',
+          '**Berth cluster vs durable cluster peer** (targets from the issue: W1 at least x1.5, W2 p99 no worse)',
+          '',
+          ...clusterRatioLines(run).map((line) => `- ${line}`),
+          '',
+        ];
   return [
     runSummaryLine(run),
     '',
     `Versions: ${versions}.`,
     '',
-    markdownTable(run),
-    '',
-    'Client CPU and server CPU are measured during W1 (% of one core; the machine has 2).',
-    '',
-    '**Berth vs best durable peer**',
-    '',
-    ...ratioLines(run).map((line) => `- ${line}`),
-    '',
+    ...singleNode,
+    ...cluster,
     '**Raw durable write limit of this disk** (one writer, no queue)',
     '',
     ...rawDiskLines(run).map((line) => `- ${line}`),
@@ -225,7 +342,8 @@ export function chartSvg(run: BenchRun): string {
   const labelWidth = 330;
   const barWidth = 420;
   const panelGap = 40;
-  const systems = run.systems;
+  // The cluster rows' W2 ran at another rate; they are in their own table, not in this chart.
+  const systems = singleNodeSystems(run);
   const panelHeight = 40 + systems.length * rowHeight;
   const width = labelWidth + barWidth + 140;
   const height = panelHeight * 2 + panelGap + 30;
@@ -267,7 +385,7 @@ export function chartSvg(run: BenchRun): string {
 export const sectionTitle = '## Peers and end-to-end';
 
 export function methodMarkdown(): string {
-  return `How to run: \`npm run bench\` (builds, installs missing peers with \`bench/setup.sh\` via apt, runs every system and workload, writes \`bench/results/latest.{json,md,svg}\` and this section). Short runs: \`npm run bench -- --quick\` (about 16 minutes here for all six rows), or \`--systems berth,redis --workloads W1,W2 --messages 50000 --backlog 1000000\`; \`--no-update-doc\` leaves this file alone; \`--report-only\` rewrites the outputs from \`bench/results/latest.json\` without running. A full run (200,000 / 5,000,000-message backlog) takes about 3 hours on this VM at the rates below, most of it W3 for Berth and BullMQ. Systems: \`berth\`, \`berth-sdk\`, \`redis\`, \`bullmq\`, \`rabbitmq\`, \`nats\`.
+  return `How to run: \`npm run bench\` (builds, installs missing peers with \`bench/setup.sh\` via apt, runs every system and workload, writes \`bench/results/latest.{json,md,svg}\` and this section). Short runs: \`npm run bench -- --quick\` (about 16 minutes here for the single-node rows; the W5 cluster rows come on top), or \`--systems berth,redis --workloads W1,W2 --messages 50000 --backlog 1000000\`; \`--no-update-doc\` leaves this file alone; \`--report-only\` rewrites the outputs from \`bench/results/latest.json\` without running. A full run (200,000 / 5,000,000-message backlog) takes about 3 hours on this VM at the rates below, most of it W3 for Berth and BullMQ. Systems: \`berth\`, \`berth-native\`, \`berth-sdk\`, \`redis\`, \`bullmq\`, \`rabbitmq\`, \`nats\`; W5 cluster rows \`berth-cluster\`, \`berth-cluster-native\`, \`rabbitmq-cluster\`, \`nats-cluster\` (run only with W5, after the single-node rows: \`--systems berth-cluster,rabbitmq-cluster --workloads W5\`; \`--cluster-rate\` sets the W5 latency rate, default 1,000 msg/s; \`BERTH_BENCH_CLUSTER_PARTITIONS\` the Berth queue's partitions, default 1).
 
 Method. The bench starts each system itself on 127.0.0.1 in a fresh temp directory, runs the workloads against it, stops it and removes the directory, then moves to the next system, so only one system loads the machine at a time. Messages are 1 KiB and carry their id, message group, sequence in group and send time. Producers and consumers run in worker threads of the bench process (4 + 4), each with its own connection; producers send batches of 10 (SQS SendMessageBatch, a Redis pipeline, 10 confirmed AMQP publishes, 10 JetStream publishes, BullMQ addBulk) and consumers receive up to 10 and delete/ack them (DeleteMessageBatch, XACK+XDEL, basic.ack, JetStream ack, BullMQ job completion).
 
@@ -275,6 +393,7 @@ Method. The bench starts each system itself on 127.0.0.1 in a fresh temp directo
 - W2 latency: an open-loop schedule at a fixed offered rate (5,000 msg/s for 20 s, split over 4 producers); each message carries its *intended* send time and latency is taken from that to receipt by a consumer, so a system that stalls the producer is charged for the wait (no coordinated omission). Each producer sends whatever is due (up to 10 per call, up to 64 calls in flight), so at 5,000 msg/s most calls carry 1-2 messages. When a system cannot sustain the offered rate the cell says "saturated" with the rate it achieved, and the percentiles are mostly queueing time. Percentiles from HdrHistogram (hdr-histogram-js) merged over consumers.
 - W3 backlog: the producers enqueue the whole backlog first, then the consumers drain it; the server's RSS (VmRSS from /proc/<pid>/status) is sampled every 250 ms; reported as peak and growth over the idle baseline, with fill and drain rates.
 - W4 FIFO: a Berth FIFO queue with 1,000 message groups; each producer owns 250 groups and never has two sends of one group in flight, and consumers check that every first delivery is the next sequence number of its group (a gap or reorder is a violation). RabbitMQ takes part with a single-active-consumer quorum queue (one consumer at a time, whole-queue order). Peers without an equivalent are n/a.
+- W5 cluster: each system as three nodes on this one machine (loopback, distinct ports and data directories), every message on all three: W1 as above, then W2 at \`--cluster-rate\` (default 1,000 msg/s, the issue's cluster rate) with the same open-loop method. Client connection k goes to node k mod 3 (producers 0-3, consumer loops 0-15), so most calls reach a node that is not the queue's leader and is forwarded, as behind a load balancer. Berth: etcd plus three \`berth serve --etcd\` nodes in three zones, the queue created with ReplicaCount 3 (one partition unless \`BERTH_BENCH_CLUSTER_PARTITIONS\` says otherwise), over the SQS JSON client and over the native protocol. RabbitMQ: nodes bench1-3@localhost joined with \`rabbitmqctl join_cluster\`, a quorum queue with \`x-quorum-initial-group-size\` 3. NATS: three nats-server processes with routes between them, a stream with 3 replicas. Every node shares the machine's 2 cores, so a cluster row measures replication overhead, not scale-out.
 - Every run checks delivery: each message id is counted once received; a run with a missing message is FAILED and shows no figure; duplicates are counted and shown in the status.
 - CPU: the client figure is \`process.cpuUsage()\` of the whole bench process (all load-generator threads), the server figure the utime+stime of the server process from /proc/<pid>/stat, both over the workload's wall time as % of one core. The machine has 2 cores shared by client and server, so the client's share is visible beside every figure.
 - Raw durable write limit: in the same run, a plain loop of write + fdatasync of 10 and of 100 x 1 KiB records to a file in the temp directory.
@@ -284,6 +403,9 @@ Durability as configured (the table's second column says it per row):
 - Redis Streams and BullMQ: \`appendonly yes\`, \`appendfsync always\` (Redis writes and fsyncs the AOF for one event-loop turn before sending its replies), RDB snapshots off.
 - RabbitMQ 3.10: quorum queue, persistent messages, publisher confirms (a quorum queue confirms after its Raft log write is fsynced); consumer acks are basic.ack (not confirmed).
 - NATS JetStream (nats-server 2.9.10 from Debian 12): file storage; a PubAck follows the write to the page cache, not an fsync (background flush every 2 minutes). \`sync_interval: always\` exists only from nats-server 2.10 and the Debian version refuses it, so there is no like-for-like NATS row; treat the NATS figures as not durable per ack.
+- Berth cluster (r=3): a send is acknowledged after the primary and both backups fsynced it (group commit); receives and deletes commit at r=3 as well.
+- RabbitMQ cluster: a quorum queue of 3 members confirms after a majority (2 of 3) fsynced the Raft entry.
+- NATS cluster (R3): a PubAck follows the Raft commit on a majority (2 of 3) of the servers, written to the page cache, not fsynced.
 - "Berth SQS via @aws-sdk/client-sqs" uses the official SDK with a small message count: it measures what the SDK costs on the client (client-bound), not the server.`;
 }
 

@@ -19,6 +19,18 @@ async function connectTo(endpoint: Endpoint): Promise<NatsConnection> {
   return await connect({ servers: `${endpoint.host}:${endpoint.port}`, maxReconnectAttempts: 0 });
 }
 
+/** A file-stored work-queue stream on subject `name` with `replicas` copies, and the shared durable pull consumer. */
+export async function addWorkQueueStream(endpoint: Endpoint, name: string, replicas: number): Promise<void> {
+  const connection = await connectTo(endpoint);
+  try {
+    const manager = await connection.jetstreamManager();
+    await manager.streams.add({ name, subjects: [name], retention: RetentionPolicy.Workqueue, storage: StorageType.File, max_msgs: -1, max_bytes: -1, num_replicas: replicas });
+    await manager.consumers.add(name, { durable_name: durableName, ack_policy: AckPolicy.Explicit, max_ack_pending: 20_000, ack_wait: 60_000_000_000 });
+  } finally {
+    await connection.close();
+  }
+}
+
 export const natsDriver: Driver = {
   id: 'nats',
   label: 'NATS JetStream',
@@ -44,14 +56,7 @@ export const natsDriver: Driver = {
       endpoint: { host: '127.0.0.1', port },
       serverPids: () => (launched.child.pid === undefined ? [] : [launched.child.pid]),
       async createQueue(name, fifo) {
-        const connection = await connectTo({ host: '127.0.0.1', port });
-        try {
-          const manager = await connection.jetstreamManager();
-          await manager.streams.add({ name, subjects: [name], retention: RetentionPolicy.Workqueue, storage: StorageType.File, max_msgs: -1, max_bytes: -1 });
-          await manager.consumers.add(name, { durable_name: durableName, ack_policy: AckPolicy.Explicit, max_ack_pending: 20_000, ack_wait: 60_000_000_000 });
-        } finally {
-          await connection.close();
-        }
+        await addWorkQueueStream({ host: '127.0.0.1', port }, name, 1);
         return { name, fifo };
       },
       stop: () => stopLaunched(launched, 'SIGTERM', 30_000),

@@ -89,6 +89,8 @@ export interface Driver {
   readonly messagesMax?: number;
   /** Workloads this driver skips (with the reason shown in the table). */
   readonly skipWorkloads?: Partial<Record<WorkloadId, string>>;
+  /** Set for the W5 cluster rows: they run only under W5 (W1 and W2 on the cluster). */
+  readonly cluster?: ClusterShape;
   /** Binaries that must be on PATH (bench/setup.sh installs peers). */
   readonly binaries: string[];
   start(context: StartContext): Promise<RunningSystem>;
@@ -96,4 +98,15 @@ export interface Driver {
   consumer(endpoint: Endpoint, queue: QueueSpec, index: number): Promise<Consumer>;
 }
 
+export interface ClusterShape {
+  nodes: number;
+  /** Copies of every message before its send is acknowledged (or a majority of them; see the durability note). */
+  replicas: number;
+  /** The single-node row of the same system, for "share of its single node" in the report. */
+  singleNodeId?: string;
+}
+
 export type WorkloadId = 'W1' | 'W2' | 'W3' | 'W4';
+
+/** What --workloads selects: W5 is W1 and W2 again on the cluster rows (at the cluster rate). */
+export type BenchWorkloadId = WorkloadId | 'W5';
