@@ -50,7 +50,10 @@ export class NodeClock implements Clock {
   }
 
   setTimer(delayMs: number, callback: () => void): TimerHandle {
-    return this.process.setTimer(Math.max(0, delayMs) / this.rate, () => this.runOrHold(callback));
+    // Whole true milliseconds, rounded up: a timer never fires before its node-time delay,
+    // and the timeline (near 1.7e12) cannot move by fractions of a millisecond anyway.
+    const trueDelayMs = delayMs > 0 ? Math.ceil(delayMs / this.rate) : 0;
+    return this.process.setTimer(trueDelayMs, () => this.runOrHold(callback));
   }
 
   defer(callback: () => void): void {

@@ -407,6 +407,16 @@ export class SimChecker {
     this.movedFamilies.add(this.queueInfo(queue).family);
   }
 
+  /**
+   * The run no longer promises this acknowledged message survives (the cluster simulator:
+   * as many nodes failed at once as its replica count): its loss, and its absence from a
+   * group's order, are not anomalies.
+   */
+  excuseLoss(messageId: string): void {
+    const state = this.messages.get(messageId);
+    if (state !== undefined) state.deletedMaybeAtOperation ??= Number.NEGATIVE_INFINITY;
+  }
+
   // ---- errors and restarts -------------------------------------------------------
 
   diskError(queue: string, operation: number): void {
