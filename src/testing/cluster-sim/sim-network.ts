@@ -29,7 +29,7 @@
 import { BerthError } from '../../protocol/errors.js';
 import type { Random } from '../../core/random.js';
 import type { ReplicationLink } from '../../replication/driver.js';
-import { FrameKind, decodeFrame, encodeFrame, type Frame } from '../../replication/wire.js';
+import { AckStatus, FrameKind, decodeFrame, encodeFrame, type Frame } from '../../replication/wire.js';
 import { errorFromBody, errorToBody, type AckFrame, type PeerHandlers, type ReplicateFrame } from '../../io/peer-transport.js';
 import type { ProcessClock } from '../simulator/sim-process.js';
 import type { NodeClock } from './node-clock.js';
@@ -53,6 +53,8 @@ interface Connection {
   address: string;
   state: 'connecting' | 'open' | 'closed';
   ready: Promise<void>;
+  /** Settles `ready` (a close before the connect rejects it, as the real socket's 'close' does). */
+  settleReady: { resolve(): void; reject(error: unknown): void };
   nextRequestId: number;
   pending: Map<number, { resolve(value: unknown): void; reject(error: unknown): void }>;
   running: Map<number, AbortController>;
@@ -164,14 +166,13 @@ export class SimNetwork {
     const ready = new Promise<void>((resolve, reject) => { settle = { resolve, reject }; });
     ready.catch(() => undefined);
     const connection: Connection = {
-      id, dialer, listener: undefined, address, state: 'connecting', ready, nextRequestId: 1, pending: new Map(), running: new Map(),
+      id, dialer, listener: undefined, address, state: 'connecting', ready, settleReady: settle!, nextRequestId: 1, pending: new Map(), running: new Map(),
       lastArrivalMs: { toListener: 0, toDialer: 0 }, blocked: { toListener: [], toDialer: [] },
     };
     this.connections.add(connection);
     const fail = (reason: string): void => {
       if (connection.state !== 'connecting') return;
-      this.closeConnection(connection);
-      settle!.reject(new BerthError('ServiceUnavailable', `cannot reach peer ${address} (${reason})`));
+      this.closeConnection(connection, reason);
     };
     // The connect timeout runs on the dialer's clock; the handshake on the network's.
     dialer.clock.setTimer(connectTimeoutMs, () => fail('connect timeout'));
@@ -187,7 +188,7 @@ export class SimNetwork {
         if (connection.state !== 'connecting') return;
         connection.listener = endpoint.link;
         connection.state = 'open';
-        dialer.clock.runOrHold(() => settle!.resolve());
+        dialer.clock.runOrHold(() => connection.settleReady.resolve());
       });
     });
     return connection;
@@ -238,11 +239,15 @@ export class SimNetwork {
     if (connection.state === 'closed') return;
     this.figures.connectionsBroken++;
     this.record(`net break ${connection.dialer.address}->${connection.address} (${reason})`);
-    this.closeConnection(connection);
+    this.closeConnection(connection, reason);
   }
 
   /** Both ends learn of the close after a network delay (the RST travels too). */
-  private closeConnection(connection: Connection): void {
+  private closeConnection(connection: Connection, reason: string): void {
+    if (connection.state === 'connecting') {
+      const error = new BerthError('ServiceUnavailable', `cannot reach peer ${connection.address} (${reason})`);
+      connection.dialer.clock.runOrHold(() => connection.settleReady.reject(error));
+    }
     connection.state = 'closed';
     this.connections.delete(connection);
     const { dialer, listener } = connection;
@@ -335,11 +340,18 @@ export class SimPeerLink implements ReplicationLink {
       case FrameKind.Cancel:
         connection.running.get(frame.requestId)?.abort();
         break;
-      case FrameKind.Replicate:
-        this.handlers.onReplicate(frame, (ack: AckFrame) => {
+      case FrameKind.Replicate: {
+        const reply = (ack: AckFrame): void => {
           if (this.clock.alive) this.network.send(connection, 'toDialer', ack);
-        });
+        };
+        // As the real transport: a handler that throws (a stopped log) answers NeedsSync.
+        try {
+          this.handlers.onReplicate(frame, reply);
+        } catch {
+          reply({ kind: FrameKind.Ack, key: frame.key, epoch: frame.epoch, status: AckStatus.NeedsSync, durableEnd: 0 });
+        }
         break;
+      }
       default:
         break;
     }
