@@ -454,14 +454,23 @@ class ClusterSimulation {
     this.record(`heal ${fault.kind} ${fault.window.nodes.join(',')}`);
   }
 
-  /** Stops promising the acknowledged messages whose replica count the faulty nodes now reach. */
+  /**
+   * Stops promising what the faulty nodes can now undo: acknowledged messages, and the
+   * receives and deletes of queues, whose replica count they reach.
+   */
   private excuseAcknowledged(): void {
     const faulty = this.faultyNodes().size;
+    for (const [queue, replicaCount] of this.queueReplicaCounts) if (replicaCount <= faulty) this.checker.excuseQueue(queue);
     for (const entry of this.acknowledged) {
       if (entry.excused || entry.replicaCount > faulty) continue;
       entry.excused = true;
       this.checker.excuseLoss(entry.messageId);
     }
+  }
+
+  /** Whether an answer on this queue now may be undone by the faulty nodes (see excuseAcknowledged). */
+  private undoable(queue: string): boolean {
+    return this.queueReplicaCounts.get(queue)! <= this.faultyNodes().size;
   }
 
   private count(kind: string): void {
@@ -622,11 +631,13 @@ class ClusterSimulation {
         this.record(`answer ${startOperation} receive ${messages.map((message) => `${message.messageId}${message.sequenceNumber === undefined ? '' : `#${message.sequenceNumber}`}x${message.receiveCount}`).join(',')}`);
         const batch = new Set(messages.map((message) => message.messageId));
         const list = this.deliveredByQueue.get(queue)!;
+        // A receive record the faulty nodes may cut sets no deadline the next primary keeps.
+        const deadlineFromMs = this.undoable(queue) ? Number.NEGATIVE_INFINITY : startedMs;
         for (const message of messages) {
           this.checker.delivered({
             queue, messageId: message.messageId, body: message.body, receiptHandle: message.receiptHandle, groupId: message.groupId,
             sequenceNumber: message.sequenceNumber, receiveCount: message.receiveCount, visibilityTimeoutSeconds: override ?? info.visibilityTimeoutSeconds,
-            startMs: startedMs, endMs: this.timeline.nowMs(), startOperation, endOperation, batch, drain,
+            startMs: deadlineFromMs, endMs: this.timeline.nowMs(), startOperation, endOperation, batch, drain,
           });
           list.push({ queue, messageId: message.messageId, receiptHandle: message.receiptHandle, unknownReceivesAtDelivery });
         }
@@ -657,10 +668,11 @@ class ClusterSimulation {
     const quietAtStart = (this.activeReceives.get(queue) ?? 0) === 0;
     const receiveStartsAtStart = this.receiveStarts.get(queue) ?? 0;
     for (const delivered of picked) this.checker.changeStarted({ queue, messageId: delivered.messageId, receiptHandle: delivered.receiptHandle, startOperation, notBeforeMs: Number.NEGATIVE_INFINITY });
-    const report = (outcome: 'ok' | 'unknown', index: number): void => {
+    const report = (answered: 'ok' | 'unknown', index: number): void => {
       if (!latest[index]) return;
       const delivered = picked[index]!;
       const concurrentReceive = !quietAtStart || (this.receiveStarts.get(queue) ?? 0) !== receiveStartsAtStart;
+      const outcome = answered === 'ok' && this.undoable(queue) ? 'unknown' : answered;
       this.checker.deleteResult({ queue, messageId: delivered.messageId, receiptHandle: delivered.receiptHandle, outcome, unknownReceivesAtDelivery: delivered.unknownReceivesAtDelivery, startOperation, concurrentReceive });
     };
     return this.launch(
@@ -696,8 +708,9 @@ class ClusterSimulation {
     picked.forEach((delivered, index) => {
       this.checker.changeStarted({ queue, messageId: delivered.messageId, receiptHandle: delivered.receiptHandle, startOperation, notBeforeMs: startedMs + timeouts[index]! * 1000 });
     });
-    const report = (outcome: 'ok' | 'unknown', index: number): void => {
+    const report = (answered: 'ok' | 'unknown', index: number): void => {
       const delivered = picked[index]!;
+      const outcome = answered === 'ok' && this.undoable(queue) ? 'unknown' : answered;
       this.checker.visibilityChanged({ queue, messageId: delivered.messageId, receiptHandle: delivered.receiptHandle, visibilityTimeoutSeconds: timeouts[index]!, startMs: startedMs, outcome, startOperation });
     };
     this.launch(
