@@ -43,6 +43,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { PartitionLogger, PartitionOptions } from '../../broker/partition.js';
+import { decodeReceiptHandle } from '../../broker/receipt.js';
 import { ClusterNode } from '../../cluster/cluster-node.js';
 import { partitionKey } from '../../cluster/coordinator.js';
 import { sleepOn } from '../../core/clock.js';
@@ -243,7 +244,7 @@ class ClusterSimulation {
     Object.assign(state, { processClock, clock, fs });
     const logger: PartitionLogger = {
       info: () => undefined,
-      warn: (_object, message) => this.record(`${state.id}#${generation} warn ${message}`),
+      warn: (object, message) => this.record(`${state.id}#${generation} warn ${message} ${describeFields(object)}`),
       error: (object, message) => this.record(`${state.id}#${generation} error ${message} ${describeError((object as { err?: unknown }).err)}`),
     };
     const coordinator = new SimCoordinator({
@@ -628,7 +629,7 @@ class ClusterSimulation {
           this.checker.receiveUnknown(queue);
           return;
         }
-        this.record(`answer ${startOperation} receive ${messages.map((message) => `${message.messageId}${message.sequenceNumber === undefined ? '' : `#${message.sequenceNumber}`}x${message.receiveCount}`).join(',')}`);
+        this.record(`answer ${startOperation} receive ${messages.map((message) => `${message.messageId}${message.sequenceNumber === undefined ? '' : `#${message.sequenceNumber}`}x${message.receiveCount}@${receiptText(message.receiptHandle)}`).join(',')}`);
         const batch = new Set(messages.map((message) => message.messageId));
         const list = this.deliveredByQueue.get(queue)!;
         // A receive record the faulty nodes may cut sets no deadline the next primary keeps.
@@ -676,7 +677,7 @@ class ClusterSimulation {
       this.checker.deleteResult({ queue, messageId: delivered.messageId, receiptHandle: delivered.receiptHandle, outcome, unknownReceivesAtDelivery: delivered.unknownReceivesAtDelivery, startOperation, concurrentReceive });
     };
     return this.launch(
-      `${drain ? 'drain-' : ''}delete ${queue} ${picked.map((delivered) => delivered.messageId).join(',')}`,
+      `${drain ? 'drain-' : ''}delete ${queue} ${picked.map((delivered) => `${delivered.messageId}@${receiptText(delivered.receiptHandle)}`).join(',')}`,
       (node) => node.deleteMessages(queue, picked.map((delivered) => delivered.receiptHandle)),
       (results, error) => {
         if (results === undefined) {
@@ -853,6 +854,17 @@ class ClusterSimulation {
     this.trace.update(text).update('\n');
     this.options.onTrace?.(text);
   }
+}
+
+/** A log call's fields for the trace (an error by its message only). */
+function describeFields(object: object): string {
+  return JSON.stringify(object, (key, value: unknown) => (key === 'err' ? describeError(value) : value));
+}
+
+/** partition:messageOffset/receiveOffset of a receipt handle, for the trace. */
+function receiptText(handle: string): string {
+  const fields = decodeReceiptHandle(handle);
+  return `p${fields.partition}:${fields.messageOffset}/${fields.receiveOffset}`;
 }
 
 function isUnknownOutcome(error: unknown): boolean {

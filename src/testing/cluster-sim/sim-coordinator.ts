@@ -101,6 +101,10 @@ export class SimEtcd {
         continue;
       }
       const existing = this.entries.get(write.key);
+      if (write.key.startsWith('partitions/')) {
+        const assignment = JSON.parse(write.value) as PartitionAssignment;
+        this.record(`etcd ${write.key} epoch ${assignment.epoch} primary ${assignment.primary} replicas ${assignment.replicas.join(',')}`);
+      }
       this.entries.set(write.key, { value: write.value, modRevision: this.revision, createRevision: existing?.createRevision ?? this.revision, lease: write.lease });
     }
     return true;
