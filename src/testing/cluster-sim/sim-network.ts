@@ -244,15 +244,17 @@ export class SimNetwork {
 
   /** Both ends learn of the close after a network delay (the RST travels too). */
   private closeConnection(connection: Connection, reason: string): void {
-    if (connection.state === 'connecting') {
-      const error = new BerthError('ServiceUnavailable', `cannot reach peer ${connection.address} (${reason})`);
-      connection.dialer.clock.runOrHold(() => connection.settleReady.reject(error));
-    }
+    const wasConnecting = connection.state === 'connecting';
     connection.state = 'closed';
     this.connections.delete(connection);
     const { dialer, listener } = connection;
     this.clock.setTimer(this.delayMs(), () => {
-      dialer.clock.runOrHold(() => dialer.onClosed(connection));
+      // As the real socket's 'close': the pending connect fails and the node hears of the
+      // disconnect in one event, before any continuation of the failed call runs.
+      dialer.clock.runOrHold(() => {
+        if (wasConnecting) connection.settleReady.reject(new BerthError('ServiceUnavailable', `cannot reach peer ${connection.address} (${reason})`));
+        dialer.onClosed(connection);
+      });
       if (listener !== undefined) listener.clock.runOrHold(() => { for (const controller of connection.running.values()) controller.abort(); });
     });
   }
