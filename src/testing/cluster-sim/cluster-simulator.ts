@@ -491,11 +491,7 @@ class ClusterSimulation {
   private async advance(deltaMs: number): Promise<void> {
     const targetMs = this.timeline.nowMs() + deltaMs;
     this.record(`advance ${deltaMs}`);
-    let fired = 0;
-    while (this.timeline.fireNext(targetMs)) {
-      await this.settle();
-      if (process.env['CLUSTER_SIM_DEBUG'] !== undefined && ++fired % 20000 === 0) this.options.onTrace?.(`DEBUG fired ${fired} now ${this.timeline.nowMs() - startMs}`);
-    }
+    while (this.timeline.fireNext(targetMs)) await this.settle();
     await this.settle();
   }
 
