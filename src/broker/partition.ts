@@ -334,6 +334,9 @@ export class PartitionRunner {
       throw new BerthError('InternalError', `partition ${this.name}: cannot cut at ${offset} below the checkpoint at ${checkpoint.offset}`);
     }
     await this.log.truncateFrom(offset);
+    // The cut offsets will hold the new primary's records: a cached payload of a cut record
+    // would be served in place of the record there (cluster simulation seed 51).
+    this.cache.deleteFrom(offset);
     const machine = checkpoint === undefined ? new QueueMachine(this.initialConfig ?? this.machine.config, { windowMessagesMax: this.options.windowMessagesMax }) : QueueMachine.restore(checkpoint.state);
     let from = checkpoint?.offset ?? this.log.startOffset;
     while (from < this.log.endOffset) {

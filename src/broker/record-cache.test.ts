@@ -40,3 +40,13 @@ test('many puts with evictions keep exactly the newest entries', () => {
   assert.equal(cache.get(299_935), undefined);
   assert.ok(cache.get(299_936));
 });
+
+test('deleteFrom forgets every payload at or above the cut and keeps the rest', () => {
+  const cache = new RecordCache(1000);
+  for (let offset = 0; offset < 6; offset++) cache.put(offset, new Uint8Array(10));
+  cache.deleteFrom(3);
+  assert.ok(cache.get(0) && cache.get(1) && cache.get(2));
+  assert.equal(cache.get(3), undefined);
+  assert.equal(cache.get(5), undefined);
+  assert.equal(cache.sizeBytes, 30);
+});

@@ -40,7 +40,12 @@ export class RecordCache {
     this.bytes -= payload.byteLength;
   }
 
-  get sizeBytes(): number {
+  /** Forgets every payload at or above `offset` (a cut tail: those offsets will hold other records). */
+  deleteFrom(offset: number): void {
+    for (const cached of [...this.entries.keys()]) if (cached >= offset) this.delete(cached);
+  }
+
+    get sizeBytes(): number {
     return this.bytes;
   }
 }

@@ -21,7 +21,7 @@
 // replaces a replica gone longer than replicaReplaceAfterMs by a live node outside the set.
 
 import { byReceipt, parseQueueConfig, partitionOfGroup, queueArn, queueNameFromArn, receiptHandleOf, receivedMessage, type QueueIdentity } from '../broker/queue-calls.js';
-import type { Clock } from '../core/clock.js';
+import { repeatOn, sleepOn, type Clock, type TimerHandle } from '../core/clock.js';
 import type { FileSystem } from '../core/filesystem.js';
 import { assert } from '../core/assert.js';
 import { BerthError } from '../protocol/errors.js';
@@ -60,6 +60,8 @@ export interface ClusterNodeOptions {
   /** How long a call waits for a partition to get a working primary before ServiceUnavailable. */
   routeTimeoutMs: number;
   replicaReplaceAfterMs: number;
+  /** Observes every acknowledgement a primary driver of this node lets through (the cluster simulator records them). */
+  onCommitted?: (commit: { key: string; epoch: number; endOffset: number; replicaCount: number }) => void;
 }
 
 interface Hosted {
@@ -103,7 +105,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
   private readonly nextSendPartition = new Map<string, number>();
   private readonly failoversRunning = new Set<string>();
   private readonly downSinceMs = new Map<string, number>();
-  private controllerTimer: NodeJS.Timeout | undefined;
+  private controllerTimer: TimerHandle | undefined;
   private isController = false;
   private closed = false;
 
@@ -125,16 +127,15 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
   start(): void {
     this.options.coordinator.onView((view) => this.reconcile(view));
     this.reconcile(this.options.coordinator.view());
-    this.controllerTimer = setInterval(() => {
+    this.controllerTimer = repeatOn(this.options.clock, 500, () => {
       void this.controllerTick().catch((error: unknown) => this.options.logger.warn({ err: error }, 'controller tick failed'));
-    }, 500);
-    this.controllerTimer.unref();
+    }, { background: true });
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.controllerTimer);
+    this.controllerTimer?.cancel();
     this.moveTasks.stopAll();
     await Promise.all(
       [...this.hosted.values()].map(async (hosted) => {
@@ -262,7 +263,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
   private async claim(hosted: Hosted, versioned: VersionedAssignment): Promise<void> {
     hosted.claiming = true;
     try {
-      if (this.options.coordinator.acknowledgeUntilMs() <= performance.now()) return;
+      if (this.options.coordinator.acknowledgeUntilMs() <= this.options.clock.monotonicMs()) return;
       if (hosted.runner?.logHoldsState === false) {
         this.options.logger.warn({ partition: hosted.key }, 'not claiming: a snapshot install has not yet received the records its state needs');
         return;
@@ -294,10 +295,12 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
       runner,
       backups: backups.map((id) => ({ id, address: () => this.options.coordinator.view().nodes.get(id)?.peerAddress })),
       link: this.options.link,
-      mayAcknowledge: () => this.options.coordinator.acknowledgeUntilMs() > performance.now(),
+      clock: this.options.clock,
+      mayAcknowledge: () => this.options.coordinator.acknowledgeUntilMs() > this.options.clock.monotonicMs(),
       onSuperseded: () => {
         if (hosted.driver === driver) this.demote(hosted, 'a backup knows a newer epoch');
       },
+      onCommitted: (endOffset, replicaCount) => this.options.onCommitted?.({ key: hosted.key, epoch: assignment.epoch, endOffset, replicaCount }),
       logger: this.options.logger,
       commitTimeoutMs: this.options.commitTimeoutMs,
       windowRecordsMax: 4096,
@@ -472,9 +475,9 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
       this.isController = await coordinator.campaign();
       view = await coordinator.refresh();
     }
-    this.isController = view.controller === this.options.self.id && coordinator.acknowledgeUntilMs() > performance.now();
+    this.isController = view.controller === this.options.self.id && coordinator.acknowledgeUntilMs() > this.options.clock.monotonicMs();
     if (!this.isController) return;
-    const nowMs = performance.now();
+    const nowMs = this.options.clock.monotonicMs();
     for (const id of [...this.downSinceMs.keys()]) if (view.nodes.has(id)) this.downSinceMs.delete(id);
     for (const versioned of view.partitions.values()) {
       for (const id of versioned.assignment.replicas) if (!view.nodes.has(id) && !this.downSinceMs.has(id)) this.downSinceMs.set(id, nowMs);
@@ -507,7 +510,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
     const key = partitionKey(assignment.incarnation, assignment.partition);
     const candidates = assignment.replicas.filter((id) => id !== assignment.primary && view.nodes.has(id));
     if (candidates.length === 0) return;
-    const startedMs = performance.now();
+    const startedMs = this.options.clock.monotonicMs();
     const answers = await Promise.all(
       candidates.map(async (id) => {
         try {
@@ -532,7 +535,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
     };
     if (await this.options.coordinator.casPartition(next, versioned.modRevision)) {
       this.options.logger.warn(
-        { partition: key, from: assignment.primary, to: chosen.id, epoch: next.epoch, endOffset: chosen.endOffset, candidates: ranked, decisionMs: Math.round(performance.now() - startedMs) },
+        { partition: key, from: assignment.primary, to: chosen.id, epoch: next.epoch, endOffset: chosen.endOffset, candidates: ranked, decisionMs: Math.round(this.options.clock.monotonicMs() - startedMs) },
         'failover: new primary chosen',
       );
       await this.options.coordinator.refresh();
@@ -551,7 +554,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
   /** Calls the primary of a partition, here or remote; retries while the partition has no working primary. */
   private async callPartition(queue: QueueView, partition: number, method: string, body: Record<string, unknown>, options: { timeoutMs?: number; signal?: AbortSignal; retry?: boolean | 'refusals' } = {}): Promise<unknown> {
     const key = partitionKey(queue.metadata.incarnation, partition);
-    const deadlineMs = performance.now() + this.options.routeTimeoutMs;
+    const deadlineMs = this.options.clock.monotonicMs() + this.options.routeTimeoutMs;
     let lastError: unknown;
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new BerthError('ServiceUnavailable', 'the server is shutting down');
@@ -583,10 +586,10 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
           lastError = error;
         }
       }
-      if (options.retry === false || performance.now() > deadlineMs || options.signal?.aborted === true) {
+      if (options.retry === false || this.options.clock.monotonicMs() > deadlineMs || options.signal?.aborted === true) {
         throw lastError instanceof BerthError ? lastError : new BerthError('ServiceUnavailable', `partition ${key} has no working primary now; retry`);
       }
-      await new Promise((resolve) => setTimeout(resolve, Math.min(500, 50 * (attempt + 1))));
+      await sleepOn(this.options.clock, Math.min(500, 50 * (attempt + 1)));
       await this.options.coordinator.refresh().catch(() => undefined);
     }
   }
@@ -950,6 +953,11 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
   }
 
   // ---- status ----------------------------------------------------------------------
+
+  /** The open log of a partition this node hosts, primary or backup (the cluster simulator compares replicas). */
+  hostedRunner(key: string): PartitionRunner | undefined {
+    return this.hosted.get(key)?.runner;
+  }
 
   /** Per-partition log figures of the partitions this node leads (metrics). */
   partitionStats(): Array<{ queue: string; partition: string; endOffset: number; stats: PartitionRunner['logStats'] }> {

@@ -10,8 +10,47 @@ export interface Clock {
   nowMs(): number;
   /** Monotonic milliseconds, for durations and latency. */
   monotonicMs(): number;
-  /** Calls `callback` once after `delayMs`. */
-  setTimer(delayMs: number, callback: () => void): TimerHandle;
+  /**
+   * Calls `callback` once after `delayMs`. A `background` timer does not by itself keep
+   * the process running (the system clock unrefs it): heartbeats, polls, ticks.
+   */
+  setTimer(delayMs: number, callback: () => void, options?: { background?: boolean }): TimerHandle;
+  /**
+   * Calls `callback` soon, after the work already queued (the system clock: setImmediate).
+   * Optional: without it, deferOn() uses a zero-delay timer.
+   */
+  defer?(callback: () => void): void;
+}
+
+/** Runs `callback` soon on `clock` (its defer, else a zero-delay timer). */
+export function deferOn(clock: Clock, callback: () => void): void {
+  if (clock.defer !== undefined) clock.defer(callback);
+  else clock.setTimer(0, callback);
+}
+
+/** Calls `callback` every `intervalMs` on `clock` until cancelled (setInterval on a Clock). */
+export function repeatOn(clock: Clock, intervalMs: number, callback: () => void, options?: { background?: boolean }): TimerHandle {
+  let cancelled = false;
+  let current: TimerHandle | undefined;
+  const arm = (): void => {
+    current = clock.setTimer(intervalMs, () => {
+      if (cancelled) return;
+      arm();
+      callback();
+    }, options);
+  };
+  arm();
+  return {
+    cancel: () => {
+      cancelled = true;
+      current?.cancel();
+    },
+  };
+}
+
+/** Resolves after `delayMs` on `clock`. */
+export function sleepOn(clock: Clock, delayMs: number): Promise<void> {
+  return new Promise((resolve) => clock.setTimer(delayMs, resolve));
 }
 
 /** A clock driven by hand: tests and the simulator advance it. */

@@ -285,12 +285,12 @@ function splitAddress(address: string): [string, string] {
   return [address.slice(0, at).replace(/^\[|\]$/g, ''), address.slice(at + 1)];
 }
 
-function errorToBody(error: unknown): { code: ErrorCode; message: string } {
+export function errorToBody(error: unknown): { code: ErrorCode; message: string } {
   if (error instanceof BerthError) return { code: error.code, message: error.message };
   return { code: 'InternalError', message: error instanceof Error ? error.message : String(error) };
 }
 
-function errorFromBody(body: unknown): BerthError {
+export function errorFromBody(body: unknown): BerthError {
   const record = (body ?? {}) as { code?: string; message?: string };
   const code = record.code !== undefined && record.code in errorCatalogue ? (record.code as ErrorCode) : 'InternalError';
   return new BerthError(code, record.message ?? 'peer error');

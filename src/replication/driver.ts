@@ -18,6 +18,7 @@
 // The backup side lives with the hosting code (src/cluster/cluster-node.ts), which owns the
 // per-partition knownEpoch/syncedEpoch.
 
+import { deferOn, repeatOn, type Clock, type TimerHandle } from '../core/clock.js';
 import { BerthError } from '../protocol/errors.js';
 import type { LogRecord, StoredCheckpoint } from '../storage/types.js';
 import type { CommitTracker, PartitionRunner } from '../broker/partition.js';
@@ -49,9 +50,13 @@ export interface PrimaryDriverOptions {
   runner: PartitionRunner;
   backups: Array<{ id: string; address: () => string | undefined }>;
   link: ReplicationLink;
+  /** All time (timers, deferrals) comes from here, so the driver runs on simulated time. */
+  clock: Clock;
   /** The acknowledgement fence: false once this node's lease may have expired. */
   mayAcknowledge: () => boolean;
   onSuperseded: () => void;
+  /** Observes every acknowledgement this driver lets through (the simulator records them). */
+  onCommitted?: (endOffset: number, replicaCount: number) => void;
   logger: { info(object: object, message: string): void; warn(object: object, message: string): void };
   commitTimeoutMs: number;
   windowRecordsMax: number;
@@ -64,7 +69,7 @@ interface Waiter {
   replicaCount: number;
   resolve(): void;
   reject(error: unknown): void;
-  timer: NodeJS.Timeout;
+  timer: TimerHandle;
 }
 
 const recordsPerFrameMax = 1024;
@@ -76,7 +81,7 @@ export class PrimaryDriver implements CommitTracker {
   private readonly waiters = new Set<Waiter>();
   private readonly pumping = new Set<string>();
   private readonly wakeSync = new Map<string, () => void>();
-  private heartbeat: NodeJS.Timeout | undefined;
+  private heartbeat: TimerHandle | undefined;
   private stopped = false;
   private pumpScheduled = false;
 
@@ -86,19 +91,18 @@ export class PrimaryDriver implements CommitTracker {
 
   start(): void {
     for (const backup of this.options.backups) void this.syncLoop(backup);
-    this.heartbeat = setInterval(() => this.sendHeartbeats(), this.options.heartbeatMs);
-    this.heartbeat.unref();
+    this.heartbeat = repeatOn(this.options.clock, this.options.heartbeatMs, () => this.sendHeartbeats(), { background: true });
   }
 
   /** Stops shipping and fails every waiting acknowledgement (this node no longer leads at this epoch). */
   stop(reason: string): void {
     if (this.stopped) return;
     this.stopped = true;
-    clearInterval(this.heartbeat);
+    this.heartbeat?.cancel();
     for (const wake of this.wakeSync.values()) wake();
     for (const waiter of [...this.waiters]) {
       this.waiters.delete(waiter);
-      clearTimeout(waiter.timer);
+      waiter.timer.cancel();
       waiter.reject(new BerthError('ServiceUnavailable', `partition ${this.options.key}: ${reason}; retry`));
     }
   }
@@ -119,16 +123,17 @@ export class PrimaryDriver implements CommitTracker {
           replicaCount,
           resolve,
           reject,
-          timer: setTimeout(() => {
+          timer: this.options.clock.setTimer(this.options.commitTimeoutMs, () => {
             this.waiters.delete(waiter);
             reject(new BerthError('ServiceUnavailable', `partition ${this.options.key}: ${replicaCount} replicas did not hold the record durably within ${this.options.commitTimeoutMs} ms`));
-          }, this.options.commitTimeoutMs),
+          }),
         };
         this.waiters.add(waiter);
         this.checkWaiters();
       });
     }
     this.checkFence();
+    this.options.onCommitted?.(endOffset, replicaCount);
   }
 
   onAppend(): void {
@@ -176,7 +181,7 @@ export class PrimaryDriver implements CommitTracker {
     for (const waiter of [...this.waiters]) {
       if (this.state.committedEnd(durable, waiter.replicaCount) >= waiter.endOffset) {
         this.waiters.delete(waiter);
-        clearTimeout(waiter.timer);
+        waiter.timer.cancel();
         waiter.resolve();
       }
     }
@@ -185,7 +190,7 @@ export class PrimaryDriver implements CommitTracker {
   private schedulePump(): void {
     if (this.pumpScheduled || this.stopped) return;
     this.pumpScheduled = true;
-    setImmediate(() => {
+    deferOn(this.options.clock, () => {
       this.pumpScheduled = false;
       for (const backup of this.options.backups) void this.pump(backup);
     });
@@ -338,9 +343,9 @@ export class PrimaryDriver implements CommitTracker {
 
   private pause(delayMs: number, backupId: string): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, delayMs);
+      const timer = this.options.clock.setTimer(delayMs, resolve);
       this.wakeSync.set(backupId, () => {
-        clearTimeout(timer);
+        timer.cancel();
         resolve();
       });
     });

@@ -407,6 +407,30 @@ export class SimChecker {
     this.movedFamilies.add(this.queueInfo(queue).family);
   }
 
+  /**
+   * The run no longer promises this acknowledged message survives (the cluster simulator:
+   * as many nodes failed at once as its replica count): its loss, and its absence from a
+   * group's order, are not anomalies.
+   */
+  excuseLoss(messageId: string): void {
+    const state = this.messages.get(messageId);
+    if (state !== undefined) state.deletedMaybeAtOperation ??= Number.NEGATIVE_INFINITY;
+  }
+
+  /**
+   * The run no longer promises that what was acknowledged on this queue so far lasts (the
+   * cluster simulator: as many nodes failed at once as the queue's replica count, so a
+   * failover may cut committed receive and delete records): in-flight deadlines and
+   * deletes known so far stop binding the server; a deleted message may come back.
+   */
+  excuseQueue(queue: string): void {
+    for (const state of this.messages.values()) {
+      const flight = state.inFlight.get(queue);
+      if (flight !== undefined) flight.notBeforeMs = Number.NEGATIVE_INFINITY;
+      state.deletedSure.delete(queue);
+    }
+  }
+
   // ---- errors and restarts -------------------------------------------------------
 
   diskError(queue: string, operation: number): void {

@@ -3,9 +3,14 @@
 // Runs seeds start .. start+N-1 of the deterministic simulator (simulator.ts), prints a
 // progress line every few seeds, a summary, and for each failing seed its anomalies and
 // the command that replays it. Exit code 1 when any seed found an anomaly.
+//
+// `npm run sim -- --cluster --seeds N [--start S] [--steps K] [--trace] [--quiet]` runs the
+// cluster simulator instead (src/testing/cluster-sim/cluster-simulator.ts): 3-4 real
+// ClusterNodes over simulated disks, clocks, network and etcd.
 
 import { Command } from 'commander';
 import { runSimulation, type SimulationResult } from './simulator.js';
+import { runClusterSimulation, type ClusterSimulationResult } from '../cluster-sim/cluster-simulator.js';
 
 interface CliOptions {
   seeds: string;
@@ -14,6 +19,7 @@ interface CliOptions {
   trace?: boolean;
   quiet?: boolean;
   pageCache: boolean;
+  cluster?: boolean;
 }
 
 function positiveInteger(text: string, name: string, allowZero = false): number {
@@ -35,11 +41,16 @@ async function main(): Promise<void> {
     .option('--trace', 'print every trace line (use with one seed)')
     .option('--quiet', 'no progress lines')
     .option('--no-page-cache', 'every restart is a machine crash (never a process restart that keeps unsynced writes)')
+    .option('--cluster', 'simulate a 3-4 node cluster (real ClusterNodes, simulated network and etcd) instead of one broker')
     .parse(process.argv);
   const options = program.opts<CliOptions>();
   const seeds = positiveInteger(options.seeds, 'seeds');
   const start = positiveInteger(options.start, 'start', true);
   const steps = positiveInteger(options.steps, 'steps');
+  if (options.cluster === true) {
+    await runCluster(options, seeds, start, steps);
+    return;
+  }
   const startedMs = performance.now();
   const totals = { operations: 0, crashes: 0, restarts: 0, faults: 0, diskErrorAnswers: 0, acknowledged: 0, deliveries: 0, anomalies: 0 };
   const failures: SimulationResult[] = [];
@@ -80,6 +91,57 @@ async function main(): Promise<void> {
       + `process restarts ${totals.restarts}, disk faults injected ${totals.faults} (disk-error answers ${totals.diskErrorAnswers}), `
       + `anomalies ${totals.anomalies} in ${failures.length} seed(s), ${seconds.toFixed(1)} s\n`,
   );
+  if (failures.length > 0) {
+    const kinds = new Map<string, number>();
+    for (const failure of failures) for (const anomaly of failure.anomalies) kinds.set(anomaly.kind, (kinds.get(anomaly.kind) ?? 0) + 1);
+    process.stdout.write(`anomaly kinds: ${[...kinds].map(([kind, count]) => `${kind} ${count}`).join(', ')}\n`);
+    process.stdout.write(`failing seeds: ${failures.map((failure) => failure.seed).join(' ')}\n`);
+    process.exitCode = 1;
+  }
+}
+
+async function runCluster(options: CliOptions, seeds: number, start: number, steps: number): Promise<void> {
+  const startedMs = performance.now();
+  const totals = { operations: 0, acknowledged: 0, excused: 0, deliveries: 0, commits: 0, connectionsBroken: 0, simulatedMs: 0, anomalies: 0 };
+  const faults = new Map<string, number>();
+  const limitations = new Map<string, number>();
+  const failures: ClusterSimulationResult[] = [];
+  const progressEvery = Math.max(1, Math.min(100, Math.ceil(seeds / 20)));
+  for (let index = 0; index < seeds; index++) {
+    const seed = start + index;
+    const result = await runClusterSimulation({ seed, steps, onTrace: options.trace === true ? (line) => process.stdout.write(`${line}\n`) : undefined });
+    totals.operations += result.operations;
+    totals.acknowledged += result.acknowledgedMessages;
+    totals.excused += result.excusedMessages;
+    totals.deliveries += result.deliveries;
+    totals.commits += result.commits;
+    totals.connectionsBroken += result.connectionsBroken;
+    totals.simulatedMs += result.simulatedMs;
+    totals.anomalies += result.anomalies.length;
+    for (const [kind, count] of Object.entries(result.faults)) faults.set(kind, (faults.get(kind) ?? 0) + count);
+    for (const limitation of result.limitations) limitations.set(limitation, (limitations.get(limitation) ?? 0) + 1);
+    if (result.anomalies.length > 0) {
+      failures.push(result);
+      process.stdout.write(`seed ${seed} FAILED (trace ${result.traceHash}):\n`);
+      for (const anomaly of result.anomalies.slice(0, 10)) process.stdout.write(`  [${anomaly.kind}] step ${anomaly.step}: ${anomaly.detail}\n`);
+      process.stdout.write(`  replay: npm run sim -- --cluster --seeds 1 --start ${seed} --steps ${steps} --trace\n`);
+    } else if (seeds === 1) {
+      process.stdout.write(`seed ${seed} ok (trace ${result.traceHash})\n`);
+    }
+    if (options.quiet !== true && ((index + 1) % progressEvery === 0 || index + 1 === seeds)) {
+      const seconds = (performance.now() - startedMs) / 1000;
+      process.stdout.write(`[${index + 1}/${seeds}] seeds ${start}..${seed} ${seconds.toFixed(1)} s, last trace ${result.traceHash}, anomalies so far ${totals.anomalies}\n`);
+    }
+  }
+  const seconds = (performance.now() - startedMs) / 1000;
+  process.stdout.write(
+    `\nsummary (cluster): seeds ${seeds} (${start}..${start + seeds - 1}), steps ${steps}, operations ${totals.operations}, `
+      + `acknowledged messages ${totals.acknowledged} (${totals.excused} excused by concurrent faults), deliveries ${totals.deliveries}, `
+      + `commits ${totals.commits}, faults ${[...faults].map(([kind, count]) => `${kind} ${count}`).join(', ') || 'none'}, `
+      + `connections broken ${totals.connectionsBroken}, simulated ${(totals.simulatedMs / 1000).toFixed(0)} s, `
+      + `anomalies ${totals.anomalies} in ${failures.length} seed(s), ${seconds.toFixed(1)} s\n`,
+  );
+  if (limitations.size > 0) process.stdout.write(`known limitations met: ${[...limitations].map(([kind, count]) => `${kind} in ${count} seed(s)`).join(', ')}\n`);
   if (failures.length > 0) {
     const kinds = new Map<string, number>();
     for (const failure of failures) for (const anomaly of failure.anomalies) kinds.set(anomaly.kind, (kinds.get(anomaly.kind) ?? 0) + 1);
