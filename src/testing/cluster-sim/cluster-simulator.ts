@@ -256,6 +256,7 @@ class ClusterSimulation {
       onRequest: (method, body, signal) => (node === undefined ? Promise.reject(new Error('node is starting')) : node.handlePeerRequest(method, body, signal)),
       onReplicate: (frame, reply) => node?.handleReplicate(frame, reply),
       onAck: (address, frame) => node?.handleAck(address, frame),
+      onSnapshotChunk: (frame) => node?.handleSnapshotChunk(frame),
       onDisconnect: (address) => node?.handleDisconnect(address),
     });
     this.network.register(state.address, state.id, link);

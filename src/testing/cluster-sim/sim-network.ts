@@ -30,7 +30,7 @@ import { BerthError } from '../../protocol/errors.js';
 import type { Random } from '../../core/random.js';
 import type { ReplicationLink } from '../../replication/driver.js';
 import { AckStatus, FrameKind, decodeFrame, encodeFrame, type Frame } from '../../replication/wire.js';
-import { errorFromBody, errorToBody, type AckFrame, type PeerHandlers, type ReplicateFrame } from '../../io/peer-transport.js';
+import { errorFromBody, errorToBody, type AckFrame, type PeerHandlers, type ReplicateFrame, type SnapshotChunkFrame } from '../../io/peer-transport.js';
 import type { ProcessClock } from '../simulator/sim-process.js';
 import type { NodeClock } from './node-clock.js';
 
@@ -305,6 +305,13 @@ export class SimPeerLink implements ReplicationLink {
     return true;
   }
 
+  snapshotChunk(address: string, frame: SnapshotChunkFrame): boolean {
+    const connection = this.connection(address);
+    if (connection.state !== 'open') return false;
+    this.network.send(connection, 'toListener', frame);
+    return true;
+  }
+
   private connection(address: string): Connection {
     if (!this.clock.alive) throw new BerthError('ServiceUnavailable', 'the process is dead');
     const existing = this.outbound.get(address);
@@ -354,6 +361,14 @@ export class SimPeerLink implements ReplicationLink {
         }
         break;
       }
+      case FrameKind.SnapshotChunk:
+        // As the real transport: a handler that throws is logged there and the chunk dropped (the primary resends the snapshot).
+        try {
+          this.handlers.onSnapshotChunk?.(frame);
+        } catch {
+          // dropped
+        }
+        break;
       default:
         break;
     }
