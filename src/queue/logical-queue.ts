@@ -28,7 +28,9 @@
 
 import { assert } from '../core/assert.js';
 import { BacklogRuns } from './backlog.js';
+import type { FilterPolicy } from './filter.js';
 import type { EnqueueMetadata } from './records.js';
+import type { QueueConfig } from './types.js';
 
 export class MessageEntry {
   /** Offset of the record that holds the message now (changes when it is relocated). */
@@ -305,6 +307,11 @@ export class LogicalQueue {
   /** FIFO ReceiveRequestAttemptId -> what that receive delivered (5 minutes). */
   readonly attempts = new Map<string, ReceiveAttempt>();
   private readonly inflight = new InflightTracker();
+  /** A topic subscription's own settings (visibility, retention, redrive); undefined: the partition's config (a plain queue). */
+  config: QueueConfig | undefined;
+  /** A subscription's filter policy, as JSON text and parsed; undefined: every message. */
+  filterPolicy: string | undefined;
+  filter: FilterPolicy | undefined;
 
   constructor(readonly id: number) {}
 
