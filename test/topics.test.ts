@@ -20,7 +20,8 @@ import {
   type Message,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { makeTempDir, sqsClient, startBerth, waitUntil, type BerthProcess } from './harness/server.js';
+import { Berth, InvalidRequestError, type Message as BerthMessage } from '../src/client/index.js';
+import { freePort, makeTempDir, sqsClient, startBerth, waitUntil, type BerthProcess } from './harness/server.js';
 import { drain, expectSqsError, queueAttributes, receiveUntil } from './harness/sqs.js';
 
 async function createTopic(client: SQSClient, name: string): Promise<string> {
@@ -125,6 +126,60 @@ describe('topics through the SQS API', () => {
     assert.match(badFilter.message, /Berth.FilterPolicy is invalid/);
     await expectSqsError(client.send(new CreateQueueCommand({ QueueName: 'plain-filtered', Attributes: { 'Berth.FilterPolicy': '{"a":"b"}' } as never })), 'InvalidParameterValue');
     await expectSqsError(client.send(new CreateQueueCommand({ QueueName: 'alerts-kind', Attributes: { 'Berth.Kind': 'stream' } as never })), 'InvalidAttributeValue');
+  });
+});
+
+describe('topics through the native SDK', () => {
+  let server: BerthProcess;
+  let berth: Berth;
+
+  before(async () => {
+    const nativePort = await freePort();
+    server = await startBerth({ args: ['--log-level', 'warn', '--native-port', String(nativePort)] });
+    berth = await Berth.connect({ url: `berth://127.0.0.1:${nativePort}` });
+  });
+
+  after(async () => {
+    await berth?.close();
+    await server?.stop();
+  });
+
+  /** Receives (long polls) and acks until `count` distinct bodies were seen. */
+  async function take(queue: string, count: number): Promise<string[]> {
+    const seen = new Set<string>();
+    const deadline = Date.now() + 30_000;
+    while (seen.size < count) {
+      assert.ok(Date.now() < deadline, `timed out on ${queue}: ${seen.size} of ${count}`);
+      const messages: BerthMessage[] = await berth.receive(queue, { maxMessages: 10, waitMs: 1000 });
+      for (const message of messages) {
+        seen.add(message.body);
+        await message.ack();
+      }
+    }
+    return [...seen].sort();
+  }
+
+  test('createTopic, subscribe (with a filter), publish, receive per subscription, unsubscribe', async () => {
+    await berth.createTopic('native-news');
+    const subscriptions = ['native-news-1', 'native-news-2', 'native-news-3'];
+    for (const name of subscriptions) assert.equal(await berth.subscribe('native-news', name, { attributes: { VisibilityTimeout: '45' } }), name);
+    await berth.subscribe('native-news', 'native-news-sport', { filterPolicy: { section: [{ prefix: 'sport' }] } });
+    const bodies = Array.from({ length: 30 }, (_, index) => `news-${String(index).padStart(2, '0')}`);
+    const results = await berth.publish(
+      'native-news',
+      bodies.map((body, index) => ({ body, attributes: { section: { dataType: 'String', stringValue: index % 5 === 0 ? 'sport/football' : 'politics' } } })),
+    );
+    assert.ok(results.every((result) => 'messageId' in result), JSON.stringify(results));
+    for (const name of subscriptions) assert.deepEqual(await take(name, bodies.length), bodies, name);
+    assert.deepEqual(await take('native-news-sport', 6), bodies.filter((_, index) => index % 5 === 0));
+    assert.equal((await berth.queueCounts('native-news-sport')).visible, 0);
+    assert.equal((await berth.getQueueAttributes('native-news-1'))['VisibilityTimeout'], '45');
+    await assert.rejects(berth.subscribe('native-news', 'native-news-bad', { filterPolicy: '{"a":{"nope":1}}' }), InvalidRequestError);
+    await assert.rejects(berth.unsubscribe('native-news'), InvalidRequestError);
+    await berth.unsubscribe('native-news-2');
+    assert.ok(!(await berth.listQueues('native-news')).includes('native-news-2'));
+    await berth.publish('native-news', [{ body: 'late' }]);
+    assert.deepEqual(await take('native-news-1', 1), ['late']);
   });
 });
 
