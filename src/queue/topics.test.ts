@@ -33,8 +33,8 @@ class Topic {
   readonly offsetOf = new Map<string, number>();
   private sent = 0;
 
-  constructor(windowMessagesMax = 1000) {
-    this.machine = new QueueMachine(config(), { windowMessagesMax });
+  constructor(windowMessagesMax = 1000, fifo = false) {
+    this.machine = new QueueMachine(config({ fifo }), { windowMessagesMax });
     this.append(RecordType.Unsubscribe, this.machine.planUnsubscribe(0).payload);
   }
 
@@ -51,9 +51,10 @@ class Topic {
     this.append(RecordType.Subscribe, plan.payload);
   }
 
-  publish(attributes: MessageAttributes = {}): string {
+  publish(attributes: MessageAttributes = {}, groupId?: string): string {
     const messageId = `m${this.sent++}`;
     const payload: EnqueuePayload = { messageId, body: messageId, attributes, systemAttributes: {}, senderId: 's', sentTimestampMs: this.nowMs, delaySeconds: 0, replicaCount: 1 };
+    if (groupId !== undefined) Object.assign(payload, { groupId, deduplicationId: messageId });
     this.offsetOf.set(messageId, this.append(RecordType.Enqueue, encodeEnqueue(payload)));
     return messageId;
   }
@@ -203,6 +204,19 @@ describe('topics in the queue machine', () => {
     assert.equal(topic.machine.message(again[0]!.receipt.messageOffset, topic.nowMs, 1)!.receiveCount, 2);
     assert.equal(topic.receive(2).length, 0, 'still in flight on subscription 2');
     assert.equal(topic.machine.message(again[0]!.receipt.messageOffset, topic.nowMs, 2)!.receiveCount, 1);
+  });
+
+  test('FIFO topic: each subscription keeps group order and blocks a group only on its own in-flight message', () => {
+    const topic = new Topic(1000, true);
+    topic.subscribe(1, { fifo: true });
+    topic.subscribe(2, { fifo: true });
+    const sent = [topic.publish({}, 'g'), topic.publish({}, 'g'), topic.publish({}, 'g')];
+    const first = topic.receive(1, 1);
+    assert.deepEqual(first.map((message) => message.messageId), [sent[0]]);
+    assert.deepEqual(topic.receive(1).length, 0, 'group g is blocked on subscription 1 while its head is in flight');
+    assert.deepEqual(topic.drain(2), sent, 'subscription 2 is not blocked, and gets the group in order');
+    topic.delete(1, first[0]!.receipt);
+    assert.deepEqual(topic.drain(1), sent.slice(1));
   });
 
   test('an invalid filter policy is an InvalidParameterValue plan error', () => {
