@@ -38,7 +38,7 @@ import { assert, unreachable } from '../core/assert.js';
 import type { ErrorCode } from '../protocol/errors.js';
 import type { LogRecord } from '../storage/types.js';
 import { Reader, Writer } from './codec.js';
-import { matchesFilterPolicy, parseFilterPolicy } from './filter.js';
+import { matchesFilterPolicy, parseFilterPolicy, type FilterPolicy } from './filter.js';
 import { LogicalQueue, MessageEntry } from './logical-queue.js';
 import {
   RecordType,
@@ -515,10 +515,11 @@ export class QueueMachine {
         let attributes: MessageAttributes | undefined;
         for (const queue of this.queues) {
           let entry = queue.lookup(originalOffset);
-          if (entry === undefined && queue.inBacklog(originalOffset) && queue.filter !== undefined) {
+          const filter = queue.filterAt(originalOffset);
+          if (entry === undefined && filter !== undefined && queue.inBacklog(originalOffset)) {
             // The cursor has not passed it, but a message the filter refused was never in this backlog.
             attributes ??= decodeEnqueueAttributes(enqueuePayload);
-            if (!matchesFilterPolicy(queue.filter, attributes)) continue;
+            if (!matchesFilterPolicy(filter, attributes)) continue;
           }
           if (entry === undefined && queue.inBacklog(originalOffset)) {
             queue.takeFromBacklog(originalOffset);
@@ -538,6 +539,9 @@ export class QueueMachine {
           queue.readCursorOffset = record.offset + 1;
           this.queues.push(queue);
           this.queues.sort((a, b) => a.id - b.id);
+        }
+        if (queue.filterPolicy !== payload.filterPolicy && queue.backlogCount > 0) {
+          queue.filterHistory.push({ untilOffset: record.offset, filterPolicy: queue.filterPolicy, filter: queue.filter });
         }
         setSubscription(queue, payload.config, payload.filterPolicy);
         becameVisible = true;
@@ -642,7 +646,7 @@ export class QueueMachine {
         if (record.type === RecordType.Enqueue) {
           if (queue.aheadSequences.has(record.offset)) {
             queue.aheadSequences.delete(record.offset);
-          } else if (queue.filter !== undefined && !matchesFilterPolicy(queue.filter, decodeEnqueueAttributes(record.payload))) {
+          } else if (queue.filterAt(record.offset) !== undefined && !matchesFilterPolicy(queue.filterAt(record.offset)!, decodeEnqueueAttributes(record.payload))) {
             // Refused by the filter at apply time: never in this backlog.
           } else {
             if (overLimit()) break;
@@ -772,6 +776,8 @@ export class QueueMachine {
     for (const queue of this.queues) {
       writer.varint(queue.id);
       writer.optionalString(queue.config === undefined ? undefined : JSON.stringify(queue.config)).optionalString(queue.filterPolicy);
+      writer.varint(queue.filterHistory.length);
+      for (const past of queue.filterHistory) writer.varint(past.untilOffset).optionalString(past.filterPolicy);
       writer.varint(queue.readCursorOffset).varint(queue.backlogCount);
       writer.f64(queue.lastPurgeTimestampMs ?? Number.NaN);
       writer.optionalString(queue.lastServedGroupKey);
@@ -823,6 +829,12 @@ export class QueueMachine {
       if (version >= 2) {
         const configText = reader.optionalString();
         setSubscription(queue, configText === undefined ? undefined : (JSON.parse(configText) as QueueConfig), reader.optionalString());
+        const historyCount = reader.varint();
+        for (let index = 0; index < historyCount; index++) {
+          const untilOffset = reader.varint();
+          const filterPolicy = reader.optionalString();
+          queue.filterHistory.push({ untilOffset, filterPolicy, filter: filterPolicy === undefined ? undefined : parsedFilter(filterPolicy) });
+        }
       }
       queue.readCursorOffset = reader.varint();
       queue.backlogCount = reader.varint();
@@ -886,14 +898,14 @@ export class QueueMachine {
 function setSubscription(queue: LogicalQueue, config: QueueConfig | undefined, filterPolicy: string | undefined): void {
   queue.config = config;
   queue.filterPolicy = filterPolicy;
-  if (filterPolicy === undefined) {
-    queue.filter = undefined;
-  } else {
-    const parsed = parseFilterPolicy(filterPolicy);
-    // planSubscribe validated it; a record that still does not parse is a bug.
-    assert('policy' in parsed, `stored filter policy invalid: ${'error' in parsed ? parsed.error : ''}`);
-    queue.filter = parsed.policy;
-  }
+  queue.filter = filterPolicy === undefined ? undefined : parsedFilter(filterPolicy);
+}
+
+function parsedFilter(filterPolicy: string): FilterPolicy {
+  const parsed = parseFilterPolicy(filterPolicy);
+  // planSubscribe validated it; a record that still does not parse is a bug.
+  assert('policy' in parsed, `stored filter policy invalid: ${'error' in parsed ? parsed.error : ''}`);
+  return parsed.policy;
 }
 
 function noLogicalQueue(logicalQueueId: number): PlanError {

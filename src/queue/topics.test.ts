@@ -219,6 +219,20 @@ describe('topics in the queue machine', () => {
     assert.deepEqual(topic.drain(1), sent.slice(1));
   });
 
+  test('a filter change decides for later publishes; backlog messages keep the decision made for them', () => {
+    const topic = new Topic(1); // a window of one: most messages wait in the backlog
+    topic.subscribe(1, {}, '{"colour":"red"}');
+    const red = [topic.publish({ colour: stringAttribute('red') }), topic.publish({ colour: stringAttribute('blue') }), topic.publish({ colour: stringAttribute('red') })];
+    topic.subscribe(1, {}, '{"colour":"blue"}');
+    const blue = [topic.publish({ colour: stringAttribute('red') }), topic.publish({ colour: stringAttribute('blue') })];
+    assert.equal(topic.machine.counts(topic.nowMs, 1).visible, 3);
+    const restored = QueueMachine.restore(topic.machine.snapshot());
+    assert.deepEqual(topic.drain(1), [red[0], red[2], blue[1]]);
+    assert.deepEqual(topic.machine.counts(topic.nowMs, 1), { visible: 0, inflight: 0, delayed: 0, oldestMessageAgeSeconds: 0 });
+    topic.machine = restored; // the history of filters survives a snapshot
+    assert.deepEqual(topic.drain(1), [red[0], red[2], blue[1]]);
+  });
+
   test('an invalid filter policy is an InvalidParameterValue plan error', () => {
     const topic = new Topic();
     const plan = topic.machine.planSubscribe(1, config(), '{"a":{"bogus":1}}');
@@ -233,6 +247,7 @@ describe('topics in the queue machine', () => {
       fc.record({ kind: fc.constant('subscribe' as const) }),
       fc.record({ kind: fc.constant('unsubscribe' as const), subscription: fc.integer({ min: 1, max: 4 }) }),
       fc.record({ kind: fc.constant('tick' as const) }),
+      fc.record({ kind: fc.constant('refilter' as const), colour: fc.constantFrom('red', 'blue', undefined) }),
     );
     fc.assert(
       fc.property(fc.array(operation, { maxLength: 60 }), fc.integer({ min: 1, max: 4 }), fc.nat(60), (operations, windowMessagesMax, snapshotAt) => {
@@ -241,6 +256,7 @@ describe('topics in the queue machine', () => {
         topic.subscribe(2, { visibilityTimeoutSeconds: 1 });
         topic.subscribe(3, {}, '{"colour":"red"}');
         let nextId = 4;
+        let colourOf3: string | undefined = 'red';
         const held = new Map<number, Receipt[]>();
         const deliveredTo = new Map<number, string[]>();
         const model = new Map<number, Set<string>>([[1, new Set()], [2, new Set()], [3, new Set()]]);
@@ -250,7 +266,7 @@ describe('topics in the queue machine', () => {
           switch (step.kind) {
             case 'publish': {
               const id = topic.publish({ colour: stringAttribute(step.colour) });
-              for (const [subscription, pending] of model) if (subscription !== 3 || step.colour === 'red') pending.add(id);
+              for (const [subscription, pending] of model) if (subscription !== 3 || colourOf3 === undefined || step.colour === colourOf3) pending.add(id);
               break;
             }
             case 'receive': {
@@ -282,6 +298,12 @@ describe('topics in the queue machine', () => {
               break;
             case 'tick':
               topic.nowMs += 1500;
+              break;
+            case 'refilter':
+              // A filter change decides for later publishes only; messages waiting in the backlog keep the decision made for them.
+              if (!model.has(3)) break;
+              colourOf3 = step.colour;
+              topic.subscribe(3, {}, step.colour === undefined ? undefined : JSON.stringify({ colour: step.colour }));
               break;
           }
         });
