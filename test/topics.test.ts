@@ -22,7 +22,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { Berth, InvalidRequestError, type Message as BerthMessage } from '../src/client/index.js';
 import { freePort, makeTempDir, sqsClient, startBerth, waitUntil, type BerthProcess } from './harness/server.js';
-import { drain, expectSqsError, queueAttributes, receiveUntil } from './harness/sqs.js';
+import { drain, expectSqsError, queueArn, queueAttributes, receiveUntil } from './harness/sqs.js';
 
 async function createTopic(client: SQSClient, name: string): Promise<string> {
   const created = await client.send(new CreateQueueCommand({ QueueName: name, Attributes: { 'Berth.Kind': 'topic' } as never }));
@@ -108,6 +108,32 @@ describe('topics through the SQS API', () => {
     await client.send(new DeleteQueueCommand({ QueueUrl: first }));
     await publish(client, topicUrl, ['e4']);
     assert.deepEqual(distinctBodies(await drain(client, second, 4)), ['e1', 'e2', 'e3', 'e4']);
+  });
+
+  test('a subscription has its own dead-letter settings: the other subscription keeps the message', async () => {
+    const topicUrl = await createTopic(client, 'jobs');
+    const dlqUrl = (await client.send(new CreateQueueCommand({ QueueName: 'jobs-dlq' }))).QueueUrl!;
+    const strict = await subscribe(client, 'jobs', 'jobs-strict', { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: queueArn('jobs-dlq'), maxReceiveCount: 1 }) });
+    const lenient = await subscribe(client, 'jobs', 'jobs-lenient');
+    const sent = await client.send(new SendMessageCommand({ QueueUrl: topicUrl, MessageBody: 'poison' }));
+    let receives = 0;
+    await waitUntil(
+      async () => {
+        const response = await client.send(new ReceiveMessageCommand({ QueueUrl: strict, VisibilityTimeout: 0, WaitTimeSeconds: 1 }));
+        receives += response.Messages?.length ?? 0;
+        return (await queueAttributes(client, dlqUrl, ['ApproximateNumberOfMessages'])).ApproximateNumberOfMessages === '1';
+      },
+      'the message to reach jobs-dlq',
+      30_000,
+      0,
+    );
+    assert.equal(receives, 1, 'delivered once (maxReceiveCount 1), then moved');
+    const [dead] = await receiveUntil(client, { QueueUrl: dlqUrl, MessageSystemAttributeNames: ['All'] }, (messages) => messages.length >= 1);
+    assert.equal(dead?.MessageId, sent.MessageId);
+    assert.equal(dead?.Attributes?.DeadLetterQueueSourceArn, queueArn('jobs-strict'));
+    const [kept] = await drain(client, lenient, 1);
+    assert.equal(kept?.MessageId, sent.MessageId, 'jobs-lenient still has it');
+    assert.equal((await queueAttributes(client, strict, ['ApproximateNumberOfMessages'])).ApproximateNumberOfMessages, '0');
   });
 
   test('wrong-way calls get errors that say what to do', async () => {
