@@ -8,7 +8,7 @@ import type { LogRecord } from '../storage/types.js';
 import { queueConfigFromAttributes } from './config.js';
 import { matchesFilterPolicy, parseFilterPolicy } from './filter.js';
 import { QueueMachine, type Receipt } from './machine.js';
-import { RecordType, encodeEnqueue, type EnqueuePayload } from './records.js';
+import { RecordType, encodeEnqueue, encodeRelocate, enqueuePayloadOf, type EnqueuePayload } from './records.js';
 import type { MessageAttributes, QueueConfig } from './types.js';
 
 const startMs = 1_700_000_000_000;
@@ -248,9 +248,10 @@ describe('topics in the queue machine', () => {
       fc.record({ kind: fc.constant('unsubscribe' as const), subscription: fc.integer({ min: 1, max: 4 }) }),
       fc.record({ kind: fc.constant('tick' as const) }),
       fc.record({ kind: fc.constant('refilter' as const), colour: fc.constantFrom('red', 'blue', undefined) }),
+      fc.record({ kind: fc.constant('compact' as const) }),
     );
     fc.assert(
-      fc.property(fc.array(operation, { maxLength: 60 }), fc.integer({ min: 1, max: 4 }), fc.nat(60), (operations, windowMessagesMax, snapshotAt) => {
+      fc.property(fc.array(operation, { minLength: 20, maxLength: 80 }), fc.integer({ min: 1, max: 4 }), fc.nat(80), (operations, windowMessagesMax, snapshotAt) => {
         const topic = new Topic(windowMessagesMax);
         topic.subscribe(1);
         topic.subscribe(2, { visibilityTimeoutSeconds: 1 });
@@ -262,7 +263,10 @@ describe('topics in the queue machine', () => {
         const model = new Map<number, Set<string>>([[1, new Set()], [2, new Set()], [3, new Set()]]);
         let snapshot: { bytes: Uint8Array; end: number } | undefined;
         operations.forEach((step, index) => {
-          if (index === snapshotAt) snapshot = { bytes: topic.machine.snapshot(), end: topic.log.length };
+          if (index === snapshotAt) {
+            snapshot = { bytes: topic.machine.snapshot(), end: topic.log.length };
+            assert.deepEqual(QueueMachine.restore(snapshot.bytes).snapshot(), snapshot.bytes, 'snapshot -> restore -> snapshot is byte-identical');
+          }
           switch (step.kind) {
             case 'publish': {
               const id = topic.publish({ colour: stringAttribute(step.colour) });
@@ -299,6 +303,15 @@ describe('topics in the queue machine', () => {
             case 'tick':
               topic.nowMs += 1500;
               break;
+            case 'compact': {
+              // Relocation moves old live messages to the tail for every subscription that still holds them.
+              for (const offset of topic.machine.planCompaction(topic.log.length, { compactBehindRecords: 6, maxRelocations: 3 })) {
+                const record = topic.log[offset]!;
+                const moved = topic.append(RecordType.Relocate, encodeRelocate(offset, enqueuePayloadOf(record)));
+                for (const [id, current] of topic.offsetOf) if (current === offset) topic.offsetOf.set(id, moved);
+              }
+              break;
+            }
             case 'refilter':
               // A filter change decides for later publishes only; messages waiting in the backlog keep the decision made for them.
               if (!model.has(3)) break;
