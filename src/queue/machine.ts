@@ -513,21 +513,26 @@ export class QueueMachine {
       case RecordType.Relocate: {
         const { originalOffset, enqueuePayload } = decodeRelocate(record.payload);
         let attributes: MessageAttributes | undefined;
+        const joined = (queue: LogicalQueue): boolean => {
+          // The cursor has not passed it, but a message the filter refused was never in this backlog.
+          const filter = queue.filterAt(originalOffset);
+          if (filter === undefined) return true;
+          attributes ??= decodeEnqueueAttributes(enqueuePayload);
+          return matchesFilterPolicy(filter, attributes);
+        };
         for (const queue of this.queues) {
           let entry = queue.lookup(originalOffset);
-          const filter = queue.filterAt(originalOffset);
-          if (entry === undefined && filter !== undefined && queue.inBacklog(originalOffset)) {
-            // The cursor has not passed it, but a message the filter refused was never in this backlog.
-            attributes ??= decodeEnqueueAttributes(enqueuePayload);
-            if (!matchesFilterPolicy(filter, attributes)) continue;
-          }
-          if (entry === undefined && queue.inBacklog(originalOffset)) {
+          if (entry === undefined && queue.inBacklog(originalOffset) && joined(queue)) {
             queue.takeFromBacklog(originalOffset);
             entry = this.newEntry(originalOffset, decodeEnqueueMetadata(enqueuePayload));
             queue.insert(entry);
           }
-          // Otherwise the message left this logical queue after compaction was planned: nothing to move.
+          // Otherwise the message left this logical queue after compaction was planned, or it
+          // never was in it (filtered out, subscribed later): nothing to move.
           if (entry !== undefined) queue.relocate(entry, record.offset);
+          // Every logical queue must know this record holds no backlog message, or a later
+          // relocation of the same message (naming this offset) would look for it in its backlog.
+          else if (queue.backlogCount > 0 && record.offset >= queue.readCursorOffset) queue.relocationsAhead.add(record.offset);
         }
         break;
       }
