@@ -632,7 +632,8 @@ export class QueueMachine {
     let loaded = 0;
     for (const queue of this.queues) {
       if (queue.backlogCount === 0) continue;
-      // Another logical queue asked for a later stretch: this one can only take records from its own cursor on.
+      // Another logical queue asked for a later stretch (this one's window is full), or this
+      // one asked but was purged meanwhile: it can only take records from its own cursor on.
       if (records.length > 0 && records[0]!.offset > queue.readCursorOffset) continue;
       // Past windowMessagesMax only while nothing is deliverable (re-checked every quarter window).
       let limit = this.windowMessagesMax;
