@@ -1,6 +1,14 @@
 // The single-node queue service: every queue's partitions live on this node, queue
 // metadata in a file beside them. Implements QueueService for the API layers.
 //
+// Topics (docs/topics.md): a topic is a queue created with Berth.Kind=topic whose
+// partitions hold no logical queue 0; each subscription is a queue of its own name,
+// metadata and incarnation (so its receipt handles are its own) created with
+// Berth.Topic=<topic>, sharing the topic's partitions and addressing its own logical
+// queue in them. metadata.json is the source of truth for which subscriptions exist and
+// their settings; at open (and after each change) a topic's partitions are reconciled to
+// it with Subscribe / Unsubscribe records, so a crash between the two heals at start.
+//
 // Layout of the data directory:
 //   metadata.json                      queues, attributes, tags (FileMetadataStore)
 //   queues/<incarnation>/p<k>/         partition k's log segments and checkpoint
@@ -14,7 +22,8 @@ import type { EnqueuePayload } from '../queue/records.js';
 import type { QueueConfig, QueueCounts, ReceivedMessage, SendInput, SendOutcome } from '../queue/types.js';
 import { FileMetadataStore, type MetadataSnapshot, type MetadataStore, type QueueMetadata } from './metadata-store.js';
 import { PartitionRunner, type PartitionLogger, type PartitionOptions } from './partition.js';
-import { byReceipt, parseQueueConfig, partitionOfGroup, queueArn, queueNameFromArn, receiptHandleOf, receivedMessage, type QueueIdentity } from './queue-calls.js';
+import { byReceipt, parseQueueConfig, partitionOfGroup, queueArn, queueNameFromArn, receiptHandleOf, receivedMessage, topicAttributes, type QueueIdentity } from './queue-calls.js';
+import { parseFilterPolicy } from '../queue/filter.js';
 import { MoveTaskRunner } from './move-tasks.js';
 import type { MoveTask, QueueDescription, QueueService, ReceiveInput, VisibilityChange } from './service.js';
 
@@ -41,6 +50,15 @@ interface OpenQueue {
   partitions: PartitionRunner[];
   nextSendPartition: number;
   nextReceivePartition: number;
+  /** The logical queue this queue reads in its partitions: 0 for a plain queue, the subscription's id for a subscription. */
+  logicalQueueId: number;
+}
+
+type QueueKind = 'queue' | 'topic' | 'subscription';
+
+function kindOf(metadata: QueueMetadata): QueueKind {
+  if (metadata.subscription !== undefined) return 'subscription';
+  return metadata.attributes[topicAttributes.kind] === 'topic' ? 'topic' : 'queue';
 }
 
 const queueDeletedRecentlyMs = 60_000;
@@ -73,13 +91,15 @@ export class LocalBroker implements QueueService {
     const metadatas = Object.values(snapshot.queues);
     // Dead-letter queues are looked up by name when a message moves, so every queue is
     // registered before any partition can run maintenance.
-    await Promise.all(metadatas.map((metadata) => broker.openQueue(metadata)));
+    await Promise.all(metadatas.filter((metadata) => kindOf(metadata) !== 'subscription').map((metadata) => broker.openQueue(metadata)));
+    for (const metadata of metadatas) if (kindOf(metadata) === 'subscription') broker.openSubscription(metadata);
+    for (const queue of broker.queues.values()) if (kindOf(queue.metadata) === 'topic') await broker.reconcileTopic(queue);
     for (const incarnation of broker.pendingRemoval) await broker.removeQueueData(incarnation);
     options.logger.info(
       {
         queues: metadatas.length,
         durationMs: options.clock.monotonicMs() - startedMs,
-        partitions: [...broker.queues.values()].flatMap((queue) => queue.partitions.map((partition) => ({ partition: partition.name, ...partition.recoveryFigures }))),
+        partitions: broker.partitionRecovery(),
       },
       'recovered queues',
     );
@@ -120,7 +140,10 @@ export class LocalBroker implements QueueService {
     if (deletedAtMs !== undefined && this.options.clock.nowMs() - deletedAtMs < queueDeletedRecentlyMs) {
       throw new BerthError('QueueDeletedRecently', `You must wait 60 seconds after deleting a queue before you can create another with the same name (${name}).`);
     }
-    const config = this.configFor(attributes);
+    const topicName = attributes[topicAttributes.topic];
+    checkTopicAttributes(attributes, topicName !== undefined);
+    const topic = topicName === undefined ? undefined : this.requireTopic(topicName);
+    const config = topic === undefined ? this.configFor(attributes) : this.subscriptionConfig(topic, attributes);
     const nowMs = this.options.clock.nowMs();
     const metadata: QueueMetadata = {
       name,
@@ -131,14 +154,27 @@ export class LocalBroker implements QueueService {
       lastModifiedTimestampMs: nowMs,
       partitionCount: Number(attributes['PartitionCount'] ?? 1),
     };
+    if (kindOf(metadata) === 'topic') metadata.nextLogicalQueueId = 1;
+    if (topic !== undefined) {
+      metadata.partitionCount = topic.partitions.length;
+      metadata.subscription = { topic: topic.metadata.name, logicalQueueId: topic.metadata.nextLogicalQueueId ?? 1 };
+      topic.metadata.nextLogicalQueueId = metadata.subscription.logicalQueueId + 1;
+    }
     assert(/^[0-9a-f]{16}$/.test(metadata.incarnation), 'queue incarnation must be 16 hex characters');
     // Reserve the name at once so a concurrent create sees it.
-    const placeholder: OpenQueue = { metadata, config, partitions: [], nextSendPartition: 0, nextReceivePartition: 0 };
+    const placeholder: OpenQueue = { metadata, config, partitions: [], nextSendPartition: 0, nextReceivePartition: 0, logicalQueueId: 0 };
     this.queues.set(name, placeholder);
     try {
       delete this.deletedRecently[name];
       await this.saveMetadata();
-      await this.openQueue(metadata);
+      if (topic === undefined) {
+        await this.openQueue(metadata);
+      } else {
+        this.openSubscription(metadata);
+        await this.reconcileTopic(topic);
+      }
+      const opened = this.queues.get(name);
+      if (opened !== undefined && kindOf(metadata) === 'topic') await this.reconcileTopic(opened);
     } catch (error) {
       this.queues.delete(name);
       throw error;
@@ -151,6 +187,21 @@ export class LocalBroker implements QueueService {
     const queue = this.requireQueue(name);
     this.queues.delete(name);
     this.deletedRecently[name] = this.options.clock.nowMs();
+    const subscription = queue.metadata.subscription;
+    if (subscription !== undefined) {
+      // Unsubscribe: the topic's log stays; the logical queue and its hold on storage go.
+      await this.saveMetadata();
+      const topic = this.queues.get(subscription.topic);
+      if (topic !== undefined) await this.reconcileTopic(topic);
+      return;
+    }
+    // A topic takes its subscriptions with it.
+    for (const [other, each] of [...this.queues.entries()]) {
+      if (each.metadata.subscription?.topic === name) {
+        this.queues.delete(other);
+        this.deletedRecently[other] = this.options.clock.nowMs();
+      }
+    }
     this.pendingRemoval.push(queue.metadata.incarnation);
     await this.saveMetadata();
     await Promise.all(queue.partitions.map((partition) => partition.close()));
@@ -170,12 +221,15 @@ export class LocalBroker implements QueueService {
     this.assertOpen();
     const queue = this.requireQueue(name);
     const merged = { ...queue.metadata.attributes, ...attributes };
-    const config = this.configFor(merged);
+    checkTopicAttributes(merged, queue.metadata.subscription !== undefined);
+    const topic = queue.metadata.subscription === undefined ? undefined : this.requireTopic(queue.metadata.subscription.topic);
+    const config = topic === undefined ? this.configFor(merged) : this.subscriptionConfig(topic, merged);
     queue.metadata.attributes = merged;
     queue.metadata.lastModifiedTimestampMs = this.options.clock.nowMs();
     queue.config = config;
     await this.saveMetadata();
-    await Promise.all(queue.partitions.map((partition) => partition.setConfig(config)));
+    if (topic !== undefined) await this.reconcileTopic(topic);
+    else await Promise.all(queue.partitions.map((partition) => partition.setConfig(config)));
   }
 
   async setQueueTags(name: string, tags: Record<string, string>): Promise<void> {
@@ -189,7 +243,7 @@ export class LocalBroker implements QueueService {
     const queue = this.requireQueue(name);
     const total: QueueCounts = { visible: 0, inflight: 0, delayed: 0, oldestMessageAgeSeconds: 0 };
     for (const partition of queue.partitions) {
-      const counts = partition.counts();
+      const counts = partition.counts(queue.logicalQueueId);
       total.visible += counts.visible;
       total.inflight += counts.inflight;
       total.delayed += counts.delayed;
@@ -200,7 +254,8 @@ export class LocalBroker implements QueueService {
 
   async purgeQueue(name: string): Promise<void> {
     const queue = this.requireQueue(name);
-    for (const partition of queue.partitions) await partition.purge();
+    this.refuseTopic(queue, 'PurgeQueue', 'purge each subscription instead');
+    for (const partition of queue.partitions) await partition.purge(queue.logicalQueueId);
   }
 
   // ---- messages ------------------------------------------------------------------
@@ -208,6 +263,7 @@ export class LocalBroker implements QueueService {
   async send(name: string, messages: SendInput[]): Promise<Array<SendOutcome | BerthError>> {
     this.assertOpen();
     const queue = this.requireQueue(name);
+    this.refuseSubscription(queue);
     const nowMs = this.options.clock.nowMs();
     const results: Array<SendOutcome | BerthError | undefined> = new Array(messages.length);
     const byPartition = new Map<number, Array<{ index: number; payload: EnqueuePayload }>>();
@@ -263,12 +319,14 @@ export class LocalBroker implements QueueService {
   async receive(name: string, input: ReceiveInput): Promise<ReceivedMessage[]> {
     this.assertOpen();
     const queue = this.requireQueue(name);
+    this.refuseTopic(queue, 'ReceiveMessage', `receive from one of its subscriptions (a queue created with attribute ${topicAttributes.topic}=${name})`);
     const partitions = queue.partitions;
     const request = {
       maxMessages: input.maxMessages,
       visibilityTimeoutSeconds: input.visibilityTimeoutSeconds,
       attemptId: input.receiveRequestAttemptId,
       signal: input.signal,
+      logicalQueueId: queue.logicalQueueId,
     };
     if (partitions.length === 1) {
       const deliveries = await partitions[0]!.receive({ ...request, waitTimeSeconds: input.waitTimeSeconds });
@@ -289,7 +347,10 @@ export class LocalBroker implements QueueService {
     this.assertOpen();
     const queue = this.requireQueue(name);
     return byReceipt(identity(queue), receiptHandles.map((handle) => ({ handle, value: undefined })), (partition, items) =>
-      queue.partitions[partition]!.deleteMessages(items.map((item) => item.receipt)),
+      queue.partitions[partition]!.deleteMessages(
+        items.map((item) => item.receipt),
+        queue.logicalQueueId,
+      ),
     );
   }
 
@@ -299,7 +360,11 @@ export class LocalBroker implements QueueService {
     return byReceipt(
       identity(queue),
       changes.map((change) => ({ handle: change.receiptHandle, value: change.visibilityTimeoutSeconds })),
-      (partition, items) => queue.partitions[partition]!.changeVisibility(items.map((item) => ({ receipt: item.receipt, visibilityTimeoutSeconds: item.value! }))),
+      (partition, items) =>
+        queue.partitions[partition]!.changeVisibility(
+          items.map((item) => ({ receipt: item.receipt, visibilityTimeoutSeconds: item.value! })),
+          queue.logicalQueueId,
+        ),
     );
   }
 
@@ -308,7 +373,7 @@ export class LocalBroker implements QueueService {
     const messages: ReceivedMessage[] = [];
     for (const [index, partition] of queue.partitions.entries()) {
       if (messages.length >= maxMessages) break;
-      const deliveries = await partition.peek(maxMessages - messages.length);
+      const deliveries = await partition.peek(maxMessages - messages.length, queue.logicalQueueId);
       for (const delivery of deliveries) messages.push(receivedMessage(identity(queue), index, delivery, false));
     }
     return messages;
@@ -340,6 +405,7 @@ export class LocalBroker implements QueueService {
   /** Copies messages into a queue with their ids and send times kept (dead-letter moves and redrives). */
   async enqueueMoved(name: string, payloads: EnqueuePayload[], sourceArn: string | undefined): Promise<void> {
     const queue = this.requireQueue(name);
+    this.refuseSubscription(queue);
     const byPartition = new Map<number, EnqueuePayload[]>();
     for (const payload of payloads) {
       const moved: EnqueuePayload = { ...payload, deadLetterQueueSourceArn: sourceArn, delaySeconds: 0 };
@@ -364,7 +430,7 @@ export class LocalBroker implements QueueService {
     const queue = this.requireQueue(name);
     const taken: Array<{ payload: EnqueuePayload; receiptHandle: string }> = [];
     for (const [index, partition] of queue.partitions.entries()) {
-      const deliveries = await partition.receive({ maxMessages: maxMessages - taken.length, waitTimeSeconds: 0, visibilityTimeoutSeconds: 60 });
+      const deliveries = await partition.receive({ maxMessages: maxMessages - taken.length, waitTimeSeconds: 0, visibilityTimeoutSeconds: 60, logicalQueueId: queue.logicalQueueId });
       for (const delivery of deliveries) {
         const payload = { ...delivery.payload, deduplicationId: `${delivery.payload.messageId}-${delivery.sequenceNumber}` };
         taken.push({ payload, receiptHandle: receiptHandleOf(identity(queue), index, delivery) });
@@ -380,17 +446,107 @@ export class LocalBroker implements QueueService {
 
   /** What recovery did for each partition when this broker opened. */
   partitionRecovery(): Array<{ partition: string } & PartitionRunner['recoveryFigures']> {
-    return [...this.queues.values()].flatMap((queue) => queue.partitions.map((partition) => ({ partition: partition.name, ...partition.recoveryFigures })));
+    return this.physicalQueues().flatMap((queue) => queue.partitions.map((partition) => ({ partition: partition.name, ...partition.recoveryFigures })));
   }
 
   /** Per-partition figures for metrics and the console. */
   partitionStats(): Array<{ queue: string; partition: string; endOffset: number; stats: PartitionRunner['logStats'] }> {
-    return [...this.queues.values()].flatMap((queue) =>
+    return this.physicalQueues().flatMap((queue) =>
       queue.partitions.map((partition) => ({ queue: queue.metadata.name, partition: partition.name, endOffset: partition.endOffset, stats: partition.logStats })),
     );
   }
 
   // ---- internals -----------------------------------------------------------------
+
+  /** Queues that own partitions (subscriptions share their topic's). */
+  private physicalQueues(): OpenQueue[] {
+    return [...this.queues.values()].filter((queue) => queue.metadata.subscription === undefined);
+  }
+
+  private requireTopic(name: string): OpenQueue {
+    const topic = this.queues.get(name);
+    if (topic === undefined || topic.partitions.length === 0) {
+      throw new BerthError('QueueDoesNotExist', `The topic ${name} named by ${topicAttributes.topic} does not exist; create it first with CreateQueue and attribute ${topicAttributes.kind}=topic.`);
+    }
+    if (kindOf(topic.metadata) !== 'topic') {
+      throw new BerthError('InvalidParameterValue', `Queue ${name} named by ${topicAttributes.topic} is not a topic (it was not created with ${topicAttributes.kind}=topic).`);
+    }
+    return topic;
+  }
+
+  /** A subscription's settings: its own attributes, the topic's FIFO-ness; the filter policy checked. */
+  private subscriptionConfig(topic: OpenQueue, attributes: Record<string, string>): QueueConfig {
+    const config = this.configFor(attributes);
+    if (config.fifo !== topic.config.fifo) {
+      throw new BerthError(
+        'InvalidParameterValue',
+        topic.config.fifo
+          ? `Topic ${topic.metadata.name} is FIFO: its subscriptions must be FIFO queues too (name ending .fifo, FifoQueue=true).`
+          : `Topic ${topic.metadata.name} is a standard topic: its subscriptions must be standard queues.`,
+      );
+    }
+    const filterPolicy = attributes[topicAttributes.filterPolicy];
+    if (filterPolicy !== undefined && filterPolicy !== '') {
+      const parsed = parseFilterPolicy(filterPolicy);
+      if ('error' in parsed) throw new BerthError('InvalidParameterValue', `Value for parameter ${topicAttributes.filterPolicy} is invalid. Reason: ${parsed.error}`);
+    }
+    return config;
+  }
+
+  private refuseTopic(queue: OpenQueue, operation: string, instead: string): void {
+    if (kindOf(queue.metadata) === 'topic') {
+      throw new BerthError('UnsupportedOperation', `${operation} is not supported on topic ${queue.metadata.name}: ${instead}.`);
+    }
+  }
+
+  private refuseSubscription(queue: OpenQueue): void {
+    const subscription = queue.metadata.subscription;
+    if (subscription !== undefined) {
+      throw new BerthError(
+        'InvalidParameterValue',
+        `Queue ${queue.metadata.name} is a subscription of topic ${subscription.topic}: it only receives. Publish with SendMessage to the topic's queue URL.`,
+      );
+    }
+  }
+
+  /** Registers a subscription over its topic's partitions (the topic must be open). */
+  private openSubscription(metadata: QueueMetadata): void {
+    const subscription = metadata.subscription;
+    assert(subscription !== undefined, 'openSubscription of a queue that is no subscription');
+    const topic = this.queues.get(subscription.topic);
+    if (topic === undefined) {
+      // Its topic is gone (deleted before a crash finished removing its subscriptions): drop it.
+      this.options.logger.warn({ queue: metadata.name, topic: subscription.topic }, 'subscription without its topic; dropped');
+      this.queues.delete(metadata.name);
+      return;
+    }
+    const config = this.subscriptionConfig(topic, metadata.attributes);
+    this.queues.set(metadata.name, { metadata, config, partitions: topic.partitions, nextSendPartition: 0, nextReceivePartition: 0, logicalQueueId: subscription.logicalQueueId });
+  }
+
+  /**
+   * Brings a topic's partitions in line with metadata.json: a Subscribe record for each
+   * subscription they lack (or whose settings differ), an Unsubscribe record for each
+   * logical queue no subscription names (logical queue 0 included: a topic has none).
+   */
+  private async reconcileTopic(topic: OpenQueue): Promise<void> {
+    const wanted = new Map<number, { config: QueueConfig; filterPolicy: string | undefined }>();
+    for (const queue of this.queues.values()) {
+      const subscription = queue.metadata.subscription;
+      if (subscription === undefined || subscription.topic !== topic.metadata.name || queue.partitions.length === 0) continue;
+      const filterPolicy = queue.metadata.attributes[topicAttributes.filterPolicy];
+      wanted.set(subscription.logicalQueueId, { config: queue.config, filterPolicy: filterPolicy === '' ? undefined : filterPolicy });
+    }
+    for (const partition of topic.partitions) {
+      const present = new Map(partition.subscriptions().map((each) => [each.logicalQueueId, each]));
+      for (const id of present.keys()) if (!wanted.has(id)) await partition.unsubscribe(id);
+      for (const [id, settings] of wanted) {
+        const current = present.get(id);
+        if (current !== undefined && JSON.stringify(current.config) === JSON.stringify(settings.config) && current.filterPolicy === settings.filterPolicy) continue;
+        await partition.subscribe(id, settings.config, settings.filterPolicy);
+      }
+    }
+  }
 
   private assertOpen(): void {
     if (this.closed) throw new BerthError('ServiceUnavailable', 'the server is shutting down');
@@ -438,7 +594,7 @@ export class LocalBroker implements QueueService {
           logger: this.options.logger,
           options: this.options.partitionOptions,
           hooks: {
-            deadLetter: (payloads) => this.deadLetter(metadata.name, payloads),
+            deadLetter: (payloads, logicalQueueId) => this.deadLetter(this.logicalQueueName(metadata.name, logicalQueueId), payloads),
             onDurable: (records) => this.options.hooks?.onDurable?.(metadata.name, records),
           },
         }),
@@ -449,8 +605,18 @@ export class LocalBroker implements QueueService {
       existing.partitions = partitions;
       existing.config = config;
     } else {
-      this.queues.set(metadata.name, { metadata, config, partitions, nextSendPartition: 0, nextReceivePartition: 0 });
+      this.queues.set(metadata.name, { metadata, config, partitions, nextSendPartition: 0, nextReceivePartition: 0, logicalQueueId: 0 });
     }
+  }
+
+  /** The queue name a logical queue of this queue's partitions answers to: the queue itself (0) or one of its subscriptions. */
+  private logicalQueueName(physicalName: string, logicalQueueId: number): string {
+    if (logicalQueueId === 0) return physicalName;
+    for (const queue of this.queues.values()) {
+      const subscription = queue.metadata.subscription;
+      if (subscription?.topic === physicalName && subscription.logicalQueueId === logicalQueueId) return queue.metadata.name;
+    }
+    return `${physicalName}#subscription-${logicalQueueId}`; // removed meanwhile: the dead-letter move fails and is retried, then ignored
   }
 
   private async deadLetter(sourceName: string, payloads: EnqueuePayload[]): Promise<void> {
@@ -489,6 +655,17 @@ export class LocalBroker implements QueueService {
     } catch (error) {
       this.options.logger.warn({ err: error, incarnation }, 'could not remove a deleted queue\'s data yet; will retry at next start');
     }
+  }
+}
+
+/** Topic attributes that do not go together (the SQS layer has checked each value alone). */
+function checkTopicAttributes(attributes: Record<string, string>, subscription: boolean): void {
+  const filterPolicy = attributes[topicAttributes.filterPolicy];
+  if (!subscription && filterPolicy !== undefined && filterPolicy !== '') {
+    throw new BerthError('InvalidParameterValue', `${topicAttributes.filterPolicy} applies to subscriptions only: create the queue with ${topicAttributes.topic}=<topic name> too.`);
+  }
+  if (subscription && attributes[topicAttributes.kind] === 'topic') {
+    throw new BerthError('InvalidParameterValue', `A queue is either a topic (${topicAttributes.kind}=topic) or a subscription (${topicAttributes.topic}), not both.`);
   }
 }
 

@@ -16,6 +16,10 @@ export interface QueueMetadata {
   createdTimestampMs: number;
   lastModifiedTimestampMs: number;
   partitionCount: number;
+  /** A topic (attribute Berth.Kind=topic): the logical queue id its next subscription gets (ids are never reused). */
+  nextLogicalQueueId?: number;
+  /** A subscription (attribute Berth.Topic): its topic and its logical queue in the topic's partitions. */
+  subscription?: { topic: string; logicalQueueId: number };
 }
 
 export interface MetadataSnapshot {

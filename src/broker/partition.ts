@@ -41,8 +41,8 @@ export interface PartitionLogger {
 }
 
 export interface PartitionHooks {
-  /** Durably enqueues copies of these messages in the dead-letter queue (resolves once durable there). */
-  deadLetter(payloads: EnqueuePayload[]): Promise<void>;
+  /** Durably enqueues copies of these messages in the dead-letter queue of this logical queue (resolves once durable there). */
+  deadLetter(payloads: EnqueuePayload[], logicalQueueId: number): Promise<void>;
   /** After each group commit batch of this partition becomes durable (metrics). */
   onDurable?(records: number): void;
 }
@@ -110,6 +110,8 @@ export interface ReceiveRequest {
   waitTimeSeconds: number;
   attemptId?: string;
   signal?: AbortSignal;
+  /** A topic's subscription; default 0, a plain queue's logical queue. */
+  logicalQueueId?: number;
 }
 
 export interface PartitionRecoveryFigures {
@@ -456,13 +458,13 @@ export class PartitionRunner {
   }
 
   /** Deletes by receipt; one durable wait for the whole batch. */
-  async deleteMessages(receipts: Receipt[]): Promise<Array<BerthError | null>> {
+  async deleteMessages(receipts: Receipt[], logicalQueueId = 0): Promise<Array<BerthError | null>> {
     this.assertPrimary();
     const results: Array<BerthError | null> = [];
     let durableEndNeeded = 0;
     const nowMs = this.now();
     for (const receipt of receipts) {
-      const plan = this.machine.planDelete(receipt, nowMs);
+      const plan = this.machine.planDelete(receipt, nowMs, logicalQueueId);
       if ('error' in plan) {
         results.push(new BerthError(plan.error, plan.message));
       } else if ('noop' in plan) {
@@ -479,13 +481,13 @@ export class PartitionRunner {
     return results;
   }
 
-  async changeVisibility(changes: Array<{ receipt: Receipt; visibilityTimeoutSeconds: number }>): Promise<Array<BerthError | null>> {
+  async changeVisibility(changes: Array<{ receipt: Receipt; visibilityTimeoutSeconds: number }>, logicalQueueId = 0): Promise<Array<BerthError | null>> {
     this.assertPrimary();
     const results: Array<BerthError | null> = [];
     let durableEndNeeded = 0;
     const nowMs = this.now();
     for (const change of changes) {
-      const plan = this.machine.planChangeVisibility(change.receipt, change.visibilityTimeoutSeconds, nowMs);
+      const plan = this.machine.planChangeVisibility(change.receipt, change.visibilityTimeoutSeconds, nowMs, logicalQueueId);
       if ('error' in plan) {
         results.push(new BerthError(plan.error, plan.message));
       } else {
@@ -497,10 +499,10 @@ export class PartitionRunner {
     return results;
   }
 
-  async purge(): Promise<void> {
+  async purge(logicalQueueId = 0): Promise<void> {
     this.assertPrimary();
     const nowMs = this.now();
-    const plan = this.machine.planPurge(nowMs);
+    const plan = this.machine.planPurge(nowMs, logicalQueueId);
     if ('error' in plan) throw new BerthError(plan.error, plan.message);
     const offset = this.appendAndApply(RecordType.Purge, plan.payload, nowMs);
     await this.commit(offset + 1, this.machine.config.replicaCount);
@@ -513,21 +515,42 @@ export class PartitionRunner {
     await this.commit(offset + 1, Math.min(this.machine.config.replicaCount, config.replicaCount));
   }
 
+  /** Starts a logical queue (a topic's subscription) at the log's end, or changes its settings. */
+  async subscribe(logicalQueueId: number, config: QueueConfig, filterPolicy: string | undefined): Promise<void> {
+    this.assertPrimary();
+    const plan = this.machine.planSubscribe(logicalQueueId, config, filterPolicy);
+    if ('error' in plan) throw new BerthError(plan.error, plan.message);
+    const offset = this.appendAndApply(RecordType.Subscribe, plan.payload, this.now());
+    await this.commit(offset + 1, this.machine.config.replicaCount);
+  }
+
+  /** Ends a logical queue; its messages stop holding storage. */
+  async unsubscribe(logicalQueueId: number): Promise<void> {
+    this.assertPrimary();
+    const offset = this.appendAndApply(RecordType.Unsubscribe, this.machine.planUnsubscribe(logicalQueueId).payload, this.now());
+    await this.commit(offset + 1, this.machine.config.replicaCount);
+  }
+
+  /** The live logical queues with their subscription settings (what the log says). */
+  subscriptions(): Array<{ logicalQueueId: number; config?: QueueConfig; filterPolicy?: string }> {
+    return this.machine.logicalQueueIds().map((logicalQueueId) => ({ logicalQueueId, ...this.machine.subscription(logicalQueueId) }));
+  }
+
   // ---- reads ---------------------------------------------------------------------
 
-  counts(): QueueCounts {
-    return this.machine.counts(this.now());
+  counts(logicalQueueId = 0): QueueCounts {
+    return this.machine.counts(this.now(), logicalQueueId);
   }
 
   /** Visible messages without changing their state (console peek). */
-  async peek(maxMessages: number): Promise<Delivery[]> {
+  async peek(maxMessages: number, logicalQueueId = 0): Promise<Delivery[]> {
     this.assertOpen();
     if (this.machine.loadFrom() !== undefined) await this.loadWindow();
-    const offsets = this.machine.peek(this.now(), maxMessages);
+    const offsets = this.machine.peek(this.now(), maxMessages, logicalQueueId);
     await this.log.waitDurable(this.log.endOffset);
     const deliveries: Delivery[] = [];
     for (const offset of offsets) {
-      const view = this.machine.message(offset);
+      const view = this.machine.message(offset, undefined, logicalQueueId);
       if (view === undefined) continue;
       const payload = await this.readEnqueuePayload(offset);
       if (payload === undefined) continue;
@@ -606,8 +629,9 @@ export class PartitionRunner {
       visibilityTimeoutSeconds: request.visibilityTimeoutSeconds,
       attemptId: request.attemptId,
       exclude: this.deadLetterPending,
+      logicalQueueId: request.logicalQueueId,
     });
-    if (plan.deadLetter.length > 0) this.moveToDeadLetter(plan.deadLetter);
+    if (plan.deadLetter.length > 0) this.moveToDeadLetter(plan.deadLetter, request.logicalQueueId ?? 0);
     if (plan.payload !== undefined) this.appendAndApply(RecordType.Receive, plan.payload, nowMs);
     if (plan.deliver.length === 0) {
       if (plan.overLimit) {
@@ -618,7 +642,7 @@ export class PartitionRunner {
     // Capture the state this receive produced before anything else can change it.
     const picked: Array<Omit<Delivery, 'payload'>> = [];
     for (const offset of plan.deliver) {
-      const view = this.machine.message(offset);
+      const view = this.machine.message(offset, undefined, request.logicalQueueId);
       assert(view !== undefined && view.receipt !== undefined, `planned delivery of offset ${offset} has no receipt`);
       picked.push({ offset, sequenceNumber: view.sequenceNumber, receipt: view.receipt, receiveCount: view.receiveCount, firstReceiveTimestampMs: view.firstReceiveTimestampMs });
     }
@@ -650,7 +674,7 @@ export class PartitionRunner {
     }
   }
 
-  private moveToDeadLetter(offsets: number[]): void {
+  private moveToDeadLetter(offsets: number[], logicalQueueId: number): void {
     for (const offset of offsets) this.deadLetterPending.add(offset);
     const move = async (): Promise<void> => {
       const payloads: EnqueuePayload[] = [];
@@ -660,14 +684,14 @@ export class PartitionRunner {
         // A deduplication id fixed by this copy of the message (its id and original
         // offset), so a move retried after a crash is deduplicated by a FIFO
         // dead-letter queue instead of arriving twice.
-        const sequenceOffset = this.machine.message(offset)?.sequenceOffset ?? offset;
+        const sequenceOffset = this.machine.message(offset, undefined, logicalQueueId)?.sequenceOffset ?? offset;
         payloads.push({ ...payload, deduplicationId: `${payload.messageId}-${sequenceOffset}` });
       }
       // Copies first, durably; only then remove from this queue: a crash in between
       // leaves a duplicate (at least once), never a loss.
-      await this.hooks.deadLetter(payloads);
+      await this.hooks.deadLetter(payloads, logicalQueueId);
       if (this.closed || this.role !== 'primary') return;
-      const plan = this.machine.planDeadLettered(offsets);
+      const plan = this.machine.planDeadLettered(offsets, logicalQueueId);
       const offset = this.appendAndApply(RecordType.DeadLettered, plan.payload, this.now());
       for (const moved of offsets) this.cache.delete(moved);
       await this.log.waitDurable(offset + 1);

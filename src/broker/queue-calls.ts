@@ -11,6 +11,16 @@ import type { QueueConfig, ReceivedMessage } from '../queue/types.js';
 import type { Delivery } from './partition.js';
 import { decodeReceiptHandle, encodeReceiptHandle } from './receipt.js';
 
+/** Queue attributes that make topics (Berth extensions, set at create only; docs/topics.md). */
+export const topicAttributes = {
+  /** "topic" makes a topic: one log, published to with SendMessage, read only through subscriptions. */
+  kind: 'Berth.Kind',
+  /** On a new queue: the topic it subscribes to (the queue becomes the subscription). */
+  topic: 'Berth.Topic',
+  /** A subscription's filter policy on message attributes (src/queue/filter.ts). */
+  filterPolicy: 'Berth.FilterPolicy',
+} as const;
+
 export interface QueueIdentity {
   incarnation: string;
   partitionCount: number;

@@ -173,6 +173,40 @@ export class Berth {
     return result['counts'] as QueueCounts;
   }
 
+  // ---- topics (docs/topics.md) -----------------------------------------------------
+
+  /** Creates a topic (or returns it when it exists alike): publish to it, receive from its subscriptions. */
+  async createTopic(name: string, options: { attributes?: Record<string, string>; tags?: Record<string, string> } = {}): Promise<string> {
+    const attributes = { ...(options.attributes ?? {}) };
+    if (name.endsWith('.fifo') && attributes['FifoQueue'] === undefined) attributes['FifoQueue'] = 'true';
+    const result = await this.admin(name, { op: 'createTopic', queue: name, attributes, tags: options.tags ?? {} });
+    return String(result['queue']);
+  }
+
+  /**
+   * Creates the queue `subscription` as a subscription of `topic`: from now on it gets
+   * every message published to the topic (those its filter policy matches, when given).
+   * Receive, ack and so on with the subscription's name, like any queue.
+   */
+  async subscribe(topic: string, subscription: string, options: { filterPolicy?: string | Record<string, unknown>; attributes?: Record<string, string>; tags?: Record<string, string> } = {}): Promise<string> {
+    const attributes = { ...(options.attributes ?? {}) };
+    if (subscription.endsWith('.fifo') && attributes['FifoQueue'] === undefined) attributes['FifoQueue'] = 'true';
+    const request: Record<string, unknown> = { op: 'subscribe', queue: subscription, topic, attributes, tags: options.tags ?? {} };
+    if (options.filterPolicy !== undefined) request['filterPolicy'] = typeof options.filterPolicy === 'string' ? options.filterPolicy : JSON.stringify(options.filterPolicy);
+    const result = await this.admin(subscription, request);
+    return String(result['queue']);
+  }
+
+  /** Removes a subscription (its messages go; the topic and other subscriptions stay). */
+  async unsubscribe(subscription: string): Promise<void> {
+    await this.admin(subscription, { op: 'unsubscribe', queue: subscription });
+  }
+
+  /** Publishes to a topic: every subscription gets each message. The same as send to the topic. */
+  publish(topic: string, messages: readonly SendMessageInput[]): Promise<Array<SendResult | BerthClientError>> {
+    return this.send(topic, messages);
+  }
+
   // ---- messages ------------------------------------------------------------------
 
   /**

@@ -20,7 +20,7 @@
 // acknowledged record is lost, and writes the new assignment with compare-and-swap. It also
 // replaces a replica gone longer than replicaReplaceAfterMs by a live node outside the set.
 
-import { byReceipt, parseQueueConfig, partitionOfGroup, queueArn, queueNameFromArn, receiptHandleOf, receivedMessage, type QueueIdentity } from '../broker/queue-calls.js';
+import { byReceipt, parseQueueConfig, partitionOfGroup, queueArn, queueNameFromArn, receiptHandleOf, receivedMessage, topicAttributes, type QueueIdentity } from '../broker/queue-calls.js';
 import { repeatOn, sleepOn, type Clock, type TimerHandle } from '../core/clock.js';
 import type { FileSystem } from '../core/filesystem.js';
 import { assert } from '../core/assert.js';
@@ -635,6 +635,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
       if (deletedAtMs !== undefined && this.options.clock.nowMs() - deletedAtMs < queueDeletedRecentlyMs) {
         throw new BerthError('QueueDeletedRecently', `You must wait 60 seconds after deleting a queue before you can create another with the same name (${name}).`);
       }
+      refuseTopicAttributes(attributes);
       const withReplicaCount = { ...attributes };
       if (withReplicaCount['ReplicaCount'] === undefined) withReplicaCount['ReplicaCount'] = String(Math.min(this.options.defaultReplicaCount, Math.max(1, view.nodes.size)));
       const config = this.configFor(withReplicaCount);
@@ -696,6 +697,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
   }
 
   async setQueueAttributes(name: string, attributes: Record<string, string>): Promise<void> {
+    refuseTopicAttributes(attributes);
     const queue = await this.updateMetadata(name, (metadata) => {
       const merged = { ...metadata.attributes, ...attributes };
       const config = this.configFor(merged);
@@ -1074,4 +1076,13 @@ function identityOf(queue: QueueView): QueueIdentity {
 function toBerthError(value: { code: string; message: string } | BerthError): BerthError {
   if (value instanceof BerthError) return value;
   return new BerthError(value.code as BerthError['code'], value.message);
+}
+
+/** Topics and subscriptions (docs/topics.md) run on a single node only for now: say so rather than make a plain queue. */
+function refuseTopicAttributes(attributes: Record<string, string>): void {
+  for (const name of Object.values(topicAttributes)) {
+    if (attributes[name] !== undefined) {
+      throw new BerthError('UnsupportedOperation', `Attribute ${name} (topics and subscriptions) is supported on a single-node server only, not in cluster mode yet.`);
+    }
+  }
 }

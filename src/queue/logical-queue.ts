@@ -28,7 +28,9 @@
 
 import { assert } from '../core/assert.js';
 import { BacklogRuns } from './backlog.js';
+import type { FilterPolicy } from './filter.js';
 import type { EnqueueMetadata } from './records.js';
+import type { QueueConfig } from './types.js';
 
 export class MessageEntry {
   /** Offset of the record that holds the message now (changes when it is relocated). */
@@ -335,8 +337,26 @@ export class LogicalQueue {
   /** FIFO ReceiveRequestAttemptId -> what that receive delivered (5 minutes). */
   readonly attempts = new Map<string, ReceiveAttempt>();
   private readonly inflight = new InflightTracker();
+  /** A topic subscription's own settings (visibility, retention, redrive); undefined: the partition's config (a plain queue). */
+  config: QueueConfig | undefined;
+  /** A subscription's filter policy, as JSON text and parsed; undefined: every message. */
+  filterPolicy: string | undefined;
+  filter: FilterPolicy | undefined;
+  /**
+   * Filters replaced while messages applied under them were still in the backlog, oldest
+   * first: each decided for the enqueues before its `untilOffset`. Loading must ask the
+   * filter that decided at apply time, or the backlog count would drift. Dropped once the
+   * cursor passes them.
+   */
+  filterHistory: Array<{ untilOffset: number; filterPolicy: string | undefined; filter: FilterPolicy | undefined }> = [];
 
   constructor(readonly id: number) {}
+
+  /** The filter that decided whether the enqueue at `offset` joined this logical queue. */
+  filterAt(offset: number): FilterPolicy | undefined {
+    for (const past of this.filterHistory) if (offset < past.untilOffset) return past.filter;
+    return this.filter;
+  }
 
   get windowSize(): number {
     return this.bySequence.size;
@@ -417,7 +437,9 @@ export class LogicalQueue {
       // Set.clear() allocates a fresh table even when empty: this runs after every record.
       if (this.aheadSequences.size > 0) this.aheadSequences.clear();
       if (this.relocationsAhead.size > 0) this.relocationsAhead.clear();
+      if (this.filterHistory.length > 0) this.filterHistory = [];
     }
+    while (this.filterHistory.length > 0 && this.filterHistory[0]!.untilOffset <= this.readCursorOffset) this.filterHistory.shift();
   }
 
   addToBacklog(offset: number, metadata: EnqueueMetadata): void {

@@ -14,7 +14,15 @@
 // or on what the window held (the Receive record carries what replay needs).
 //
 // Inside a machine sit logical queues (logical-queue.ts); a plain queue has only id 0.
-// An enqueue fans out to every logical queue; records acting on one carry its id.
+// A topic's partition has one per subscription instead: a Subscribe record creates one
+// (or changes its settings), an Unsubscribe record ends it; ids are never reused, and a
+// record naming an id that no longer exists is ignored (a dead-letter move may finish
+// after its subscription was removed). An enqueue fans out to every logical queue whose
+// filter policy (filter.ts) matches the message's attributes, decided at apply time.
+// A new logical queue starts at the log's end: it never sees earlier messages.
+// Each logical queue keeps its own visibility, receive counts, dead-letter settings and
+// ACK level; FIFO-ness and deduplication are the partition's. The physical ACK level is
+// the lowest over the logical queues (none left: nothing needs the log).
 //
 // Memory grows with the messages in the window (in flight, delayed, or waiting up to
 // `windowMessagesMax`), not with the backlog. The broker keeps the window fed:
@@ -30,17 +38,21 @@ import { assert, unreachable } from '../core/assert.js';
 import type { ErrorCode } from '../protocol/errors.js';
 import type { LogRecord } from '../storage/types.js';
 import { Reader, Writer } from './codec.js';
+import { matchesFilterPolicy, parseFilterPolicy, type FilterPolicy } from './filter.js';
 import { LogicalQueue, MessageEntry } from './logical-queue.js';
 import {
   RecordType,
   decodeChangeVisibility,
   decodeDelete,
+  decodeEnqueueAttributes,
   decodeEnqueueMetadata,
   decodeOffsetList,
   decodePurge,
   decodeReceive,
   decodeRelocate,
   decodeSetConfig,
+  decodeSubscribe,
+  decodeUnsubscribe,
   encodeChangeVisibility,
   encodeDelete,
   encodeEnqueue,
@@ -48,11 +60,13 @@ import {
   encodePurge,
   encodeReceive,
   encodeSetConfig,
+  encodeSubscribe,
+  encodeUnsubscribe,
   type DeliveredMessageRecord,
   type EnqueueMetadata,
   type EnqueuePayload,
 } from './records.js';
-import { fifoDeduplicationWindowMs, purgeIntervalMs, type QueueConfig, type QueueCounts } from './types.js';
+import { fifoDeduplicationWindowMs, purgeIntervalMs, type MessageAttributes, type QueueConfig, type QueueCounts } from './types.js';
 
 export interface Receipt {
   /** The message's offset (its original enqueue offset or any offset it was relocated to). */
@@ -75,6 +89,8 @@ export interface ReceivePlanInput {
   attemptId?: string;
   /** Offsets being dead-lettered by the broker right now: never planned again. */
   exclude?: ReadonlySet<number>;
+  /** The logical queue (a topic's subscription); default 0, a plain queue's. */
+  logicalQueueId?: number;
 }
 
 export interface ReceivePlan {
@@ -130,7 +146,8 @@ export const windowHardCapFactor = 10;
 export const visibilityTimeoutSecondsMax = 43_200;
 const attemptWindowMs = 5 * 60 * 1000;
 const expireRecordOffsetsMax = 10_000;
-const snapshotVersion = 1;
+/** Version 2 adds each logical queue's subscription settings; version 1 is still read. */
+const snapshotVersion = 2;
 
 interface DeduplicationEntry {
   messageId: string;
@@ -145,6 +162,7 @@ export function sequenceNumberOf(offset: number): string {
 export class QueueMachine {
   private currentConfig: QueueConfig;
   private readonly windowMessagesMax: number;
+  /** The live logical queues in ascending id order. */
   private readonly queues: LogicalQueue[] = [new LogicalQueue(0)];
   /** FIFO dedup key -> first send; pruned 5 minutes after the send (by record time), kept after delete. */
   private readonly deduplication = new Map<string, DeduplicationEntry>();
@@ -166,18 +184,34 @@ export class QueueMachine {
     return this.appliedEnd;
   }
 
-  private get queue(): LogicalQueue {
-    return this.queues[0]!;
+  /** The live logical queue with this id, or undefined (never created, or unsubscribed). */
+  private logicalQueue(id: number): LogicalQueue | undefined {
+    for (const queue of this.queues) if (queue.id === id) return queue;
+    return undefined;
   }
 
-  private logicalQueue(id: number): LogicalQueue {
-    const queue = this.queues[id];
-    assert(queue !== undefined, `unknown logical queue ${id}`);
-    return queue;
+  /** A logical queue's settings: a subscription's own, else the partition's. FIFO-ness is always the partition's. */
+  private configOf(queue: LogicalQueue): QueueConfig {
+    return queue.config ?? this.currentConfig;
   }
 
-  private get retentionMs(): number {
-    return this.currentConfig.messageRetentionPeriodSeconds * 1000;
+  private retentionMsOf(queue: LogicalQueue): number {
+    return this.configOf(queue).messageRetentionPeriodSeconds * 1000;
+  }
+
+  /** Ids of the live logical queues, ascending. */
+  logicalQueueIds(): number[] {
+    return this.queues.map((queue) => queue.id);
+  }
+
+  /** A live logical queue's subscription settings (config undefined: the partition's), or undefined when it does not exist. */
+  subscription(logicalQueueId: number): { config?: QueueConfig; filterPolicy?: string } | undefined {
+    const queue = this.logicalQueue(logicalQueueId);
+    if (queue === undefined) return undefined;
+    const result: { config?: QueueConfig; filterPolicy?: string } = {};
+    if (queue.config !== undefined) result.config = queue.config;
+    if (queue.filterPolicy !== undefined) result.filterPolicy = queue.filterPolicy;
+    return result;
   }
 
   private deduplicationKey(groupId: string | undefined, deduplicationId: string): string {
@@ -203,20 +237,22 @@ export class QueueMachine {
   planReceive(input: ReceivePlanInput): ReceivePlan {
     const { nowMs } = input;
     assert(Number.isInteger(input.maxMessages) && input.maxMessages >= 1, 'maxMessages must be >= 1');
-    const queue = this.queue;
-    const config = this.currentConfig;
+    const queue = this.logicalQueue(input.logicalQueueId ?? 0);
+    if (queue === undefined) return { deliver: [], deadLetter: [], expired: [], overLimit: false };
+    const config = this.configOf(queue);
     if (input.attemptId !== undefined) {
       const repeated = this.repeatAttempt(queue, input.attemptId, nowMs);
       if (repeated !== undefined) return { deliver: repeated, deadLetter: [], expired: [], overLimit: false, repeated: true };
     }
     const inflight = queue.inflightCount(nowMs);
     const roomByLimit = config.inflightMessagesMax - inflight;
-    if (!config.fifo && roomByLimit <= 0) return { deliver: [], deadLetter: [], expired: [], overLimit: true };
+    const fifo = this.currentConfig.fifo;
+    if (!fifo && roomByLimit <= 0) return { deliver: [], deadLetter: [], expired: [], overLimit: true };
     const collected = queue.collect({
       nowMs,
       room: Math.min(input.maxMessages, roomByLimit),
-      fifo: config.fifo,
-      retentionMs: this.retentionMs,
+      fifo,
+      retentionMs: this.retentionMsOf(queue),
       maxReceiveCount: config.redrive?.maxReceiveCount,
       exclude: input.exclude,
     });
@@ -249,9 +285,10 @@ export class QueueMachine {
     return attempt.offsets.map((offset) => queue.lookup(offset)!.offset);
   }
 
-  planDelete(receipt: Receipt, nowMs: number): { payload: Uint8Array } | { noop: true } | PlanError {
+  planDelete(receipt: Receipt, nowMs: number, logicalQueueId = 0): { payload: Uint8Array } | { noop: true } | PlanError {
     void nowMs;
-    const queue = this.queue;
+    const queue = this.logicalQueue(logicalQueueId);
+    if (queue === undefined) return noLogicalQueue(logicalQueueId);
     const entry = queue.lookup(receipt.messageOffset);
     if (entry === undefined) {
       if (!this.plausibleReceipt(queue, receipt)) return invalidReceipt();
@@ -262,11 +299,12 @@ export class QueueMachine {
     return { payload: encodeDelete({ logicalQueueId: queue.id, messageOffset: entry.offset, receiveOffset: receipt.receiveOffset }) };
   }
 
-  planChangeVisibility(receipt: Receipt, visibilityTimeoutSeconds: number, nowMs: number): { payload: Uint8Array } | PlanError {
+  planChangeVisibility(receipt: Receipt, visibilityTimeoutSeconds: number, nowMs: number, logicalQueueId = 0): { payload: Uint8Array } | PlanError {
     if (!Number.isInteger(visibilityTimeoutSeconds) || visibilityTimeoutSeconds < 0 || visibilityTimeoutSeconds > visibilityTimeoutSecondsMax) {
       return { error: 'InvalidParameterValue', message: `Value ${visibilityTimeoutSeconds} for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200.` };
     }
-    const queue = this.queue;
+    const queue = this.logicalQueue(logicalQueueId);
+    if (queue === undefined) return noLogicalQueue(logicalQueueId);
     const entry = queue.lookup(receipt.messageOffset);
     if (entry === undefined) {
       if (!this.plausibleReceipt(queue, receipt)) return invalidReceipt();
@@ -276,7 +314,7 @@ export class QueueMachine {
     if (receipt.receiveOffset < entry.receiptOffset) {
       return { error: 'InvalidParameterValue', message: 'Value for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired.' };
     }
-    if (entry.sentTimestampMs + this.retentionMs <= nowMs) return notAvailableForChange();
+    if (entry.sentTimestampMs + this.retentionMsOf(queue) <= nowMs) return notAvailableForChange();
     if (entry.visibleAtMs <= nowMs) return { error: 'MessageNotInflight', message: 'The message referred to is not in flight.' };
     if (nowMs + visibilityTimeoutSeconds * 1000 > entry.receivedAtMs + visibilityTimeoutSecondsMax * 1000) {
       return {
@@ -303,33 +341,57 @@ export class QueueMachine {
     );
   }
 
-  planPurge(nowMs: number): { payload: Uint8Array } | PlanError {
-    const last = this.queue.lastPurgeTimestampMs;
+  planPurge(nowMs: number, logicalQueueId = 0): { payload: Uint8Array } | PlanError {
+    const queue = this.logicalQueue(logicalQueueId);
+    if (queue === undefined) return noLogicalQueue(logicalQueueId);
+    const last = queue.lastPurgeTimestampMs;
     if (last !== undefined && nowMs < last + purgeIntervalMs) {
       return { error: 'PurgeQueueInProgress', message: 'Only one PurgeQueue operation on the queue is allowed every 60 seconds.' };
     }
-    return { payload: encodePurge(this.queue.id) };
+    return { payload: encodePurge(queue.id) };
   }
 
   planSetConfig(config: QueueConfig): { payload: Uint8Array } {
     return { payload: encodeSetConfig(config) };
   }
 
-  planDeadLettered(offsets: number[]): { payload: Uint8Array } {
-    return { payload: encodeOffsetList({ logicalQueueId: this.queue.id, offsets }) };
+  /** Applied after the dead-letter copies are durable; a logical queue removed meanwhile makes it a no-op. */
+  planDeadLettered(offsets: number[], logicalQueueId = 0): { payload: Uint8Array } {
+    return { payload: encodeOffsetList({ logicalQueueId, offsets }) };
   }
 
-  /** An Expire record removing window messages past retention (at most 10,000 per record), or undefined. */
-  planExpire(nowMs: number): { payload: Uint8Array } | undefined {
-    const retentionMs = this.retentionMs;
-    const offsets: number[] = [];
-    for (const entry of this.queue.bySequence.values()) {
-      if (entry.sentTimestampMs + retentionMs <= nowMs) {
-        offsets.push(entry.offset);
-        if (offsets.length >= expireRecordOffsetsMax) break;
-      }
+  /**
+   * A Subscribe record: a new logical queue starting at the log's end, or new settings for
+   * an existing one. `config` holds the subscription's own visibility, retention, redrive
+   * and in-flight limit; an invalid filter policy is an InvalidParameterValue.
+   */
+  planSubscribe(logicalQueueId: number, config: QueueConfig, filterPolicy?: string): { payload: Uint8Array } | PlanError {
+    assert(Number.isSafeInteger(logicalQueueId) && logicalQueueId >= 0, `logical queue id ${logicalQueueId} invalid`);
+    if (filterPolicy !== undefined) {
+      const parsed = parseFilterPolicy(filterPolicy);
+      if ('error' in parsed) return { error: 'InvalidParameterValue', message: `Invalid filter policy: ${parsed.error}` };
     }
-    return offsets.length === 0 ? undefined : { payload: encodeOffsetList({ logicalQueueId: this.queue.id, offsets }) };
+    return { payload: encodeSubscribe(filterPolicy === undefined ? { logicalQueueId, config } : { logicalQueueId, config, filterPolicy }) };
+  }
+
+  planUnsubscribe(logicalQueueId: number): { payload: Uint8Array } {
+    return { payload: encodeUnsubscribe(logicalQueueId) };
+  }
+
+  /** An Expire record removing window messages past retention (at most 10,000 per record) of the first logical queue that has any, or undefined. */
+  planExpire(nowMs: number): { payload: Uint8Array } | undefined {
+    for (const queue of this.queues) {
+      const retentionMs = this.retentionMsOf(queue);
+      const offsets: number[] = [];
+      for (const entry of queue.bySequence.values()) {
+        if (entry.sentTimestampMs + retentionMs <= nowMs) {
+          offsets.push(entry.offset);
+          if (offsets.length >= expireRecordOffsetsMax) break;
+        }
+      }
+      if (offsets.length > 0) return { payload: encodeOffsetList({ logicalQueueId: queue.id, offsets }) };
+    }
+    return undefined;
   }
 
   /**
@@ -365,7 +427,12 @@ export class QueueMachine {
       case RecordType.Enqueue: {
         const metadata = decodeEnqueueMetadata(record.payload);
         this.rememberDeduplication(metadata, record.offset, timestampMs);
+        let attributes: MessageAttributes | undefined;
         for (const queue of this.queues) {
+          if (queue.filter !== undefined) {
+            attributes ??= decodeEnqueueAttributes(record.payload);
+            if (!matchesFilterPolicy(queue.filter, attributes)) continue;
+          }
           if (queue.backlogCount === 0 && queue.unreceivedCount < this.windowMessagesMax) {
             queue.insert(this.newEntry(record.offset, metadata));
             queue.readCursorOffset = record.offset + 1;
@@ -379,6 +446,7 @@ export class QueueMachine {
       case RecordType.Receive: {
         const payload = decodeReceive(record.payload);
         const queue = this.logicalQueue(payload.logicalQueueId);
+        if (queue === undefined) break;
         for (const offset of payload.expired) queue.removeOffset(offset);
         const visibleAtMs = timestampMs + payload.visibilityTimeoutMs;
         let lastGroupKey: string | undefined;
@@ -406,9 +474,9 @@ export class QueueMachine {
       case RecordType.ChangeVisibility: {
         const payload = decodeChangeVisibility(record.payload);
         const queue = this.logicalQueue(payload.logicalQueueId);
-        const entry = queue.lookup(payload.messageOffset);
+        const entry = queue?.lookup(payload.messageOffset);
         if (entry !== undefined && entry.receiptOffset === payload.receiveOffset) {
-          queue.changeVisibility(entry, timestampMs + payload.visibilityTimeoutMs);
+          queue!.changeVisibility(entry, timestampMs + payload.visibilityTimeoutMs);
           becameVisible = payload.visibilityTimeoutMs === 0;
         }
         break;
@@ -416,16 +484,16 @@ export class QueueMachine {
       case RecordType.Delete: {
         const payload = decodeDelete(record.payload);
         const queue = this.logicalQueue(payload.logicalQueueId);
-        const entry = queue.lookup(payload.messageOffset);
+        const entry = queue?.lookup(payload.messageOffset);
         if (entry !== undefined && entry.receiptOffset === payload.receiveOffset) {
-          queue.remove(entry);
+          queue!.remove(entry);
           becameVisible = this.currentConfig.fifo; // the group may be unblocked
         }
         break;
       }
       case RecordType.Purge: {
         const payload = decodePurge(record.payload);
-        this.logicalQueue(payload.logicalQueueId).purge(record.offset, timestampMs);
+        this.logicalQueue(payload.logicalQueueId)?.purge(record.offset, timestampMs);
         break;
       }
       case RecordType.SetConfig: {
@@ -437,22 +505,57 @@ export class QueueMachine {
       case RecordType.Expire: {
         const payload = decodeOffsetList(record.payload);
         const queue = this.logicalQueue(payload.logicalQueueId);
+        if (queue === undefined) break;
         for (const offset of payload.offsets) queue.removeOffset(offset);
         becameVisible = this.currentConfig.fifo && payload.offsets.length > 0;
         break;
       }
       case RecordType.Relocate: {
         const { originalOffset, enqueuePayload } = decodeRelocate(record.payload);
+        let attributes: MessageAttributes | undefined;
+        const joined = (queue: LogicalQueue): boolean => {
+          // The cursor has not passed it, but a message the filter refused was never in this backlog.
+          const filter = queue.filterAt(originalOffset);
+          if (filter === undefined) return true;
+          attributes ??= decodeEnqueueAttributes(enqueuePayload);
+          return matchesFilterPolicy(filter, attributes);
+        };
         for (const queue of this.queues) {
           let entry = queue.lookup(originalOffset);
-          if (entry === undefined && queue.inBacklog(originalOffset)) {
+          if (entry === undefined && queue.inBacklog(originalOffset) && joined(queue)) {
             queue.takeFromBacklog(originalOffset);
             entry = this.newEntry(originalOffset, decodeEnqueueMetadata(enqueuePayload));
             queue.insert(entry);
           }
-          // Otherwise the message left this logical queue after compaction was planned: nothing to move.
+          // Otherwise the message left this logical queue after compaction was planned, or it
+          // never was in it (filtered out, subscribed later): nothing to move.
           if (entry !== undefined) queue.relocate(entry, record.offset);
+          // Every logical queue must know this record holds no backlog message, or a later
+          // relocation of the same message (naming this offset) would look for it in its backlog.
+          else if (queue.backlogCount > 0 && record.offset >= queue.readCursorOffset) queue.relocationsAhead.add(record.offset);
         }
+        break;
+      }
+      case RecordType.Subscribe: {
+        const payload = decodeSubscribe(record.payload);
+        let queue = this.logicalQueue(payload.logicalQueueId);
+        if (queue === undefined) {
+          queue = new LogicalQueue(payload.logicalQueueId);
+          queue.readCursorOffset = record.offset + 1;
+          this.queues.push(queue);
+          this.queues.sort((a, b) => a.id - b.id);
+        }
+        if (queue.filterPolicy !== payload.filterPolicy && queue.backlogCount > 0) {
+          queue.filterHistory.push({ untilOffset: record.offset, filterPolicy: queue.filterPolicy, filter: queue.filter });
+        }
+        setSubscription(queue, payload.config, payload.filterPolicy);
+        becameVisible = true;
+        break;
+      }
+      case RecordType.Unsubscribe: {
+        const { logicalQueueId } = decodeUnsubscribe(record.payload);
+        const index = this.queues.findIndex((queue) => queue.id === logicalQueueId);
+        if (index >= 0) this.queues.splice(index, 1);
         break;
       }
       default:
@@ -487,7 +590,14 @@ export class QueueMachine {
   }
 
   private hasDeliverable(queue: LogicalQueue, nowMs: number): boolean {
-    const collected = queue.collect({ nowMs, room: 1, fifo: this.currentConfig.fifo, retentionMs: this.retentionMs, maxReceiveCount: this.currentConfig.redrive?.maxReceiveCount, exclude: undefined });
+    const collected = queue.collect({
+      nowMs,
+      room: 1,
+      fifo: this.currentConfig.fifo,
+      retentionMs: this.retentionMsOf(queue),
+      maxReceiveCount: this.configOf(queue).redrive?.maxReceiveCount,
+      exclude: undefined,
+    });
     return collected.deliver.length > 0;
   }
 
@@ -522,6 +632,9 @@ export class QueueMachine {
     let loaded = 0;
     for (const queue of this.queues) {
       if (queue.backlogCount === 0) continue;
+      // Another logical queue asked for a later stretch (this one's window is full), or this
+      // one asked but was purged meanwhile: it can only take records from its own cursor on.
+      if (records.length > 0 && records[0]!.offset > queue.readCursorOffset) continue;
       // Past windowMessagesMax only while nothing is deliverable (re-checked every quarter window).
       let limit = this.windowMessagesMax;
       const recheckEvery = Math.max(1, Math.floor(this.windowMessagesMax / 4));
@@ -539,6 +652,8 @@ export class QueueMachine {
         if (record.type === RecordType.Enqueue) {
           if (queue.aheadSequences.has(record.offset)) {
             queue.aheadSequences.delete(record.offset);
+          } else if (queue.filterAt(record.offset) !== undefined && !matchesFilterPolicy(queue.filterAt(record.offset)!, decodeEnqueueAttributes(record.payload))) {
+            // Refused by the filter at apply time: never in this backlog.
           } else {
             if (overLimit()) break;
             queue.backlog.remove(record.offset);
@@ -570,8 +685,8 @@ export class QueueMachine {
 
   // ---------------------------------------------------------------- queries
 
-  message(offset: number, nowMs: number = this.lastAppliedTimestampMs): MessageView | undefined {
-    const entry = this.queue.lookup(offset);
+  message(offset: number, nowMs: number = this.lastAppliedTimestampMs, logicalQueueId = 0): MessageView | undefined {
+    const entry = this.logicalQueue(logicalQueueId)?.lookup(offset);
     if (entry === undefined) return undefined;
     const view: MessageView = {
       offset: entry.offset,
@@ -591,9 +706,10 @@ export class QueueMachine {
   }
 
   /** Messages past retention count as gone. FIFO messages behind an in-flight one of their group count as visible (like SQS). */
-  counts(nowMs: number): QueueCounts {
-    const queue = this.queue;
-    const retentionMs = this.retentionMs;
+  counts(nowMs: number, logicalQueueId = 0): QueueCounts {
+    const queue = this.logicalQueue(logicalQueueId);
+    if (queue === undefined) return { visible: 0, inflight: 0, delayed: 0, oldestMessageAgeSeconds: 0 };
+    const retentionMs = this.retentionMsOf(queue);
     let visible = 0;
     let inflight = 0;
     let delayed = 0;
@@ -615,16 +731,18 @@ export class QueueMachine {
 
   /** The earliest time after `nowMs` at which a delayed or in-flight message becomes visible (for long-poll timers). */
   nextVisibleAtMs(nowMs: number): number | undefined {
-    const queue = this.queue;
-    const retentionMs = this.retentionMs;
-    let next = queue.backlog.tally(nowMs, retentionMs).nextVisibleAtMs;
-    for (const entry of queue.bySequence.values()) {
-      if (entry.visibleAtMs > nowMs && entry.visibleAtMs < next && entry.sentTimestampMs + retentionMs > nowMs) next = entry.visibleAtMs;
+    let next = Infinity;
+    for (const queue of this.queues) {
+      const retentionMs = this.retentionMsOf(queue);
+      next = Math.min(next, queue.backlog.tally(nowMs, retentionMs).nextVisibleAtMs);
+      for (const entry of queue.bySequence.values()) {
+        if (entry.visibleAtMs > nowMs && entry.visibleAtMs < next && entry.sentTimestampMs + retentionMs > nowMs) next = entry.visibleAtMs;
+      }
     }
     return next === Infinity ? undefined : next;
   }
 
-  /** The physical ACK level: the lowest offset any logical queue still needs. */
+  /** The physical ACK level: the lowest offset any logical queue still needs (Infinity when there is none). */
   ackLevel(): number {
     let level = Infinity;
     for (const queue of this.queues) {
@@ -635,10 +753,12 @@ export class QueueMachine {
   }
 
   /** Current offsets of visible window messages (oldest first), state unchanged. */
-  peek(nowMs: number, maxMessages: number): number[] {
-    const retentionMs = this.retentionMs;
+  peek(nowMs: number, maxMessages: number, logicalQueueId = 0): number[] {
+    const queue = this.logicalQueue(logicalQueueId);
+    if (queue === undefined) return [];
+    const retentionMs = this.retentionMsOf(queue);
     const offsets: number[] = [];
-    const entries = [...this.queue.bySequence.values()].sort((a, b) => a.sequenceOffset - b.sequenceOffset);
+    const entries = [...queue.bySequence.values()].sort((a, b) => a.sequenceOffset - b.sequenceOffset);
     for (const entry of entries) {
       if (offsets.length >= maxMessages) break;
       if (entry.visibleAtMs <= nowMs && entry.sentTimestampMs + retentionMs > nowMs) offsets.push(entry.offset);
@@ -650,7 +770,7 @@ export class QueueMachine {
 
   /** Everything needed to continue after the last applied record, compact binary. */
   snapshot(): Uint8Array {
-    const writer = new Writer(1024 + this.queue.windowSize * 96);
+    const writer = new Writer(1024 + this.queues.reduce((sum, queue) => sum + queue.windowSize, 0) * 96);
     writer.u8(snapshotVersion);
     writer.string(JSON.stringify(this.currentConfig));
     writer.varint(this.windowMessagesMax);
@@ -660,7 +780,11 @@ export class QueueMachine {
     for (const [key, entry] of this.deduplication) writer.string(key).string(entry.messageId).varint(entry.offset).f64(entry.timestampMs);
     writer.varint(this.queues.length);
     for (const queue of this.queues) {
-      writer.varint(queue.id).varint(queue.readCursorOffset).varint(queue.backlogCount);
+      writer.varint(queue.id);
+      writer.optionalString(queue.config === undefined ? undefined : JSON.stringify(queue.config)).optionalString(queue.filterPolicy);
+      writer.varint(queue.filterHistory.length);
+      for (const past of queue.filterHistory) writer.varint(past.untilOffset).optionalString(past.filterPolicy);
+      writer.varint(queue.readCursorOffset).varint(queue.backlogCount);
       writer.f64(queue.lastPurgeTimestampMs ?? Number.NaN);
       writer.optionalString(queue.lastServedGroupKey);
       queue.backlog.write(writer);
@@ -691,7 +815,7 @@ export class QueueMachine {
   static restore(bytes: Uint8Array): QueueMachine {
     const reader = new Reader(bytes);
     const version = reader.u8();
-    assert(version === snapshotVersion, `unknown queue snapshot version ${version}`);
+    assert(version === 1 || version === snapshotVersion, `unknown queue snapshot version ${version}`);
     const config = JSON.parse(reader.string()) as QueueConfig;
     const machine = new QueueMachine(config, { windowMessagesMax: reader.varint() });
     machine.appliedEnd = reader.varint();
@@ -705,8 +829,19 @@ export class QueueMachine {
     machine.queues.length = 0;
     for (let queueIndex = 0; queueIndex < queueCount; queueIndex++) {
       const queue = new LogicalQueue(reader.varint());
-      assert(queue.id === queueIndex, 'logical queue ids must be dense');
+      if (version === 1) assert(queue.id === queueIndex, 'logical queue ids must be dense');
+      else assert(queueIndex === 0 || queue.id > machine.queues[queueIndex - 1]!.id, 'logical queue ids must ascend');
       machine.queues.push(queue);
+      if (version >= 2) {
+        const configText = reader.optionalString();
+        setSubscription(queue, configText === undefined ? undefined : (JSON.parse(configText) as QueueConfig), reader.optionalString());
+        const historyCount = reader.varint();
+        for (let index = 0; index < historyCount; index++) {
+          const untilOffset = reader.varint();
+          const filterPolicy = reader.optionalString();
+          queue.filterHistory.push({ untilOffset, filterPolicy, filter: filterPolicy === undefined ? undefined : parsedFilter(filterPolicy) });
+        }
+      }
       queue.readCursorOffset = reader.varint();
       queue.backlogCount = reader.varint();
       const lastPurge = reader.f64();
@@ -764,6 +899,23 @@ export class QueueMachine {
     assert(reader.done, 'trailing bytes in queue snapshot');
     return machine;
   }
+}
+
+function setSubscription(queue: LogicalQueue, config: QueueConfig | undefined, filterPolicy: string | undefined): void {
+  queue.config = config;
+  queue.filterPolicy = filterPolicy;
+  queue.filter = filterPolicy === undefined ? undefined : parsedFilter(filterPolicy);
+}
+
+function parsedFilter(filterPolicy: string): FilterPolicy {
+  const parsed = parseFilterPolicy(filterPolicy);
+  // planSubscribe validated it; a record that still does not parse is a bug.
+  assert('policy' in parsed, `stored filter policy invalid: ${'error' in parsed ? parsed.error : ''}`);
+  return parsed.policy;
+}
+
+function noLogicalQueue(logicalQueueId: number): PlanError {
+  return { error: 'QueueDoesNotExist', message: `The subscription (logical queue ${logicalQueueId}) does not exist any more.` };
 }
 
 function invalidReceipt(): PlanError {

@@ -25,6 +25,10 @@ export const enum RecordType {
   DeadLettered = 7,
   Expire = 8,
   Relocate = 9,
+  /** A logical queue (a topic's subscription) starts at this record, or changes its settings. */
+  Subscribe = 10,
+  /** A logical queue ends: nothing of it is kept, and it no longer holds storage. */
+  Unsubscribe = 11,
 }
 
 const payloadVersion = 1;
@@ -103,6 +107,22 @@ export function decodeEnqueueMetadata(bytes: Uint8Array): EnqueueMetadata {
   const sentTimestampMs = reader.f64();
   const delaySeconds = reader.varint();
   return { messageId, groupId, deduplicationId, sentTimestampMs, delaySeconds, sizeBytes: bytes.length };
+}
+
+/** The message attributes of an enqueue payload (for subscription filters), without decoding the body. */
+export function decodeEnqueueAttributes(bytes: Uint8Array): MessageAttributes {
+  const reader = new Reader(bytes);
+  checkVersion(reader);
+  reader.skipBytes(); // messageId
+  reader.optionalString();
+  reader.optionalString();
+  reader.f64();
+  reader.varint();
+  reader.skipBytes(); // senderId
+  reader.varint();
+  reader.optionalString();
+  reader.skipBytes(); // body
+  return readAttributes(reader);
 }
 
 function writeAttributes(writer: Writer, attributes: MessageAttributes): void {
@@ -299,6 +319,37 @@ export function decodeSetConfig(bytes: Uint8Array): QueueConfig {
   const reader = new Reader(bytes);
   checkVersion(reader);
   return JSON.parse(reader.string()) as QueueConfig;
+}
+
+// ---- Subscribe / Unsubscribe: rare, so the settings travel as JSON ----
+
+export interface SubscribePayload {
+  logicalQueueId: number;
+  /** The subscription's own settings (visibility, retention, redrive, in-flight limit); FIFO-ness is the topic's. */
+  config: QueueConfig;
+  /** Filter policy JSON (filter.ts), absent: every message. */
+  filterPolicy?: string;
+}
+
+export function encodeSubscribe(p: SubscribePayload): Uint8Array {
+  return new Writer(512).u8(payloadVersion).varint(p.logicalQueueId).string(JSON.stringify(p.config)).optionalString(p.filterPolicy).finish();
+}
+
+export function decodeSubscribe(bytes: Uint8Array): SubscribePayload {
+  const reader = new Reader(bytes);
+  checkVersion(reader);
+  const logicalQueueId = reader.varint();
+  const config = JSON.parse(reader.string()) as QueueConfig;
+  const filterPolicy = reader.optionalString();
+  return filterPolicy === undefined ? { logicalQueueId, config } : { logicalQueueId, config, filterPolicy };
+}
+
+export function encodeUnsubscribe(logicalQueueId: number): Uint8Array {
+  return encodePurge(logicalQueueId);
+}
+
+export function decodeUnsubscribe(bytes: Uint8Array): { logicalQueueId: number } {
+  return decodePurge(bytes);
 }
 
 function writeOffsets(writer: Writer, offsets: readonly number[]): void {

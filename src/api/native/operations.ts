@@ -225,6 +225,25 @@ export class NativeOperations {
         }
         return { routing: await this.service.routing(queue) };
       }
+      // Topics (docs/topics.md): thin forms of createQueue / deleteQueue with the Berth.* attributes.
+      case 'createTopic':
+        return { queue: await this.createQueue(name(), { ...stringMap('attributes'), 'Berth.Kind': 'topic' }, stringMap('tags')) };
+      case 'subscribe': {
+        const topic = fields['topic'];
+        if (typeof topic !== 'string' || topic === '') throw new BerthError('MissingParameter', 'The request must contain the parameter topic.');
+        const filterPolicy = fields['filterPolicy'];
+        if (filterPolicy !== undefined && typeof filterPolicy !== 'string') throw new BerthError('SerializationException', 'filterPolicy must be a JSON string.');
+        const attributes: Record<string, string> = { ...stringMap('attributes'), 'Berth.Topic': topic };
+        if (filterPolicy !== undefined) attributes['Berth.FilterPolicy'] = filterPolicy;
+        return { queue: await this.createQueue(name(), attributes, stringMap('tags')) };
+      }
+      case 'unsubscribe': {
+        const queue = name();
+        const description = await this.service.describeQueue(queue);
+        if (description.attributes['Berth.Topic'] === undefined) throw invalid(`Queue ${queue} is not a subscription of a topic; use deleteQueue.`);
+        await this.service.deleteQueue(queue);
+        return {};
+      }
       default:
         throw new BerthError('InvalidAction', `Unknown ADMIN op ${JSON.stringify(op)}.`);
     }

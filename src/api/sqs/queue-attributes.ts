@@ -3,6 +3,7 @@
 // integers without sign or leading zeros, booleans lower case, JSON policies compact.
 
 import { BerthError } from '../../protocol/errors.js';
+import { parseFilterPolicy } from '../../queue/filter.js';
 
 /** Berth's ceiling on a queue's or message's replica count (a cluster never has more hosts per partition). */
 export const replicaCountMax = 100;
@@ -15,8 +16,9 @@ interface IntegerRule { kind: 'integer'; minimum: number; maximum: number }
 interface BooleanRule { kind: 'boolean' }
 interface EnumRule { kind: 'enum'; values: readonly string[] }
 interface TextRule { kind: 'text' }
-interface JsonRule { kind: 'policy' | 'redrive' | 'redriveAllow' }
-type Rule = (IntegerRule | BooleanRule | EnumRule | TextRule | JsonRule) & { fifoOnly?: boolean; createOnly?: boolean };
+interface JsonRule { kind: 'policy' | 'redrive' | 'redriveAllow' | 'filterPolicy' }
+interface QueueNameRule { kind: 'queueName' }
+type Rule = (IntegerRule | BooleanRule | EnumRule | TextRule | JsonRule | QueueNameRule) & { fifoOnly?: boolean; createOnly?: boolean };
 
 const rules: Record<string, Rule> = {
   DelaySeconds: { kind: 'integer', minimum: 0, maximum: 900 },
@@ -38,6 +40,12 @@ const rules: Record<string, Rule> = {
   ReplicaCount: { kind: 'integer', minimum: 1, maximum: replicaCountMax },
   /** Berth: partitions (logs) of the queue, fixed at creation (a FIFO group's partition is its hash modulo this). */
   PartitionCount: { kind: 'integer', minimum: 1, maximum: partitionCountMax, createOnly: true },
+  /** Berth: "topic" makes the queue a topic (docs/topics.md). */
+  'Berth.Kind': { kind: 'enum', values: ['queue', 'topic'], createOnly: true },
+  /** Berth: the new queue is a subscription of this topic. */
+  'Berth.Topic': { kind: 'queueName', createOnly: true },
+  /** Berth: a subscription's filter policy on message attributes ("" removes it). */
+  'Berth.FilterPolicy': { kind: 'filterPolicy' },
 };
 
 export const readOnlyAttributeNames: ReadonlySet<string> = new Set([
@@ -165,6 +173,22 @@ export function validateQueueAttributes(given: Record<string, string>, fifo: boo
         attributes[name] = JSON.stringify({ deadLetterTargetArn: target, maxReceiveCount: count });
         break;
       }
+      case 'queueName':
+        if (!queueNamePattern.test(value) && !fifoQueueNamePattern.test(value)) {
+          throw new BerthError('InvalidParameterValue', `Value ${value} for parameter ${name} is invalid. Reason: it must be a queue name (the topic's).`);
+        }
+        attributes[name] = value;
+        break;
+      case 'filterPolicy': {
+        if (value === '') {
+          attributes[name] = '';
+          break;
+        }
+        const parsed = parseFilterPolicy(value);
+        if ('error' in parsed) throw new BerthError('InvalidParameterValue', `Value ${value} for parameter ${name} is invalid. Reason: ${parsed.error}.`);
+        attributes[name] = JSON.stringify(JSON.parse(value));
+        break;
+      }
       case 'redriveAllow': {
         if (value === '') {
           attributes[name] = '';
@@ -212,7 +236,7 @@ export function withCreateDefaults(given: Record<string, string>, fifo: boolean)
   }
   for (const name of Object.keys(given)) {
     const value = given[name]!;
-    if (value === '' && (name === 'Policy' || name === 'RedrivePolicy' || name === 'RedriveAllowPolicy')) continue;
+    if (value === '' && (name === 'Policy' || name === 'RedrivePolicy' || name === 'RedriveAllowPolicy' || name === 'Berth.FilterPolicy')) continue;
     if (name === 'FifoQueue' && !fifo) continue;
     result[name] = value;
   }
