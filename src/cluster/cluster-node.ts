@@ -824,7 +824,14 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
     const count = queue.metadata.partitionCount;
     const request = { maxMessages: input.maxMessages, visibilityTimeoutSeconds: input.visibilityTimeoutSeconds, attemptId: input.receiveRequestAttemptId };
     const receiveFrom = async (index: number, waitTimeSeconds: number, signal?: AbortSignal): Promise<ReceivedMessage[]> => {
+      // Only refusals are retried: a receive that failed after its primary appended the
+      // receive record (a lost lease, a lost answer) may survive a failover and hold the
+      // messages in flight under a receipt nobody got. Answering such a call with the
+      // retry's result (often empty) hid that, and the caller's delete with its older
+      // receipt then succeeded without deleting (found by the cluster simulator, seed 2411).
+      // The caller now hears ServiceUnavailable, as when SQS loses a receive's answer.
       const deliveries = (await this.callPartition(queue, index, 'p.receive', { input: { ...request, waitTimeSeconds } }, {
+        retry: 'refusals',
         timeoutMs: waitTimeSeconds * 1000 + 15_000,
         ...(signal ? { signal } : {}),
       })) as Delivery[];
