@@ -145,10 +145,15 @@ describe(`cluster failover (3 nodes, real etcd, seed ${seed})`, { timeout: 240_0
         (output) => ({ ok: true as const, id: output.MessageId! }),
         (error: unknown) => ({ ok: false as const, error }),
       );
+    // Both other nodes must see it: a node whose view still names the paused primary would
+    // forward the next send there, and it would wait on the stopped process (seen in a clean-clone run).
     await cluster.waitFor(async () => {
-      const partition = (await cluster.status(others[0]!)).partitions.find((candidate) => candidate.queue === 'fenced')!;
-      return partition.primary !== primary && partition.epoch > oldEpoch;
-    }, 'a new primary for the paused one', 30_000);
+      for (const id of others) {
+        const partition = (await cluster.status(id)).partitions.find((candidate) => candidate.queue === 'fenced')!;
+        if (partition.primary === primary || partition.epoch <= oldEpoch) return false;
+      }
+      return true;
+    }, 'a new primary for the paused one, seen by both other nodes', 30_000);
     const takeoverMs = performance.now() - pausedAtMs;
     // The new primary serves.
     await clientOf(others[1]!).send(new SendMessageCommand({ QueueUrl: accountUrl(cluster.node(others[1]!).url, 'fenced'), MessageBody: 'after-takeover' }));
