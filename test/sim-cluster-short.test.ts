@@ -40,10 +40,12 @@ describe('deterministic cluster simulation (short)', () => {
   // the receive: the retry answered empty, but the first record survived the failover and
   // held the messages in flight under a receipt no client had, so the client's delete with
   // its older receipt succeeded without deleting and the messages came back. A receive now
-  // retries only refusals; the client hears ServiceUnavailable (an unknown outcome).
-  test('seeds 2411, 2504, 2980: a receive that failed after its record was appended is not hidden behind a retry', async () => {
+  // retries only refusals; the client hears ServiceUnavailable (an unknown outcome). Seed
+  // 3283: the same through a queue of two partitions, where one partition's failed receive
+  // was swallowed and the other's messages answered; now the whole receive fails.
+  test('seeds 2411, 2504, 2980, 3283: a receive that failed after its record was appended is not hidden behind a retry', async () => {
     const results: ClusterSimulationResult[] = [];
-    for (const seed of [2411, 2504, 2980]) results.push(await runClusterSimulation({ seed, steps: 200 }));
+    for (const seed of [2411, 2504, 2980, 3283]) results.push(await runClusterSimulation({ seed, steps: 200 }));
     assert.equal(describeFailures(results), '');
   });
 

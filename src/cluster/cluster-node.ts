@@ -841,12 +841,28 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
     // Several partitions: take what is ready anywhere; else long-poll all of them at once
     // and keep the first answer (the others are cancelled; any message they still
     // delivered is made visible again at once).
+    // A partition whose receive failed with an unknown outcome (it may have appended its
+    // receive record) makes the whole call fail: answering with another partition's
+    // messages would hide receipts the caller never got (see receiveFrom). Refusals and a
+    // queue deleted meanwhile are certain: that partition simply gave nothing.
+    let uncertain: unknown;
+    const noteFailure = (error: unknown): ReceivedMessage[] => {
+      if (!(error instanceof BerthError) || error.code === 'ServiceUnavailable' || error.code === 'InternalError') uncertain ??= error;
+      return [];
+    };
+    const release = (messages: ReceivedMessage[]): void => {
+      if (messages.length > 0) void this.changeVisibility(name, messages.map((message) => ({ receiptHandle: message.receiptHandle, visibilityTimeoutSeconds: 0 }))).catch(() => undefined);
+    };
     const start = (this.nextSendPartition.get(`receive:${name}`) ?? 0) % count;
     this.nextSendPartition.set(`receive:${name}`, start + 1);
     for (let step = 0; step < count; step++) {
       const index = (start + step) % count;
-      const received = await receiveFrom(index, 0).catch(() => [] as ReceivedMessage[]);
-      if (received.length > 0) return received;
+      const received = await receiveFrom(index, 0).catch(noteFailure);
+      if (received.length > 0 && uncertain === undefined) return received;
+      if (uncertain !== undefined) {
+        release(received);
+        throw uncertain;
+      }
     }
     if (input.waitTimeSeconds === 0) return [];
     const controller = new AbortController();
@@ -854,14 +870,17 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
     input.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       const polls = Array.from({ length: count }, (_, index) =>
-        receiveFrom(index, input.waitTimeSeconds, controller.signal).catch(() => [] as ReceivedMessage[]),
+        receiveFrom(index, input.waitTimeSeconds, controller.signal).catch(noteFailure),
       );
       const first = await Promise.race(polls.map((poll) => poll.then((received) => (received.length > 0 ? received : new Promise<never>(() => undefined)))).concat([Promise.all(polls).then(() => [] as ReceivedMessage[])]));
       controller.abort();
-      void Promise.all(polls).then((all) => {
-        const extra = all.flat().filter((message) => !first.includes(message));
-        if (extra.length > 0) void this.changeVisibility(name, extra.map((message) => ({ receiptHandle: message.receiptHandle, visibilityTimeoutSeconds: 0 }))).catch(() => undefined);
-      });
+      // The cancelled polls end at once; what they still delivered goes back to the queue.
+      const all = await Promise.all(polls);
+      release(all.flat().filter((message) => !first.includes(message)));
+      if (uncertain !== undefined) {
+        release(first);
+        throw uncertain;
+      }
       return first;
     } finally {
       input.signal?.removeEventListener('abort', onAbort);
