@@ -196,7 +196,7 @@ export const berthClusterDriver: Driver = {
 
 export const berthClusterNativeDriver: Driver = {
   id: 'berth-cluster-native',
-  label: 'Berth cluster, 3 nodes, r=3 (native protocol)',
+  label: 'Berth cluster, 3 nodes, r=3 (native protocol, SDK routes to primaries)',
   durabilityNote: berthClusterDriver.durabilityNote,
   fsyncPerAck: true,
   isBerth: true,
@@ -204,6 +204,8 @@ export const berthClusterNativeDriver: Driver = {
   fifo: { kind: 'none', note: fifoNote },
   binaries: [etcdBinary],
   start: (context) => startBerthCluster(context, 'native'),
-  producer: (endpoint: Endpoint, queue: QueueSpec, index: number) => berthNativeDriver.producer(nodeEndpointFor(endpoint, index), queue, index),
-  consumer: (endpoint: Endpoint, queue: QueueSpec, index: number) => berthNativeDriver.consumer(nodeEndpointFor(endpoint, index), queue, index),
+  // The SDK learns the partition map from the node it was given and sends each call to the
+  // primary itself (Berth.connect({ cluster: true })): no forwarding hop, unlike the SQS row.
+  producer: (endpoint: Endpoint, queue: QueueSpec, index: number) => berthNativeDriver.producer({ ...nodeEndpointFor(endpoint, index), extra: { sdkRouting: true } }, queue, index),
+  consumer: (endpoint: Endpoint, queue: QueueSpec, index: number) => berthNativeDriver.consumer({ ...nodeEndpointFor(endpoint, index), extra: { sdkRouting: true } }, queue, index),
 };

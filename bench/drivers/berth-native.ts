@@ -13,6 +13,11 @@ import type { Consumer, Driver, Endpoint, Producer, QueueSpec, RunningSystem, St
 const projectRoot = resolve(fileURLToPath(import.meta.url), '..', '..', '..', '..');
 const visibilityTimeoutSeconds = '300';
 
+/** A cluster endpoint may ask for the SDK's cluster routing (each call straight to its partition's primary). */
+function routingOf(endpoint: Endpoint): { cluster?: boolean } {
+  return endpoint.extra?.['sdkRouting'] === true ? { cluster: true } : {};
+}
+
 function urlOf(endpoint: Endpoint): string {
   return `berth://${endpoint.host}:${endpoint.port}`;
 }
@@ -65,7 +70,7 @@ export const berthNativeDriver: Driver = {
   start,
 
   async producer(endpoint: Endpoint, queue: QueueSpec): Promise<Producer> {
-    const berth = await Berth.connect({ url: urlOf(endpoint) });
+    const berth = await Berth.connect({ url: urlOf(endpoint), ...routingOf(endpoint) });
     return {
       async send(batch) {
         const results = await berth.send(
@@ -82,7 +87,7 @@ export const berthNativeDriver: Driver = {
   },
 
   async consumer(endpoint: Endpoint, queue: QueueSpec): Promise<Consumer> {
-    const berth = await Berth.connect({ url: urlOf(endpoint) });
+    const berth = await Berth.connect({ url: urlOf(endpoint), ...routingOf(endpoint) });
     const stream: MessageStream = berth.consume(queue.name, { prefetch: 2_000 });
     return {
       async receive(maxMessages, waitMs) {
