@@ -31,6 +31,39 @@ function positiveInteger(text: string, name: string, allowZero = false): number 
   return value;
 }
 
+interface SeedOutcome {
+  seed: number;
+  traceHash: string;
+  anomalies: ReadonlyArray<{ kind: string; step: number; detail: string }>;
+}
+
+/** Prints a failing seed with its anomalies and replay command (or a single seed's success); true when it failed. */
+function reportSeed(result: SeedOutcome, seeds: number, replay: string): boolean {
+  if (result.anomalies.length > 0) {
+    process.stdout.write(`seed ${result.seed} FAILED (trace ${result.traceHash}):\n`);
+    for (const anomaly of result.anomalies.slice(0, 10)) process.stdout.write(`  [${anomaly.kind}] step ${anomaly.step}: ${anomaly.detail}\n`);
+    process.stdout.write(`  replay: ${replay}\n`);
+    return true;
+  }
+  if (seeds === 1) process.stdout.write(`seed ${result.seed} ok (trace ${result.traceHash})\n`);
+  return false;
+}
+
+/** The anomaly kinds and failing seeds of a run; exit code 1 when any seed failed. */
+function reportFailures(failures: readonly SeedOutcome[]): void {
+  if (failures.length === 0) return;
+  const kinds = new Map<string, number>();
+  for (const failure of failures) for (const anomaly of failure.anomalies) kinds.set(anomaly.kind, (kinds.get(anomaly.kind) ?? 0) + 1);
+  process.stdout.write(`anomaly kinds: ${[...kinds].map(([kind, count]) => `${kind} ${count}`).join(', ')}\n`);
+  process.stdout.write(`failing seeds: ${failures.map((failure) => failure.seed).join(' ')}\n`);
+  process.exitCode = 1;
+}
+
+function reportProgress(done: number, seeds: number, start: number, last: SeedOutcome, startedMs: number, anomalies: number): void {
+  const seconds = (performance.now() - startedMs) / 1000;
+  process.stdout.write(`[${done}/${seeds}] seeds ${start}..${last.seed} ${seconds.toFixed(1)} s, last trace ${last.traceHash}, anomalies so far ${anomalies}\n`);
+}
+
 async function main(): Promise<void> {
   const program = new Command()
     .name('sim')
@@ -71,18 +104,8 @@ async function main(): Promise<void> {
     totals.acknowledged += result.acknowledgedMessages;
     totals.deliveries += result.deliveries;
     totals.anomalies += result.anomalies.length;
-    if (result.anomalies.length > 0) {
-      failures.push(result);
-      process.stdout.write(`seed ${seed} FAILED (trace ${result.traceHash}):\n`);
-      for (const anomaly of result.anomalies.slice(0, 10)) process.stdout.write(`  [${anomaly.kind}] step ${anomaly.step}: ${anomaly.detail}\n`);
-      process.stdout.write(`  replay: npm run sim -- --seeds 1 --start ${seed} --steps ${steps}${options.pageCache ? '' : ' --no-page-cache'} --trace\n`);
-    } else if (seeds === 1) {
-      process.stdout.write(`seed ${seed} ok (trace ${result.traceHash})\n`);
-    }
-    if (options.quiet !== true && ((index + 1) % progressEvery === 0 || index + 1 === seeds)) {
-      const seconds = (performance.now() - startedMs) / 1000;
-      process.stdout.write(`[${index + 1}/${seeds}] seeds ${start}..${seed} ${seconds.toFixed(1)} s, last trace ${result.traceHash}, anomalies so far ${totals.anomalies}\n`);
-    }
+    if (reportSeed(result, seeds, `npm run sim -- --seeds 1 --start ${seed} --steps ${steps}${options.pageCache ? '' : ' --no-page-cache'} --trace`)) failures.push(result);
+    if (options.quiet !== true && ((index + 1) % progressEvery === 0 || index + 1 === seeds)) reportProgress(index + 1, seeds, start, result, startedMs, totals.anomalies);
   }
   const seconds = (performance.now() - startedMs) / 1000;
   process.stdout.write(
@@ -91,13 +114,7 @@ async function main(): Promise<void> {
       + `process restarts ${totals.restarts}, disk faults injected ${totals.faults} (disk-error answers ${totals.diskErrorAnswers}), `
       + `anomalies ${totals.anomalies} in ${failures.length} seed(s), ${seconds.toFixed(1)} s\n`,
   );
-  if (failures.length > 0) {
-    const kinds = new Map<string, number>();
-    for (const failure of failures) for (const anomaly of failure.anomalies) kinds.set(anomaly.kind, (kinds.get(anomaly.kind) ?? 0) + 1);
-    process.stdout.write(`anomaly kinds: ${[...kinds].map(([kind, count]) => `${kind} ${count}`).join(', ')}\n`);
-    process.stdout.write(`failing seeds: ${failures.map((failure) => failure.seed).join(' ')}\n`);
-    process.exitCode = 1;
-  }
+  reportFailures(failures);
 }
 
 async function runCluster(options: CliOptions, seeds: number, start: number, steps: number): Promise<void> {
@@ -120,18 +137,8 @@ async function runCluster(options: CliOptions, seeds: number, start: number, ste
     totals.anomalies += result.anomalies.length;
     for (const [kind, count] of Object.entries(result.faults)) faults.set(kind, (faults.get(kind) ?? 0) + count);
     for (const limitation of result.limitations) limitations.set(limitation, (limitations.get(limitation) ?? 0) + 1);
-    if (result.anomalies.length > 0) {
-      failures.push(result);
-      process.stdout.write(`seed ${seed} FAILED (trace ${result.traceHash}):\n`);
-      for (const anomaly of result.anomalies.slice(0, 10)) process.stdout.write(`  [${anomaly.kind}] step ${anomaly.step}: ${anomaly.detail}\n`);
-      process.stdout.write(`  replay: npm run sim -- --cluster --seeds 1 --start ${seed} --steps ${steps} --trace\n`);
-    } else if (seeds === 1) {
-      process.stdout.write(`seed ${seed} ok (trace ${result.traceHash})\n`);
-    }
-    if (options.quiet !== true && ((index + 1) % progressEvery === 0 || index + 1 === seeds)) {
-      const seconds = (performance.now() - startedMs) / 1000;
-      process.stdout.write(`[${index + 1}/${seeds}] seeds ${start}..${seed} ${seconds.toFixed(1)} s, last trace ${result.traceHash}, anomalies so far ${totals.anomalies}\n`);
-    }
+    if (reportSeed(result, seeds, `npm run sim -- --cluster --seeds 1 --start ${seed} --steps ${steps} --trace`)) failures.push(result);
+    if (options.quiet !== true && ((index + 1) % progressEvery === 0 || index + 1 === seeds)) reportProgress(index + 1, seeds, start, result, startedMs, totals.anomalies);
   }
   const seconds = (performance.now() - startedMs) / 1000;
   process.stdout.write(
@@ -142,13 +149,7 @@ async function runCluster(options: CliOptions, seeds: number, start: number, ste
       + `anomalies ${totals.anomalies} in ${failures.length} seed(s), ${seconds.toFixed(1)} s\n`,
   );
   if (limitations.size > 0) process.stdout.write(`known limitations met: ${[...limitations].map(([kind, count]) => `${kind} in ${count} seed(s)`).join(', ')}\n`);
-  if (failures.length > 0) {
-    const kinds = new Map<string, number>();
-    for (const failure of failures) for (const anomaly of failure.anomalies) kinds.set(anomaly.kind, (kinds.get(anomaly.kind) ?? 0) + 1);
-    process.stdout.write(`anomaly kinds: ${[...kinds].map(([kind, count]) => `${kind} ${count}`).join(', ')}\n`);
-    process.stdout.write(`failing seeds: ${failures.map((failure) => failure.seed).join(' ')}\n`);
-    process.exitCode = 1;
-  }
+  reportFailures(failures);
 }
 
 await main();
