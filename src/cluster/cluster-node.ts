@@ -596,9 +596,19 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
 
   private async queueView(name: string): Promise<QueueView> {
     let entry = this.options.coordinator.view().queues.get(name);
-    if (entry === undefined) entry = (await this.options.coordinator.refresh()).queues.get(name);
+    if (entry === undefined) entry = (await this.etcd(this.options.coordinator.refresh())).queues.get(name);
     if (entry === undefined) throw new BerthError('QueueDoesNotExist', 'The specified queue does not exist.');
     return { metadata: entry.metadata, modRevision: entry.modRevision, config: this.configFor(entry.metadata.attributes) };
+  }
+
+  /** etcd unreachable from this node (a cut, a timeout) is ServiceUnavailable to the caller, not an internal error. */
+  private async etcd<T>(work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } catch (error) {
+      if (error instanceof BerthError) throw error;
+      throw new BerthError('ServiceUnavailable', `the cluster's metadata store (etcd) did not answer this node: ${error instanceof Error ? error.message : String(error)}; retry`, { cause: error });
+    }
   }
 
   private replicaSetSizeOf(queue: QueueView, partition: number): number {
@@ -621,7 +631,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
 
   async createQueue(name: string, attributes: Record<string, string>, tags: Record<string, string>): Promise<QueueDescription> {
     for (let attempt = 0; attempt < 5; attempt++) {
-      const view = await this.options.coordinator.refresh();
+      const view = await this.etcd(this.options.coordinator.refresh());
       const existing = view.queues.get(name);
       if (existing !== undefined) {
         for (const [key, value] of Object.entries(attributes)) {
@@ -665,8 +675,8 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
         primary: replicas[0]!,
         replicas,
       }));
-      if (await this.options.coordinator.createQueue(metadata, assignments)) {
-        await this.options.coordinator.refresh();
+      if (await this.etcd(this.options.coordinator.createQueue(metadata, assignments))) {
+        await this.etcd(this.options.coordinator.refresh());
         // Answer once every partition has a serving primary, so the first send does not wait.
         const queue: QueueView = { metadata, modRevision: '', config };
         await Promise.all(assignments.map((assignment) => this.callPartition(queue, assignment.partition, 'p.counts', {}).catch(() => undefined)));
@@ -679,11 +689,11 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
   async deleteQueue(name: string): Promise<void> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const queue = await this.queueView(name);
-      if (await this.options.coordinator.deleteQueue(queue.metadata, queue.modRevision, this.options.clock.nowMs())) {
-        await this.options.coordinator.refresh();
+      if (await this.etcd(this.options.coordinator.deleteQueue(queue.metadata, queue.modRevision, this.options.clock.nowMs()))) {
+        await this.etcd(this.options.coordinator.refresh());
         return;
       }
-      await this.options.coordinator.refresh();
+      await this.etcd(this.options.coordinator.refresh());
     }
     throw new BerthError('ServiceUnavailable', `could not delete queue ${name}: concurrent changes; retry`);
   }
@@ -718,11 +728,11 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
     for (let attempt = 0; attempt < 5; attempt++) {
       const queue = await this.queueView(name);
       const next = change(queue.metadata);
-      if (await this.options.coordinator.updateQueue(next, queue.modRevision)) {
-        await this.options.coordinator.refresh();
+      if (await this.etcd(this.options.coordinator.updateQueue(next, queue.modRevision))) {
+        await this.etcd(this.options.coordinator.refresh());
         return { metadata: next, modRevision: '', config: this.configFor(next.attributes) };
       }
-      await this.options.coordinator.refresh();
+      await this.etcd(this.options.coordinator.refresh());
     }
     throw new BerthError('ServiceUnavailable', `could not change queue ${name}: concurrent changes; retry`);
   }
