@@ -82,6 +82,13 @@ describe('cluster replication (3 nodes, real etcd)', { timeout: 240_000 }, () =>
     } finally {
       cluster.resume(paused);
     }
+    // The message's system attributes say which hosts hold its replicas, primary first.
+    const received = await clientOf(backups[0]!).send(
+      new ReceiveMessageCommand({ QueueUrl: accountUrl(cluster.node(backups[0]!).url, 'r3'), MaxNumberOfMessages: 1, WaitTimeSeconds: 2, MessageSystemAttributeNames: ['All'] }),
+    );
+    const hosts = received.Messages?.[0]?.Attributes?.['Berth.ReplicaHosts' as 'SenderId']?.split(',');
+    assert.equal(hosts?.[0], primary, `Berth.ReplicaHosts names the primary first: ${String(hosts)}`);
+    assert.deepEqual([...(hosts ?? [])].sort(), cluster.nodes.map((node) => node.id).sort());
   });
 
   test('a replica count larger than the replica set is refused', async () => {

@@ -845,7 +845,14 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
         timeoutMs: waitTimeSeconds * 1000 + 15_000,
         ...(signal ? { signal } : {}),
       })) as Delivery[];
-      return deliveries.map((delivery) => receivedMessage(identityOf(queue), index, delivery));
+      // The partition's replica set, primary first: the hosts that hold these messages.
+      const assignment = this.options.coordinator.view().partitions.get(partitionKey(queue.metadata.incarnation, index))?.assignment;
+      const replicaHosts = assignment === undefined ? undefined : [assignment.primary, ...assignment.replicas.filter((id) => id !== assignment.primary)];
+      return deliveries.map((delivery) => {
+        const message = receivedMessage(identityOf(queue), index, delivery);
+        if (replicaHosts !== undefined) message.replicaHosts = replicaHosts;
+        return message;
+      });
     };
     if (count === 1) return receiveFrom(0, input.waitTimeSeconds, input.signal);
     // Several partitions: take what is ready anywhere; else long-poll all of them at once

@@ -72,6 +72,8 @@ export interface ReceivedMessage {
   deduplicationId?: string;
   sequenceNumber?: string;
   deadLetterQueueSourceArn?: string;
+  /** Cluster mode: the nodes that replicate the message's partition, primary first (system attribute Berth.ReplicaHosts). */
+  replicaHosts?: string[];
 }
 
 export interface QueueCounts {

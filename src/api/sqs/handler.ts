@@ -89,6 +89,8 @@ const systemAttributeNames: ReadonlySet<string> = new Set([
   'MessageGroupId',
   'AWSTraceHeader',
   'DeadLetterQueueSourceArn',
+  /** Berth, cluster mode: the nodes holding the message's replicas, primary first. */
+  'Berth.ReplicaHosts',
 ]);
 
 const permissionActionNames: ReadonlySet<string> = new Set([
@@ -209,6 +211,7 @@ function systemAttributesOutput(message: ReceivedMessage, requested: ReadonlySet
   put('MessageDeduplicationId', message.deduplicationId);
   put('SequenceNumber', message.sequenceNumber);
   put('DeadLetterQueueSourceArn', message.deadLetterQueueSourceArn);
+  put('Berth.ReplicaHosts', message.replicaHosts?.join(','));
   put('AWSTraceHeader', message.systemAttributes['AWSTraceHeader']?.stringValue);
   return Object.keys(output).length === 0 ? undefined : output;
 }
