@@ -4,7 +4,7 @@
 // The single-node store is one JSON file rewritten atomically (write temp, fsync, rename,
 // fsync directory) on every change; queue metadata changes are rare next to messages.
 
-import type { FileSystem } from '../core/filesystem.js';
+import { writeFileDurably, type FileSystem } from '../core/filesystem.js';
 import { assert } from '../core/assert.js';
 
 export interface QueueMetadata {
@@ -69,17 +69,7 @@ export class FileMetadataStore implements MetadataStore {
     const bytes = Buffer.from(JSON.stringify({ version: formatVersion, ...snapshot }), 'utf8');
     const write = async (): Promise<void> => {
       const path = `${this.directory}/${fileName}`;
-      const temporary = `${path}.tmp`;
-      const handle = await this.fs.open(temporary, { create: true });
-      try {
-        await handle.truncate(0);
-        await handle.write(bytes, 0);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await this.fs.rename(temporary, path);
-      await this.fs.syncDirectory(this.directory);
+      await writeFileDurably(this.fs, this.directory, `${path}.tmp`, path, bytes);
     };
     const next = this.writeChain.then(write, write);
     this.writeChain = next.catch(() => undefined);

@@ -26,3 +26,26 @@ export interface FileSystem {
   /** fsync a directory so that creations, renames and removals in it are durable. */
   syncDirectory(directory: string): Promise<void>;
 }
+
+/**
+ * Writes a whole file crash-safely: the bytes go to `temporaryPath` and are fsynced, then
+ * renamed over `finalPath` and the directory fsynced, so a crash leaves the old file or the
+ * new one, never a torn mixture.
+ */
+export async function writeFileDurably(fs: FileSystem, directory: string, temporaryPath: string, finalPath: string, bytes: Uint8Array): Promise<void> {
+  await writeAndSync(fs, temporaryPath, bytes);
+  await fs.rename(temporaryPath, finalPath);
+  await fs.syncDirectory(directory);
+}
+
+/** Replaces the file's content with `bytes` and fsyncs it (not yet in any final place). */
+export async function writeAndSync(fs: FileSystem, path: string, bytes: Uint8Array): Promise<void> {
+  const handle = await fs.open(path, { create: true });
+  try {
+    await handle.truncate(0);
+    await handle.write(bytes, 0);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

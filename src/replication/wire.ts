@@ -139,6 +139,12 @@ export function encodeFrame(frame: Frame): Buffer {
 }
 
 /** Decodes one frame body (after the length field). Throws on malformed input. */
+/** A u16-length-prefixed partition key, as every partition frame starts; returns the offset after it. */
+function readPartitionKey(body: Buffer, at: number): { key: string; next: number } {
+  const keyLength = body.readUInt16BE(at);
+  return { key: body.toString('utf8', at + 2, at + 2 + keyLength), next: at + 2 + keyLength };
+}
+
 export function decodeFrame(body: Buffer): Frame {
   const kind = body.readUInt8(0) as FrameKind;
   let at = 1;
@@ -159,10 +165,8 @@ export function decodeFrame(body: Buffer): Frame {
     case FrameKind.Cancel:
       return { kind, requestId: body.readUInt32BE(at) };
     case FrameKind.Replicate: {
-      const keyLength = body.readUInt16BE(at);
-      at += 2;
-      const key = body.toString('utf8', at, at + keyLength);
-      at += keyLength;
+      const { key, next } = readPartitionKey(body, at);
+      at = next;
       const epoch = body.readUInt32BE(at);
       const committedEnd = body.readDoubleBE(at + 4);
       const count = body.readUInt32BE(at + 12);
@@ -183,17 +187,13 @@ export function decodeFrame(body: Buffer): Frame {
       return { kind, key, epoch, committedEnd, records };
     }
     case FrameKind.Ack: {
-      const keyLength = body.readUInt16BE(at);
-      at += 2;
-      const key = body.toString('utf8', at, at + keyLength);
-      at += keyLength;
+      const { key, next } = readPartitionKey(body, at);
+      at = next;
       return { kind, key, epoch: body.readUInt32BE(at), status: body.readUInt8(at + 4) as AckStatus, durableEnd: body.readDoubleBE(at + 5) };
     }
     case FrameKind.SnapshotChunk: {
-      const keyLength = body.readUInt16BE(at);
-      at += 2;
-      const key = body.toString('utf8', at, at + keyLength);
-      at += keyLength;
+      const { key, next } = readPartitionKey(body, at);
+      at = next;
       const epoch = body.readUInt32BE(at);
       const snapshotOffset = body.readDoubleBE(at + 4);
       const totalBytes = body.readUInt32BE(at + 12);

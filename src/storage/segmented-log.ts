@@ -32,7 +32,7 @@
 // writers woken by one batch can join the next.
 
 import type { Clock, TimerHandle } from '../core/clock.js';
-import type { FileHandle, FileSystem } from '../core/filesystem.js';
+import { writeAndSync, writeFileDurably, type FileHandle, type FileSystem } from '../core/filesystem.js';
 import { assert } from '../core/assert.js';
 import { crc32c } from '@node-rs/crc32';
 import { BerthError } from '../protocol/errors.js';
@@ -1109,23 +1109,14 @@ class SegmentedLog implements ReplicaLog {
   }
 
   /** Writes `bytes` to `temporaryName`, fsyncs it, renames it to `finalName` and fsyncs the directory. */
-  private async writeFileDurably(temporaryName: string, finalName: string, bytes: Uint8Array): Promise<void> {
-    const temporaryPath = await this.writeTemporaryFile(temporaryName, bytes);
-    await this.fs.rename(temporaryPath, this.pathOf(finalName));
-    await this.fs.syncDirectory(this.directory);
+  private writeFileDurably(temporaryName: string, finalName: string, bytes: Uint8Array): Promise<void> {
+    return writeFileDurably(this.fs, this.directory, this.pathOf(temporaryName), this.pathOf(finalName), bytes);
   }
 
   /** Writes and fsyncs a whole file (not yet in its final place); returns its path. */
   private async writeTemporaryFile(temporaryName: string, bytes: Uint8Array): Promise<string> {
     const temporaryPath = this.pathOf(temporaryName);
-    const handle = await this.fs.open(temporaryPath, { create: true });
-    try {
-      await handle.truncate(0);
-      await handle.write(bytes, 0);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await writeAndSync(this.fs, temporaryPath, bytes);
     return temporaryPath;
   }
 
