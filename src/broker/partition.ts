@@ -128,7 +128,16 @@ const epochSingleNode = 1;
 
 export class PartitionRunner {
   private readonly cache: RecordCache;
-  private readonly waiters = new Set<() => void>();
+  /**
+   * Long-polling receivers, per logical queue, oldest first. A newly visible message wakes
+   * one receiver (not all: with many consumers every send woke every one of them, and all
+   * but one found nothing, a herd that saturated the server at 5,000 msg/s); a receiver
+   * that got messages wakes the next, since more may be visible. Close and role changes
+   * wake everyone.
+   */
+  private readonly waiters = new Map<number, Set<() => void>>();
+  /** Counts wake-ups: a receiver that saw it change while it was not yet waiting tries again instead of sleeping through it. */
+  private wakeGeneration = 0;
   private readonly deadLetterPending = new Set<number>();
   private wakeTimer: TimerHandle | undefined;
   private wakeTimerAtMs = Number.POSITIVE_INFINITY;
@@ -313,7 +322,7 @@ export class PartitionRunner {
   /** Backup: appends the primary's records (offsets must follow this log) and applies them. */
   applyReplicated(records: readonly LogRecord[]): void {
     this.assertOpen();
-    assert(this.role === 'backup', `partition ${this.name}: replicated records applied while primary`);
+    assert(this.role === 'backup', () => `partition ${this.name}: replicated records applied while primary`);
     for (const record of records) {
       this.log.appendReplicated(record);
       // Below the applied end only while a snapshot install catches up: the state has them.
@@ -329,7 +338,7 @@ export class PartitionRunner {
    */
   async truncateAndReload(offset: number): Promise<void> {
     this.assertOpen();
-    assert(this.role === 'backup', `partition ${this.name}: truncate while primary`);
+    assert(this.role === 'backup', () => `partition ${this.name}: truncate while primary`);
     if (offset >= this.log.endOffset) return;
     const checkpoint = await this.log.readCheckpoint();
     if (checkpoint !== undefined && checkpoint.offset > offset) {
@@ -379,9 +388,9 @@ export class PartitionRunner {
    */
   async installSnapshot(logStartOffset: number, offset: number, state: Uint8Array, lastEpoch: number): Promise<void> {
     this.assertOpen();
-    assert(this.role === 'backup', `partition ${this.name}: snapshot install while primary`);
+    assert(this.role === 'backup', () => `partition ${this.name}: snapshot install while primary`);
     const machine = QueueMachine.restore(state);
-    assert(machine.appliedEndOffset === offset, `partition ${this.name}: snapshot applied to ${machine.appliedEndOffset}, announced at ${offset}`);
+    assert(machine.appliedEndOffset === offset, () => `partition ${this.name}: snapshot applied to ${machine.appliedEndOffset}, announced at ${offset}`);
     this.generation++;
     await this.log.resetTo(logStartOffset, { offset, state, lastEpoch });
     this.machine = machine;
@@ -448,12 +457,14 @@ export class PartitionRunner {
     if (!this.closed && this.role !== 'primary') throw new BerthError('NotPrimary', `partition ${this.name} is not led by this node any more`);
     for (;;) {
       if (this.closed || this.role !== 'primary') return [];
+      const generation = this.wakeGeneration;
       const deliveries = await this.receiveOnce(request);
       if (deliveries.length > 0) return deliveries;
       if (this.machine.loadFrom(this.now()) !== undefined && (await this.loadWindow())) continue;
       const remainingMs = deadlineMs - this.clock.monotonicMs();
       if (remainingMs <= 0 || request.signal?.aborted === true || this.closed) return [];
-      await this.waitForWake(remainingMs, request.signal);
+      if (generation !== this.wakeGeneration) continue; // something became visible while this receive was busy
+      await this.waitForWake(remainingMs, request.signal, request.logicalQueueId ?? 0);
     }
   }
 
@@ -602,13 +613,13 @@ export class PartitionRunner {
       offset: 0,
       leafHash: zeroLeafHash,
     };
-    assert(this.role === 'primary', `partition ${this.name}: append while backup`);
+    assert(this.role === 'primary', () => `partition ${this.name}: append while backup`);
     record.offset = this.log.append(record);
     const effect = this.machine.apply(record);
     this.lastRecordEpoch = record.epoch;
     this.remember(record);
     this.tracker.onAppend?.(record);
-    if (effect.becameVisible) this.wakeAll();
+    if (effect.becameVisible) this.wakeOnePerQueue();
     // Future visibility (delays, in-flight deadlines) is re-armed when a receiver starts
     // waiting and on every maintenance tick, not here: the scan is O(window) and this is
     // the hot path.
@@ -639,11 +650,14 @@ export class PartitionRunner {
       }
       return [];
     }
+    // More may be visible: the next waiting receiver tries now, so its receive record
+    // joins this one's group commit instead of waiting for it.
+    this.wakeOne(request.logicalQueueId ?? 0);
     // Capture the state this receive produced before anything else can change it.
     const picked: Array<Omit<Delivery, 'payload'>> = [];
     for (const offset of plan.deliver) {
       const view = this.machine.message(offset, undefined, request.logicalQueueId);
-      assert(view !== undefined && view.receipt !== undefined, `planned delivery of offset ${offset} has no receipt`);
+      assert(view !== undefined && view.receipt !== undefined, () => `planned delivery of offset ${offset} has no receipt`);
       picked.push({ offset, sequenceNumber: view.sequenceNumber, receipt: view.receipt, receiveCount: view.receiveCount, firstReceiveTimestampMs: view.firstReceiveTimestampMs });
     }
     // Wait for the receive records these deliveries come from (this one, or an earlier one
@@ -665,7 +679,7 @@ export class PartitionRunner {
     try {
       const record = await this.log.readOne(offset);
       if (record.type === RecordType.Relocate) return decodeEnqueue(decodeRelocate(record.payload).enqueuePayload);
-      assert(record.type === RecordType.Enqueue, `record ${offset} of ${this.name} is type ${record.type}, not a message`);
+      assert(record.type === RecordType.Enqueue, () => `record ${offset} of ${this.name} is type ${record.type}, not a message`);
       return decodeEnqueue(record.payload);
     } catch (error) {
       this.logger.error({ err: error, partition: this.name, offset }, 'could not read a message record');
@@ -698,7 +712,7 @@ export class PartitionRunner {
     };
     const release = (): void => {
       for (const offset of offsets) this.deadLetterPending.delete(offset);
-      this.wakeAll();
+      this.wakeOnePerQueue();
     };
     move().then(release, (error: unknown) => {
       this.logger.error({ err: error, partition: this.name, messages: offsets.length }, 'moving messages to the dead-letter queue failed; they stay in the source queue and the move is retried');
@@ -716,7 +730,7 @@ export class PartitionRunner {
       const records = await this.log.read(from, this.options.loadBatchRecords, 4 * 1024 * 1024);
       if (records.length === 0 || this.closed) return false;
       this.machine.load(records, this.now());
-      this.wakeAll();
+      this.wakeOnePerQueue();
       return true;
     };
     this.loading = load().finally(() => {
@@ -725,29 +739,56 @@ export class PartitionRunner {
     return this.loading;
   }
 
-  private waitForWake(timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+  private waitForWake(timeoutMs: number, signal: AbortSignal | undefined, logicalQueueId: number): Promise<void> {
     return new Promise((resolve) => {
+      let waiting = this.waiters.get(logicalQueueId);
+      if (waiting === undefined) this.waiters.set(logicalQueueId, (waiting = new Set()));
+      const queueWaiters = waiting;
       let done = false;
       const finish = (): void => {
         if (done) return;
         done = true;
-        this.waiters.delete(finish);
+        queueWaiters.delete(finish);
         timer.cancel();
         signal?.removeEventListener('abort', finish);
         resolve();
       };
       const timer = this.clock.setTimer(timeoutMs, finish);
       signal?.addEventListener('abort', finish, { once: true });
-      this.waiters.add(finish);
+      queueWaiters.add(finish);
       this.scheduleWake();
     });
   }
 
+  private get waiterCount(): number {
+    let count = 0;
+    for (const waiting of this.waiters.values()) count += waiting.size;
+    return count;
+  }
+
   private wakeAll(): void {
-    if (this.waiters.size === 0) return;
-    const waiting = [...this.waiters];
-    this.waiters.clear();
-    for (const wake of waiting) wake();
+    this.wakeGeneration++;
+    for (const waiting of this.waiters.values()) {
+      if (waiting.size === 0) continue;
+      const woken = [...waiting];
+      waiting.clear();
+      for (const wake of woken) wake();
+    }
+  }
+
+  /** Wakes the longest-waiting receiver of a logical queue; it removes itself from the set. */
+  private wakeOne(logicalQueueId: number): void {
+    const waiting = this.waiters.get(logicalQueueId);
+    if (waiting === undefined) return;
+    for (const wake of waiting) {
+      wake();
+      return;
+    }
+  }
+
+  private wakeOnePerQueue(): void {
+    this.wakeGeneration++;
+    for (const logicalQueueId of this.waiters.keys()) this.wakeOne(logicalQueueId);
   }
 
   /** Arms one timer for the earliest moment a delayed or in-flight message becomes visible. */
@@ -759,7 +800,7 @@ export class PartitionRunner {
     this.wakeTimer = this.clock.setTimer(Math.max(0, atMs - this.clock.nowMs()) + 1, () => {
       this.wakeTimer = undefined;
       this.wakeTimerAtMs = Number.POSITIVE_INFINITY;
-      this.wakeAll();
+      this.wakeOnePerQueue();
     });
   }
 
@@ -788,7 +829,7 @@ export class PartitionRunner {
       if (expire !== undefined) this.appendAndApply(RecordType.Expire, expire.payload, nowMs);
       await this.relocateOldMessages();
       await this.checkpointIfDue(false);
-      if (this.waiters.size > 0) this.scheduleWake();
+      if (this.waiterCount > 0) this.scheduleWake();
     } finally {
       this.maintaining = false;
     }

@@ -5,8 +5,9 @@ export class AssertionError extends Error {
   override name = 'AssertionError';
 }
 
-export function assert(condition: unknown, message: string): asserts condition {
-  if (!condition) throw new AssertionError(message);
+/** `message` may be a function: a template string built on every call cost the hot paths real time. */
+export function assert(condition: unknown, message: string | (() => string)): asserts condition {
+  if (!condition) throw new AssertionError(typeof message === 'string' ? message : message());
 }
 
 export function unreachable(value: never, message = 'unreachable'): never {

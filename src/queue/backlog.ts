@@ -71,7 +71,7 @@ export class BacklogRuns {
         return;
       }
     }
-    assert(false, `offset ${offset} is not in the backlog`);
+    assert(false, () => `offset ${offset} is not in the backlog`);
   }
 
   clear(): void {

@@ -53,7 +53,7 @@ export class Writer {
 
   /** Unsigned integer up to 2^53 - 1. */
   varint(value: number): this {
-    assert(Number.isSafeInteger(value) && value >= 0, `varint out of range: ${value}`);
+    assert(Number.isSafeInteger(value) && value >= 0, () => `varint out of range: ${value}`);
     this.ensure(8);
     let rest = value;
     while (rest >= 0x80) {

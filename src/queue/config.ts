@@ -33,7 +33,7 @@ export function queueConfigFromAttributes(attributes: Record<string, string>, de
     const arn = parsed.deadLetterTargetArn;
     const maxReceiveCount = Number(parsed.maxReceiveCount);
     assert(typeof arn === 'string' && arn.length > 0, 'RedrivePolicy without deadLetterTargetArn');
-    assert(Number.isInteger(maxReceiveCount) && maxReceiveCount >= 1, `RedrivePolicy maxReceiveCount invalid: ${String(parsed.maxReceiveCount)}`);
+    assert(Number.isInteger(maxReceiveCount) && maxReceiveCount >= 1, () => `RedrivePolicy maxReceiveCount invalid: ${String(parsed.maxReceiveCount)}`);
     config.redrive = { deadLetterQueueName: arn.slice(arn.lastIndexOf(':') + 1), deadLetterTargetArn: arn, maxReceiveCount };
   }
   return config;
@@ -43,6 +43,6 @@ function integer(attributes: Record<string, string>, name: string, fallback: num
   const text = attributes[name];
   if (text === undefined || text === '') return fallback;
   const value = Number(text);
-  assert(Number.isInteger(value) && value >= 0, `queue attribute ${name} is not a non-negative integer: ${text}`);
+  assert(Number.isInteger(value) && value >= 0, () => `queue attribute ${name} is not a non-negative integer: ${text}`);
   return value;
 }

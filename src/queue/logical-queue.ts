@@ -180,80 +180,21 @@ export class GroupCursor {
   }
 }
 
-/**
- * Counts in-flight messages without scanning: a min-heap of (visibleAtMs, entry) pushed
- * whenever a received entry's deadline is set; items whose deadline has passed are popped
- * lazily by `inflightCount(nowMs)`. Stale items (the entry got a newer deadline or left)
- * are skipped, and the heap is rebuilt from its live items once stale ones outnumber them:
- * without that, a deleted message's entry stayed in memory until its visibility deadline
- * (up to 12 hours), so memory grew with the receive rate times the visibility timeout
- * instead of with the messages in flight. Assumes `nowMs` does not go backwards between calls; if it does, messages
- * whose deadline fell between the two times count as visible a little early (for the
- * in-flight limit only).
- */
-const staleCompactionItemsMin = 1024;
+/** A binary min-heap of (timeMs, entry) pairs kept in two parallel arrays (no object per item). */
+class DeadlineHeap {
+  times: number[] = [];
+  entries: MessageEntry[] = [];
 
-export class InflightTracker {
-  private times: number[] = [];
-  private entries: MessageEntry[] = [];
-  trackedCount = 0;
-
-  track(entry: MessageEntry): void {
-    if (!entry.tracked) {
-      entry.tracked = true;
-      this.trackedCount++;
-    } else if (this.times.length > staleCompactionItemsMin && this.times.length > 2 * this.trackedCount) {
-      this.compact(); // lease extensions leave the older deadlines behind as stale items
-    }
-    this.push(entry.visibleAtMs, entry);
-  }
-
-  untrack(entry: MessageEntry): void {
-    if (entry.tracked) {
-      entry.tracked = false;
-      this.trackedCount--;
-      if (this.times.length > staleCompactionItemsMin && this.times.length > 2 * this.trackedCount) this.compact();
-    }
-  }
-
-  /** Keeps only live items (tracked, at the entry's current deadline) and restores the heap order. O(items), amortised O(1) per untrack. */
-  private compact(): void {
-    const times: number[] = [];
-    const entries: MessageEntry[] = [];
-    for (let index = 0; index < this.times.length; index++) {
-      const entry = this.entries[index]!;
-      const timeMs = this.times[index]!;
-      if (entry.tracked && entry.visibleAtMs === timeMs) {
-        times.push(timeMs);
-        entries.push(entry);
-      }
-    }
-    this.times = [];
-    this.entries = [];
-    for (let index = 0; index < times.length; index++) this.push(times[index]!, entries[index]!);
-  }
-
-  /** Live + stale items (for tests). */
-  get heapSize(): number {
+  get size(): number {
     return this.times.length;
   }
 
   clear(): void {
     this.times = [];
     this.entries = [];
-    this.trackedCount = 0;
   }
 
-  inflightCount(nowMs: number): number {
-    while (this.times.length > 0 && this.times[0]! <= nowMs) {
-      const timeMs = this.times[0]!;
-      const entry = this.pop();
-      if (entry.tracked && entry.visibleAtMs === timeMs) this.untrack(entry);
-    }
-    return this.trackedCount;
-  }
-
-  private push(timeMs: number, entry: MessageEntry): void {
+  push(timeMs: number, entry: MessageEntry): void {
     const times = this.times;
     const entries = this.entries;
     let index = times.length;
@@ -270,7 +211,7 @@ export class InflightTracker {
     entries[index] = entry;
   }
 
-  private pop(): MessageEntry {
+  pop(): MessageEntry {
     const times = this.times;
     const entries = this.entries;
     const top = entries[0]!;
@@ -293,6 +234,112 @@ export class InflightTracker {
       entries[index] = lastEntry;
     }
     return top;
+  }
+}
+
+/**
+ * Counts in-flight messages without scanning: a min-heap of (visibleAtMs, entry) pushed
+ * whenever a received entry's deadline is set; items whose deadline has passed are popped
+ * lazily by `inflightCount(nowMs)`. Stale items (the entry got a newer deadline or left)
+ * are skipped, and the heap is rebuilt from its live items once stale ones outnumber them:
+ * without that, a deleted message's entry stayed in memory until its visibility deadline
+ * (up to 12 hours), so memory grew with the receive rate times the visibility timeout
+ * instead of with the messages in flight. Assumes `nowMs` does not go backwards between calls; if it does, messages
+ * whose deadline fell between the two times count as visible a little early (for the
+ * in-flight limit only).
+ */
+const staleCompactionItemsMin = 1024;
+
+export class InflightTracker {
+  private heap = new DeadlineHeap();
+  trackedCount = 0;
+
+  track(entry: MessageEntry): void {
+    if (!entry.tracked) {
+      entry.tracked = true;
+      this.trackedCount++;
+    } else if (this.heap.size > staleCompactionItemsMin && this.heap.size > 2 * this.trackedCount) {
+      this.compact(); // lease extensions leave the older deadlines behind as stale items
+    }
+    this.heap.push(entry.visibleAtMs, entry);
+  }
+
+  untrack(entry: MessageEntry): void {
+    if (entry.tracked) {
+      entry.tracked = false;
+      this.trackedCount--;
+      if (this.heap.size > staleCompactionItemsMin && this.heap.size > 2 * this.trackedCount) this.compact();
+    }
+  }
+
+  /** Keeps only live items (tracked, at the entry's current deadline) and restores the heap order. O(items), amortised O(1) per untrack. */
+  private compact(): void {
+    const { times, entries } = this.heap;
+    this.heap = new DeadlineHeap();
+    for (let index = 0; index < times.length; index++) {
+      const entry = entries[index]!;
+      const timeMs = times[index]!;
+      if (entry.tracked && entry.visibleAtMs === timeMs) this.heap.push(timeMs, entry);
+    }
+  }
+
+  /** Live + stale items (for tests). */
+  get heapSize(): number {
+    return this.heap.size;
+  }
+
+  clear(): void {
+    this.heap.clear();
+    this.trackedCount = 0;
+  }
+
+  inflightCount(nowMs: number): number {
+    this.next(nowMs);
+    return this.trackedCount;
+  }
+
+  /** The in-flight entry whose deadline (its visibleAtMs) comes first after `nowMs`; deadlines passed by then end their tracking. */
+  next(nowMs: number): MessageEntry | undefined {
+    for (;;) {
+      const heap = this.heap; // untrack may compact into a new heap
+      if (heap.size === 0) return undefined;
+      const timeMs = heap.times[0]!;
+      const entry = heap.entries[0]!;
+      const live = entry.tracked && entry.visibleAtMs === timeMs;
+      if (live && timeMs > nowMs) return entry;
+      heap.pop();
+      if (live) this.untrack(entry);
+    }
+  }
+}
+
+/**
+ * Delayed window messages (never received, visible later), as a heap of their visible
+ * times, so the next moment one becomes visible is found without scanning the window.
+ * Items whose entry left the window, was received, or whose time has passed are dropped
+ * when they reach the top.
+ */
+class DelayedTracker {
+  private readonly heap = new DeadlineHeap();
+
+  add(entry: MessageEntry): void {
+    this.heap.push(entry.visibleAtMs, entry);
+  }
+
+  clear(): void {
+    this.heap.clear();
+  }
+
+  /** The delayed entry that becomes visible first after `nowMs`. */
+  next(nowMs: number): MessageEntry | undefined {
+    const heap = this.heap;
+    while (heap.size > 0) {
+      const timeMs = heap.times[0]!;
+      const entry = heap.entries[0]!;
+      if (timeMs > nowMs && entry.inWindow && entry.receiveCount === 0 && entry.visibleAtMs === timeMs) return entry;
+      heap.pop();
+    }
+    return undefined;
   }
 }
 
@@ -337,6 +384,7 @@ export class LogicalQueue {
   /** FIFO ReceiveRequestAttemptId -> what that receive delivered (5 minutes). */
   readonly attempts = new Map<string, ReceiveAttempt>();
   private readonly inflight = new InflightTracker();
+  private readonly delayed = new DelayedTracker();
   /** A topic subscription's own settings (visibility, retention, redrive); undefined: the partition's config (a plain queue). */
   config: QueueConfig | undefined;
   /** A subscription's filter policy, as JSON text and parsed; undefined: every message. */
@@ -379,7 +427,7 @@ export class LogicalQueue {
   }
 
   insert(entry: MessageEntry): void {
-    assert(!this.bySequence.has(entry.sequenceOffset), `message ${entry.sequenceOffset} already in the window`);
+    assert(!this.bySequence.has(entry.sequenceOffset), () => `message ${entry.sequenceOffset} already in the window`);
     this.bySequence.set(entry.sequenceOffset, entry);
     const key = LogicalQueue.groupKey(entry.groupId);
     let group = this.groups.get(key);
@@ -389,8 +437,12 @@ export class LogicalQueue {
     }
     entry.inWindow = true;
     group.insert(entry);
-    if (entry.receiveCount === 0) this.unreceivedCount++;
-    else this.inflight.track(entry);
+    if (entry.receiveCount === 0) {
+      this.unreceivedCount++;
+      if (entry.visibleAtMs > entry.sentTimestampMs) this.delayed.add(entry);
+    } else {
+      this.inflight.track(entry);
+    }
   }
 
   remove(entry: MessageEntry): void {
@@ -423,7 +475,7 @@ export class LogicalQueue {
 
   /** Takes a message out of the backlog ahead of the cursor (replay: a record names a message live had loaded). */
   takeFromBacklog(offset: number): void {
-    assert(this.inBacklog(offset), `offset ${offset} is not in the backlog`);
+    assert(this.inBacklog(offset), () => `offset ${offset} is not in the backlog`);
     this.backlog.remove(offset);
     this.backlogCount--;
     this.aheadSequences.add(offset);
@@ -487,12 +539,30 @@ export class LogicalQueue {
     this.relocationsAhead.clear();
     this.attempts.clear();
     this.inflight.clear();
+    this.delayed.clear();
     this.readCursorOffset = purgeOffset + 1;
     this.lastPurgeTimestampMs = timestampMs;
   }
 
   inflightCount(nowMs: number): number {
     return this.inflight.inflightCount(nowMs);
+  }
+
+  /**
+   * The earliest moment after `nowMs` a window message within its retention becomes
+   * visible (Infinity: none). From the two heaps in O(log n); only when the first of them
+   * is past its retention (it waits for the maintenance's Expire record) does it scan.
+   */
+  windowNextVisibleAtMs(nowMs: number, retentionMs: number): number {
+    const inflightNext = this.inflight.next(nowMs);
+    const delayedNext = this.delayed.next(nowMs);
+    const retained = (entry: MessageEntry | undefined): boolean => entry === undefined || entry.sentTimestampMs + retentionMs > nowMs;
+    if (retained(inflightNext) && retained(delayedNext)) return Math.min(inflightNext?.visibleAtMs ?? Infinity, delayedNext?.visibleAtMs ?? Infinity);
+    let next = Infinity;
+    for (const entry of this.bySequence.values()) {
+      if (entry.visibleAtMs > nowMs && entry.visibleAtMs < next && entry.sentTimestampMs + retentionMs > nowMs) next = entry.visibleAtMs;
+    }
+    return next;
   }
 
   /**

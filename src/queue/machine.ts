@@ -366,7 +366,7 @@ export class QueueMachine {
    * and in-flight limit; an invalid filter policy is an InvalidParameterValue.
    */
   planSubscribe(logicalQueueId: number, config: QueueConfig, filterPolicy?: string): { payload: Uint8Array } | PlanError {
-    assert(Number.isSafeInteger(logicalQueueId) && logicalQueueId >= 0, `logical queue id ${logicalQueueId} invalid`);
+    assert(Number.isSafeInteger(logicalQueueId) && logicalQueueId >= 0, () => `logical queue id ${logicalQueueId} invalid`);
     if (filterPolicy !== undefined) {
       const parsed = parseFilterPolicy(filterPolicy);
       if ('error' in parsed) return { error: 'InvalidParameterValue', message: `Invalid filter policy: ${parsed.error}` };
@@ -419,7 +419,7 @@ export class QueueMachine {
 
   /** Applies one record in log order. `becameVisible`: a receiver waiting now may find a message. */
   apply(record: LogRecord): { becameVisible: boolean } {
-    assert(record.offset >= this.appliedEnd, `record ${record.offset} applied out of order (applied up to ${this.appliedEnd})`);
+    assert(record.offset >= this.appliedEnd, () => `record ${record.offset} applied out of order (applied up to ${this.appliedEnd})`);
     const timestampMs = record.timestampMs;
     let becameVisible = false;
     const type = record.type as RecordType;
@@ -647,7 +647,7 @@ export class QueueMachine {
       for (const record of records) {
         if (record.offset < queue.readCursorOffset) continue;
         if (record.offset >= this.appliedEnd) break;
-        assert(record.offset === queue.readCursorOffset, `load needs consecutive records: expected ${queue.readCursorOffset}, got ${record.offset}`);
+        assert(record.offset === queue.readCursorOffset, () => `load needs consecutive records: expected ${queue.readCursorOffset}, got ${record.offset}`);
         queue.relocationsAhead.delete(record.offset);
         if (record.type === RecordType.Enqueue) {
           if (queue.aheadSequences.has(record.offset)) {
@@ -734,10 +734,9 @@ export class QueueMachine {
     let next = Infinity;
     for (const queue of this.queues) {
       const retentionMs = this.retentionMsOf(queue);
-      next = Math.min(next, queue.backlog.tally(nowMs, retentionMs).nextVisibleAtMs);
-      for (const entry of queue.bySequence.values()) {
-        if (entry.visibleAtMs > nowMs && entry.visibleAtMs < next && entry.sentTimestampMs + retentionMs > nowMs) next = entry.visibleAtMs;
-      }
+      // The window's part comes from heaps: a scan here ran once per waiting receiver and
+      // cost O(messages in flight) each time.
+      next = Math.min(next, queue.backlog.tally(nowMs, retentionMs).nextVisibleAtMs, queue.windowNextVisibleAtMs(nowMs, retentionMs));
     }
     return next === Infinity ? undefined : next;
   }
@@ -815,7 +814,7 @@ export class QueueMachine {
   static restore(bytes: Uint8Array): QueueMachine {
     const reader = new Reader(bytes);
     const version = reader.u8();
-    assert(version === 1 || version === snapshotVersion, `unknown queue snapshot version ${version}`);
+    assert(version === 1 || version === snapshotVersion, () => `unknown queue snapshot version ${version}`);
     const config = JSON.parse(reader.string()) as QueueConfig;
     const machine = new QueueMachine(config, { windowMessagesMax: reader.varint() });
     machine.appliedEnd = reader.varint();
@@ -910,7 +909,7 @@ function setSubscription(queue: LogicalQueue, config: QueueConfig | undefined, f
 function parsedFilter(filterPolicy: string): FilterPolicy {
   const parsed = parseFilterPolicy(filterPolicy);
   // planSubscribe validated it; a record that still does not parse is a bug.
-  assert('policy' in parsed, `stored filter policy invalid: ${'error' in parsed ? parsed.error : ''}`);
+  assert('policy' in parsed, () => `stored filter policy invalid: ${'error' in parsed ? parsed.error : ''}`);
   return parsed.policy;
 }
 

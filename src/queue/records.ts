@@ -156,7 +156,7 @@ function readAttributes(reader: Reader): MessageAttributes {
 
 function checkVersion(reader: Reader): void {
   const version = reader.u8();
-  assert(version === payloadVersion, `unknown queue record payload version ${version}`);
+  assert(version === payloadVersion, () => `unknown queue record payload version ${version}`);
 }
 
 // ---- Relocate: a copy of an old live message's enqueue payload at the log's tail ----
@@ -179,7 +179,7 @@ export function decodeRelocate(bytes: Uint8Array): { originalOffset: number; enq
 /** The enqueue payload stored in a record that holds a message (an Enqueue or a Relocate). */
 export function enqueuePayloadOf(record: Pick<LogRecord, 'type' | 'payload'>): Uint8Array {
   if (record.type === RecordType.Enqueue) return record.payload;
-  assert(record.type === RecordType.Relocate, `record type ${record.type} holds no message`);
+  assert(record.type === RecordType.Relocate, () => `record type ${record.type} holds no message`);
   return decodeRelocate(record.payload).enqueuePayload;
 }
 

@@ -133,7 +133,7 @@ export class PrimaryReplication {
 
   private require(id: string): BackupProgress {
     const progress = this.backups.get(id);
-    assert(progress !== undefined, `unknown backup ${id}`);
+    assert(progress !== undefined, () => `unknown backup ${id}`);
     return progress;
   }
 }

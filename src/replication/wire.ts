@@ -84,7 +84,7 @@ export function encodeFrame(frame: Frame): Buffer {
       const key = Buffer.from(frame.key, 'utf8');
       let bytes = 4 + 1 + 2 + key.length + 4 + 8 + 4;
       for (const record of frame.records) bytes += 1 + 4 + 8 + 8 + 4 + record.payload.length;
-      assert(bytes <= frameBytesMax, `replicate frame of ${bytes} bytes exceeds ${frameBytesMax}`);
+      assert(bytes <= frameBytesMax, () => `replicate frame of ${bytes} bytes exceeds ${frameBytesMax}`);
       const out = Buffer.allocUnsafe(bytes);
       let at = out.writeUInt32BE(bytes - 4, 0);
       at = out.writeUInt8(frame.kind, at);
@@ -120,7 +120,7 @@ export function encodeFrame(frame: Frame): Buffer {
     case FrameKind.SnapshotChunk: {
       const key = Buffer.from(frame.key, 'utf8');
       const bytes = 4 + 1 + 2 + key.length + 4 + 8 + 4 + 4 + 4 + frame.data.length;
-      assert(bytes <= frameBytesMax, `snapshot chunk frame of ${bytes} bytes exceeds ${frameBytesMax}`);
+      assert(bytes <= frameBytesMax, () => `snapshot chunk frame of ${bytes} bytes exceeds ${frameBytesMax}`);
       const out = Buffer.allocUnsafe(bytes);
       let at = out.writeUInt32BE(bytes - 4, 0);
       at = out.writeUInt8(frame.kind, at);

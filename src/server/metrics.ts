@@ -113,7 +113,7 @@ class SecondRing {
   add(second: number, series: number, amount: number): void {
     const slot = this.slotFor(second);
     const values = this.values[series];
-    assert(values !== undefined, `series ${series} out of range`);
+    assert(values !== undefined, () => `series ${series} out of range`);
     values[slot] = (values[slot] ?? 0) + amount;
   }
 

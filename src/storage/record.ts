@@ -45,12 +45,12 @@ export function encodeRecordInto(
   leafHash: Uint8Array = zeroLeafHash,
 ): number {
   const length = recordHeaderBytes + payload.length;
-  assert(length <= recordBytesMax, `record of ${length} bytes exceeds recordBytesMax ${recordBytesMax}`);
+  assert(length <= recordBytesMax, () => `record of ${length} bytes exceeds recordBytesMax ${recordBytesMax}`);
   assert(position + length <= target.length, 'encodeRecordInto: no room in target');
-  assert(Number.isInteger(type) && type >= 0 && type <= 0xff, `record type ${type} is not a u8`);
-  assert(Number.isInteger(epoch) && epoch >= 0 && epoch < twoTo32, `epoch ${epoch} is not a u32`);
-  assert(Number.isSafeInteger(offset) && offset >= 0, `offset ${offset} is not a safe non-negative integer`);
-  assert(Number.isSafeInteger(timestampMs) && timestampMs >= 0, `timestampMs ${timestampMs} is not a safe non-negative integer`);
+  assert(Number.isInteger(type) && type >= 0 && type <= 0xff, () => `record type ${type} is not a u8`);
+  assert(Number.isInteger(epoch) && epoch >= 0 && epoch < twoTo32, () => `epoch ${epoch} is not a u32`);
+  assert(Number.isSafeInteger(offset) && offset >= 0, () => `offset ${offset} is not a safe non-negative integer`);
+  assert(Number.isSafeInteger(timestampMs) && timestampMs >= 0, () => `timestampMs ${timestampMs} is not a safe non-negative integer`);
   assert(leafHash.length === leafHashBytes, 'leaf hash must be 32 bytes');
   view.setUint32(position + lengthField, length, true);
   view.setUint8(position + typeField, type);

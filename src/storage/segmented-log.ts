@@ -89,7 +89,7 @@ const readOneBytes = 16 * 1024;
  * u64 state bytes, state.
  */
 function encodeCheckpoint(offset: number, state: Uint8Array, lastEpoch: number): Uint8Array {
-  assert(Number.isInteger(lastEpoch) && lastEpoch >= 0 && lastEpoch < twoTo32, `checkpoint epoch ${lastEpoch} out of range`);
+  assert(Number.isInteger(lastEpoch) && lastEpoch >= 0 && lastEpoch < twoTo32, () => `checkpoint epoch ${lastEpoch} out of range`);
   const bytes = new Uint8Array(checkpointHeaderBytes + state.length);
   const view = viewOf(bytes);
   view.setUint32(0, checkpointMagic, true);
@@ -532,7 +532,7 @@ class SegmentedLog implements ReplicaLog {
   }
 
   appendReplicated(record: LogRecord): void {
-    assert(record.offset === this.endOffset, `replicated record has offset ${record.offset} but the log ends at ${this.endOffset}`);
+    assert(record.offset === this.endOffset, () => `replicated record has offset ${record.offset} but the log ends at ${this.endOffset}`);
     this.appendAt(record.offset, record.type, record.epoch, record.timestampMs, record.payload, record.leafHash);
   }
 
@@ -540,7 +540,7 @@ class SegmentedLog implements ReplicaLog {
     this.checkWritable();
     assert(!this.truncating, 'append during truncateFrom');
     const length = recordHeaderBytes + payload.length;
-    assert(length <= recordBytesMax, `record of ${length} bytes exceeds recordBytesMax ${recordBytesMax}`);
+    assert(length <= recordBytesMax, () => `record of ${length} bytes exceeds recordBytesMax ${recordBytesMax}`);
     let segment = this.segments[this.segments.length - 1];
     assert(segment !== undefined && !segment.rolled, 'no active segment');
     if (segment.bytesAssigned > 0 && segment.bytesAssigned + length > this.options.segmentBytesMax) {
@@ -591,7 +591,7 @@ class SegmentedLog implements ReplicaLog {
   waitDurable(endOffset: number): Promise<void> {
     if (endOffset <= this.durableEndOffset) return Promise.resolve();
     if (this.failure !== undefined) return Promise.reject(this.failure);
-    assert(endOffset <= this.endOffset, `waitDurable(${endOffset}) past the log end ${this.endOffset}`);
+    assert(endOffset <= this.endOffset, () => `waitDurable(${endOffset}) past the log end ${this.endOffset}`);
     return new Promise<void>((resolve, reject) => {
       const offsets = this.waiterOffsets;
       let at = offsets.length;
@@ -790,8 +790,8 @@ class SegmentedLog implements ReplicaLog {
   // ---------------------------------------------------------------- reading
 
   async read(fromOffset: number, maxRecords: number, maxBytes: number): Promise<LogRecord[]> {
-    assert(Number.isSafeInteger(fromOffset), `read from a non-integer offset ${fromOffset}`);
-    assert(fromOffset >= this.startOffset, `read from offset ${fromOffset} below the log start ${this.startOffset}`);
+    assert(Number.isSafeInteger(fromOffset), () => `read from a non-integer offset ${fromOffset}`);
+    assert(fromOffset >= this.startOffset, () => `read from offset ${fromOffset} below the log start ${this.startOffset}`);
     const records: LogRecord[] = [];
     const endOffset = this.durableEndOffset;
     if (fromOffset >= endOffset || maxRecords <= 0) return records;
@@ -805,7 +805,7 @@ class SegmentedLog implements ReplicaLog {
       while (offset < endOffset && records.length < maxRecords) {
         if (offset >= segment.endOffset || position >= segment.durableBytes) {
           const next = this.segmentFor(offset);
-          assert(next !== segment && next.baseOffset === offset, `offset ${offset} missing between segments`);
+          assert(next !== segment && next.baseOffset === offset, () => `offset ${offset} missing between segments`);
           this.leave(segment);
           segment = next;
           segment.readers++;
@@ -828,9 +828,9 @@ class SegmentedLog implements ReplicaLog {
   }
 
   async readOne(offset: number): Promise<LogRecord> {
-    assert(Number.isSafeInteger(offset), `readOne of a non-integer offset ${offset}`);
+    assert(Number.isSafeInteger(offset), () => `readOne of a non-integer offset ${offset}`);
     assert(offset >= this.startOffset && offset < this.durableEndOffset,
-      `readOne(${offset}) outside the durable log [${this.startOffset}, ${this.durableEndOffset})`);
+      () => `readOne(${offset}) outside the durable log [${this.startOffset}, ${this.durableEndOffset})`);
     const { segment, position } = await this.locate(offset);
     segment.readers++;
     try {
@@ -888,7 +888,7 @@ class SegmentedLog implements ReplicaLog {
         return { bytes: entry.bytes, view: entry.view, local };
       }
     }
-    assert(position < segment.durableBytes, `read at ${position} past the durable end of ${segment.path}`);
+    assert(position < segment.durableBytes, () => `read at ${position} past the durable end of ${segment.path}`);
     const handle = await this.handleFor(segment);
     let want = Math.min(readBytes, segment.durableBytes - position);
     let bytes = await handle.read(position, want);
@@ -949,7 +949,7 @@ class SegmentedLog implements ReplicaLog {
     }
     const segment = this.segments[low];
     assert(segment !== undefined && segment.baseOffset <= offset && offset < segment.endOffset,
-      `no segment holds offset ${offset}`);
+      () => `no segment holds offset ${offset}`);
     return segment;
   }
 
@@ -988,7 +988,7 @@ class SegmentedLog implements ReplicaLog {
     return this.exclusive(async () => {
       this.checkWritable();
       assert(offset >= this.startOffset && offset <= this.endOffset,
-        `truncateFrom(${offset}) outside the log [${this.startOffset}, ${this.endOffset}]`);
+        () => `truncateFrom(${offset}) outside the log [${this.startOffset}, ${this.endOffset}]`);
       // From here until the cut is done, an append is a bug of the caller (asserted).
       this.truncating = true;
       try {
@@ -1043,7 +1043,7 @@ class SegmentedLog implements ReplicaLog {
    * are idempotent.
    */
   resetTo(offset: number, checkpoint: { offset: number; state: Uint8Array; lastEpoch: number }): Promise<void> {
-    assert(Number.isSafeInteger(offset) && offset >= 0 && checkpoint.offset >= offset, `resetTo(${offset}) with a checkpoint at ${checkpoint.offset}`);
+    assert(Number.isSafeInteger(offset) && offset >= 0 && checkpoint.offset >= offset, () => `resetTo(${offset}) with a checkpoint at ${checkpoint.offset}`);
     return this.exclusive(async () => {
       this.checkWritable();
       this.truncating = true;
@@ -1081,7 +1081,7 @@ class SegmentedLog implements ReplicaLog {
     const names = (await this.fs.list(this.directory)).filter((name) => resetNamePattern.test(name));
     if (names.length === 0) return;
     // Only one install runs at a time and its marker is renamed away before the next starts.
-    assert(names.length === 1, `several reset markers in ${this.directory}: ${names.join(', ')}`);
+    assert(names.length === 1, () => `several reset markers in ${this.directory}: ${names.join(', ')}`);
     const name = names[0]!;
     const marker = await this.loadCheckpointFile(this.pathOf(name));
     // Written, fsynced and only then renamed: a damaged marker is damage, not a torn write.
@@ -1128,7 +1128,7 @@ class SegmentedLog implements ReplicaLog {
    * checkpoint.
    */
   writeCheckpoint(offset: number, state: Uint8Array, lastEpoch = 0): Promise<void> {
-    assert(Number.isSafeInteger(offset) && offset >= 0, `checkpoint offset ${offset} is not a non-negative integer`);
+    assert(Number.isSafeInteger(offset) && offset >= 0, () => `checkpoint offset ${offset} is not a non-negative integer`);
     return this.exclusive(async () => {
       const temporaryPath = await this.writeTemporaryFile(checkpointTemporaryName, encodeCheckpoint(offset, state, lastEpoch));
       const currentPath = this.pathOf(checkpointName);

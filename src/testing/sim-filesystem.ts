@@ -105,14 +105,14 @@ export class SimFileSystem implements FileSystem {
   /** Raw bytes of a file as reads see them (tests corrupt or inspect files with these). */
   fileBytes(filePath: string): Uint8Array {
     const inode = this.lookup(filePath);
-    assert(inode !== undefined, `no file ${filePath}`);
+    assert(inode !== undefined, () => `no file ${filePath}`);
     return inode.current.slice(0, inode.currentLength);
   }
 
   /** Replaces a file's bytes, durably (tests use it to plant corruption). */
   setFileBytes(filePath: string, bytes: Uint8Array): void {
     const inode = this.lookup(filePath);
-    assert(inode !== undefined, `no file ${filePath}`);
+    assert(inode !== undefined, () => `no file ${filePath}`);
     inode.current = bytes.slice();
     inode.currentLength = bytes.length;
     inode.durableLength = bytes.length;
