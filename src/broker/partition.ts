@@ -468,28 +468,17 @@ export class PartitionRunner {
     }
   }
 
-  /** Deletes by receipt; one durable wait for the whole batch. */
+  /** Deletes by receipt: one Delete record and one durable wait for the whole batch. */
   async deleteMessages(receipts: Receipt[], logicalQueueId = 0): Promise<Array<BerthError | null>> {
     this.assertPrimary();
-    const results: Array<BerthError | null> = [];
-    let durableEndNeeded = 0;
-    const nowMs = this.now();
-    for (const receipt of receipts) {
-      const plan = this.machine.planDelete(receipt, nowMs, logicalQueueId);
-      if ('error' in plan) {
-        results.push(new BerthError(plan.error, plan.message));
-      } else if ('noop' in plan) {
-        results.push(null);
-        durableEndNeeded = Math.max(durableEndNeeded, this.log.endOffset);
-      } else {
-        const offset = this.appendAndApply(RecordType.Delete, plan.payload, nowMs);
-        this.cache.delete(receipt.messageOffset);
-        results.push(null);
-        durableEndNeeded = offset + 1;
-      }
+    const plan = this.machine.planDeleteBatch(receipts, logicalQueueId);
+    let durableEndNeeded = plan.noop ? this.log.endOffset : 0;
+    if (plan.payload !== undefined) {
+      durableEndNeeded = this.appendAndApply(RecordType.Delete, plan.payload, this.now()) + 1;
+      for (const offset of plan.deletedOffsets) this.cache.delete(offset);
     }
     if (durableEndNeeded > 0) await this.commit(durableEndNeeded, this.machine.config.replicaCount);
-    return results;
+    return plan.outcomes.map((outcome) => (outcome === null ? null : new BerthError(outcome.error, outcome.message)));
   }
 
   async changeVisibility(changes: Array<{ receipt: Receipt; visibilityTimeoutSeconds: number }>, logicalQueueId = 0): Promise<Array<BerthError | null>> {
@@ -730,6 +719,9 @@ export class PartitionRunner {
       const records = await this.log.read(from, this.options.loadBatchRecords, 4 * 1024 * 1024);
       if (records.length === 0 || this.closed) return false;
       this.machine.load(records, this.now());
+      // Receives of these messages follow soon: keep their payloads instead of reading each
+      // one from disk again (the cache only holds recent sends, and the backlog is older).
+      for (const record of records) if (record.type === RecordType.Enqueue) this.cache.put(record.offset, record.payload);
       this.wakeOnePerQueue();
       return true;
     };

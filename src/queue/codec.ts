@@ -6,6 +6,13 @@
 import { assert } from '../core/assert.js';
 
 const textEncoder = new TextEncoder();
+
+// float64 through one shared 8-byte scratch instead of a DataView per Writer/Reader: making
+// the DataView cost more than the rest of decoding a short payload. The format is
+// little-endian; on a big-endian host the bytes are reversed through the scratch.
+const float64Scratch = new Float64Array(1);
+const float64Bytes = new Uint8Array(float64Scratch.buffer);
+const hostLittleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const textDecoder = new TextDecoder('utf-8', { fatal: false });
 
 // Encoding runs synchronously, one payload at a time, so one scratch buffer serves almost
@@ -18,7 +25,6 @@ const finishedBuffer = new Uint8Array(0);
 
 export class Writer {
   private buffer: Uint8Array;
-  private view: DataView;
   private position = 0;
   private ownsScratch: boolean;
 
@@ -31,7 +37,6 @@ export class Writer {
       this.buffer = new Uint8Array(initialBytes);
       this.ownsScratch = false;
     }
-    this.view = new DataView(this.buffer.buffer, this.buffer.byteOffset, this.buffer.byteLength);
   }
 
   private ensure(extraBytes: number): void {
@@ -42,7 +47,6 @@ export class Writer {
     const next = new Uint8Array(size);
     next.set(this.buffer.subarray(0, this.position));
     this.buffer = next;
-    this.view = new DataView(next.buffer);
   }
 
   u8(value: number): this {
@@ -66,7 +70,11 @@ export class Writer {
 
   f64(value: number): this {
     this.ensure(8);
-    this.view.setFloat64(this.position, value, true);
+    float64Scratch[0] = value;
+    const buffer = this.buffer;
+    const at = this.position;
+    if (hostLittleEndian) for (let index = 0; index < 8; index++) buffer[at + index] = float64Bytes[index]!;
+    else for (let index = 0; index < 8; index++) buffer[at + index] = float64Bytes[7 - index]!;
     this.position += 8;
     return this;
   }
@@ -117,7 +125,6 @@ export class Writer {
       if (this.buffer.length <= scratchBytesKept) scratch = this.buffer;
       else scratch = new Uint8Array(64 * 1024);
       this.buffer = finishedBuffer; // a stray write after finish() allocates; it never touches the scratch again
-      this.view = new DataView(finishedBuffer.buffer);
       this.position = 0;
     }
     return result;
@@ -125,12 +132,9 @@ export class Writer {
 }
 
 export class Reader {
-  private readonly view: DataView;
   position = 0;
 
-  constructor(private readonly buffer: Uint8Array) {
-    this.view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-  }
+  constructor(private readonly buffer: Uint8Array) {}
 
   get done(): boolean {
     return this.position >= this.buffer.length;
@@ -160,9 +164,12 @@ export class Reader {
 
   f64(): number {
     this.need(8);
-    const value = this.view.getFloat64(this.position, true);
+    const buffer = this.buffer;
+    const at = this.position;
+    if (hostLittleEndian) for (let index = 0; index < 8; index++) float64Bytes[index] = buffer[at + index]!;
+    else for (let index = 0; index < 8; index++) float64Bytes[7 - index] = buffer[at + index]!;
     this.position += 8;
-    return value;
+    return float64Scratch[0]!;
   }
 
   bytes(): Uint8Array {

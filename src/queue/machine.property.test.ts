@@ -15,6 +15,7 @@ type Command =
   | { kind: 'send'; group: number | null; dedup: number | null; delaySeconds: number }
   | { kind: 'receive'; maxMessages: number; visibilityTimeoutSeconds: number | undefined }
   | { kind: 'delete'; pick: number; stale: boolean }
+  | { kind: 'deleteBatch'; picks: Array<{ pick: number; stale: boolean }> }
   | { kind: 'changeVisibility'; pick: number; stale: boolean; timeoutSeconds: number }
   | { kind: 'bogusReceipt'; pick: number; shift: number }
   | { kind: 'purge' }
@@ -30,6 +31,7 @@ const commandArbitrary: fc.Arbitrary<Command> = fc.oneof(
   { weight: 8, arbitrary: fc.record({ kind: fc.constant('send' as const), group: fc.option(fc.nat(3)), dedup: fc.option(fc.nat(4)), delaySeconds: fc.constantFrom(0, 0, 0, 2, 10) }) },
   { weight: 6, arbitrary: fc.record({ kind: fc.constant('receive' as const), maxMessages: fc.integer({ min: 1, max: 10 }), visibilityTimeoutSeconds: fc.constantFrom(undefined, 0, 2, 5, 30) }) },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('delete' as const), pick: fc.nat(), stale: fc.boolean() }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('deleteBatch' as const), picks: fc.array(fc.record({ pick: fc.nat(), stale: fc.boolean() }), { minLength: 1, maxLength: 5 }) }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('changeVisibility' as const), pick: fc.nat(), stale: fc.boolean(), timeoutSeconds: fc.constantFrom(0, 1, 3, 10, 43_200, 50_000) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('bogusReceipt' as const), pick: fc.nat(), shift: fc.integer({ min: -3, max: 3 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('purge' as const) }) },
@@ -185,6 +187,26 @@ class Driver {
         if ('payload' in plan) {
           this.append(RecordType.Delete, plan.payload);
           model.delete(receipt);
+        }
+        break;
+      }
+      case 'deleteBatch': {
+        // One Delete record for several receipts (a DeleteMessageBatch): every receipt is
+        // planned against the state before the record, as the model plans them one by one
+        // before applying any; a second receipt of the same message is a plain success.
+        const receipts = command.picks.map((item) => this.pickReceipt(item.pick, item.stale)).filter((receipt): receipt is Receipt => receipt !== undefined);
+        if (receipts.length === 0) break;
+        const expected = receipts.map((receipt) => model.planDelete(receipt));
+        const plan = machine.planDeleteBatch(receipts);
+        plan.outcomes.forEach((outcome, index) => {
+          const wanted = expected[index] === 'apply' || expected[index] === 'noop' ? null : expected[index];
+          assert.equal(outcome === null ? null : outcome.error, wanted, `batch delete ${JSON.stringify(receipts[index])}`);
+        });
+        assert.equal(plan.payload !== undefined, expected.includes('apply'), 'a record exactly when some receipt deletes');
+        count(`delete batch of ${receipts.length}`);
+        if (plan.payload !== undefined) {
+          this.append(RecordType.Delete, plan.payload);
+          model.deleteBatch(receipts.filter((_, index) => expected[index] === 'apply'));
         }
         break;
       }

@@ -55,6 +55,7 @@ import {
   decodeUnsubscribe,
   encodeChangeVisibility,
   encodeDelete,
+  encodeDeleteList,
   encodeEnqueue,
   encodeOffsetList,
   encodePurge,
@@ -62,6 +63,7 @@ import {
   encodeSetConfig,
   encodeSubscribe,
   encodeUnsubscribe,
+  type DeletePayload,
   type DeliveredMessageRecord,
   type EnqueueMetadata,
   type EnqueuePayload,
@@ -289,6 +291,39 @@ export class QueueMachine {
     void nowMs;
     const queue = this.logicalQueue(logicalQueueId);
     if (queue === undefined) return noLogicalQueue(logicalQueueId);
+    const target = this.deleteTarget(queue, receipt);
+    if ('messageOffset' in target) return { payload: encodeDelete({ logicalQueueId: queue.id, ...target }) };
+    return target;
+  }
+
+  /**
+   * Plans deleting several messages by receipt as one Delete record: `outcomes[i]` is the
+   * error for receipts[i], or null (deleted by the record, or nothing to do). `payload` is
+   * undefined when nothing needs deleting; `noop` tells whether some receipt needed nothing.
+   */
+  planDeleteBatch(receipts: readonly Receipt[], logicalQueueId = 0): { outcomes: Array<PlanError | null>; payload: Uint8Array | undefined; deletedOffsets: number[]; noop: boolean } {
+    const queue = this.logicalQueue(logicalQueueId);
+    if (queue === undefined) return { outcomes: receipts.map(() => noLogicalQueue(logicalQueueId)), payload: undefined, deletedOffsets: [], noop: false };
+    const outcomes: Array<PlanError | null> = [];
+    const targets: DeletePayload['targets'] = [];
+    let noop = false;
+    for (const receipt of receipts) {
+      const target = this.deleteTarget(queue, receipt);
+      if ('messageOffset' in target) {
+        targets.push(target);
+        outcomes.push(null);
+      } else if ('noop' in target) {
+        noop = true;
+        outcomes.push(null);
+      } else {
+        outcomes.push(target);
+      }
+    }
+    const payload = targets.length === 0 ? undefined : encodeDeleteList({ logicalQueueId: queue.id, targets });
+    return { outcomes, payload, deletedOffsets: targets.map((target) => target.messageOffset), noop };
+  }
+
+  private deleteTarget(queue: LogicalQueue, receipt: Receipt): { messageOffset: number; receiveOffset: number } | { noop: true } | PlanError {
     const entry = queue.lookup(receipt.messageOffset);
     if (entry === undefined) {
       if (!this.plausibleReceipt(queue, receipt)) return invalidReceipt();
@@ -296,7 +331,7 @@ export class QueueMachine {
     }
     if (entry.receiptOffset === -1 || receipt.receiveOffset > entry.receiptOffset) return invalidReceipt();
     if (receipt.receiveOffset < entry.receiptOffset) return { noop: true }; // stale receipt: SQS answers success and keeps the message
-    return { payload: encodeDelete({ logicalQueueId: queue.id, messageOffset: entry.offset, receiveOffset: receipt.receiveOffset }) };
+    return { messageOffset: entry.offset, receiveOffset: receipt.receiveOffset };
   }
 
   planChangeVisibility(receipt: Receipt, visibilityTimeoutSeconds: number, nowMs: number, logicalQueueId = 0): { payload: Uint8Array } | PlanError {
@@ -484,10 +519,14 @@ export class QueueMachine {
       case RecordType.Delete: {
         const payload = decodeDelete(record.payload);
         const queue = this.logicalQueue(payload.logicalQueueId);
-        const entry = queue?.lookup(payload.messageOffset);
-        if (entry !== undefined && entry.receiptOffset === payload.receiveOffset) {
-          queue!.remove(entry);
-          becameVisible = this.currentConfig.fifo; // the group may be unblocked
+        if (queue === undefined) break;
+        for (const target of payload.targets) {
+          const entry = queue.lookup(target.messageOffset);
+          // A second receipt of the same message in one batch finds it gone: nothing to do.
+          if (entry !== undefined && entry.receiptOffset === target.receiveOffset) {
+            queue.remove(entry);
+            becameVisible = this.currentConfig.fifo; // the group may be unblocked
+          }
         }
         break;
       }

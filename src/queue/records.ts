@@ -270,14 +270,37 @@ export function decodeChangeVisibility(bytes: Uint8Array): ChangeVisibilityPaylo
   return { logicalQueueId: reader.varint(), messageOffset: reader.varint(), receiveOffset: reader.varint(), visibilityTimeoutMs: reader.varint() };
 }
 
-export function encodeDelete(p: ReceiptActionPayload): Uint8Array {
-  return new Writer(24).u8(payloadVersion).varint(p.logicalQueueId).varint(p.messageOffset).varint(p.receiveOffset).finish();
+/** A Delete record removes one or more messages of one logical queue (a whole DeleteMessageBatch or native ACK frame: one record, one header and checksum). */
+export interface DeletePayload {
+  logicalQueueId: number;
+  targets: Array<{ messageOffset: number; receiveOffset: number }>;
 }
 
-export function decodeDelete(bytes: Uint8Array): ReceiptActionPayload {
+/** Version 2 of the Delete payload carries a list; version 1 (one message) is still read. */
+const deleteListVersion = 2;
+
+export function encodeDelete(p: ReceiptActionPayload): Uint8Array {
+  return encodeDeleteList({ logicalQueueId: p.logicalQueueId, targets: [{ messageOffset: p.messageOffset, receiveOffset: p.receiveOffset }] });
+}
+
+export function encodeDeleteList(p: DeletePayload): Uint8Array {
+  const writer = new Writer(8 + p.targets.length * 8).u8(deleteListVersion).varint(p.logicalQueueId).varint(p.targets.length);
+  for (const target of p.targets) writer.varint(target.messageOffset).varint(target.receiveOffset);
+  return writer.finish();
+}
+
+export function decodeDelete(bytes: Uint8Array): DeletePayload {
   const reader = new Reader(bytes);
-  checkVersion(reader);
-  return { logicalQueueId: reader.varint(), messageOffset: reader.varint(), receiveOffset: reader.varint() };
+  const version = reader.u8();
+  if (version === payloadVersion) {
+    return { logicalQueueId: reader.varint(), targets: [{ messageOffset: reader.varint(), receiveOffset: reader.varint() }] };
+  }
+  assert(version === deleteListVersion, () => `unknown Delete payload version ${version}`);
+  const logicalQueueId = reader.varint();
+  const count = reader.varint();
+  const targets: DeletePayload['targets'] = [];
+  for (let index = 0; index < count; index++) targets.push({ messageOffset: reader.varint(), receiveOffset: reader.varint() });
+  return { logicalQueueId, targets };
 }
 
 // ---- Purge, DeadLettered, Expire: act on one logical queue ----

@@ -177,8 +177,15 @@ export class QueueModel {
   }
 
   delete(receipt: ModelReceipt): void {
+    this.deleteBatch([receipt]);
+  }
+
+  /** Several deletes in one Delete record (one log offset). */
+  deleteBatch(receipts: ModelReceipt[]): void {
     this.logEndOffset++;
-    this.find(receipt.messageOffset)!.gone = true;
+    // Found first, then marked: two receipts of one message in a batch name it twice.
+    const messages = receipts.map((receipt) => this.find(receipt.messageOffset)!);
+    for (const message of messages) message.gone = true;
   }
 
   planChangeVisibility(receipt: ModelReceipt, visibilityTimeoutSeconds: number, nowMs: number): ModelOutcome {
