@@ -13,31 +13,49 @@ export interface ReceiptHandleFields {
 
 const version = 1;
 const encodedBytes = 1 + 8 + 2 + 8 + 8;
+/** base64url of 27 bytes: 36 characters, no padding. */
+const encodedCharacters = 36;
+const twoTo32 = 0x1_0000_0000;
+
+// One scratch buffer serves every encode and decode (both run synchronously): a fresh
+// zero-filled Buffer and BigInt conversions per handle were a visible share of a receive.
+const scratch = Buffer.alloc(encodedBytes + 3);
+let lastIncarnation = '';
+const lastIncarnationBytes = Buffer.alloc(8);
+
+function writeUint64(buffer: Buffer, value: number, at: number): void {
+  buffer.writeUInt32BE(Math.floor(value / twoTo32), at);
+  buffer.writeUInt32BE(value % twoTo32, at + 4);
+}
 
 export function encodeReceiptHandle(fields: ReceiptHandleFields): string {
-  const buffer = Buffer.alloc(encodedBytes);
-  buffer.writeUInt8(version, 0);
-  buffer.write(fields.incarnation, 1, 8, 'hex');
-  buffer.writeUInt16BE(fields.partition, 9);
-  buffer.writeBigUInt64BE(BigInt(fields.messageOffset), 11);
-  buffer.writeBigUInt64BE(BigInt(fields.receiveOffset), 19);
-  return buffer.toString('base64url');
+  if (fields.incarnation !== lastIncarnation) {
+    lastIncarnationBytes.fill(0);
+    lastIncarnationBytes.write(fields.incarnation, 0, 8, 'hex');
+    lastIncarnation = fields.incarnation;
+  }
+  scratch.writeUInt8(version, 0);
+  lastIncarnationBytes.copy(scratch, 1);
+  scratch.writeUInt16BE(fields.partition, 9);
+  writeUint64(scratch, fields.messageOffset, 11);
+  writeUint64(scratch, fields.receiveOffset, 19);
+  return scratch.toString('base64url', 0, encodedBytes);
 }
 
 export function decodeReceiptHandle(handle: string): ReceiptHandleFields {
   const invalid = (): BerthError =>
     new BerthError('ReceiptHandleIsInvalid', `The input receipt handle "${handle.slice(0, 100)}" is not a valid receipt handle.`);
-  if (handle.length === 0 || handle.length > 1024 || !/^[A-Za-z0-9_-]+$/.test(handle)) throw invalid();
-  const buffer = Buffer.from(handle, 'base64url');
-  if (buffer.length !== encodedBytes || buffer.readUInt8(0) !== version) throw invalid();
-  const messageOffset = buffer.readBigUInt64BE(11);
-  const receiveOffset = buffer.readBigUInt64BE(19);
-  if (messageOffset > BigInt(Number.MAX_SAFE_INTEGER) || receiveOffset > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid();
+  if (handle.length !== encodedCharacters || !/^[A-Za-z0-9_-]+$/.test(handle)) throw invalid();
+  const written = scratch.write(handle, 0, 'base64url');
+  if (written !== encodedBytes || scratch.readUInt8(0) !== version) throw invalid();
+  const messageHigh = scratch.readUInt32BE(11);
+  const receiveHigh = scratch.readUInt32BE(19);
+  // Offsets are safe integers: the high word stays below 2^21.
+  if (messageHigh >= 0x20_0000 || receiveHigh >= 0x20_0000) throw invalid();
   return {
-    incarnation: buffer.toString('hex', 1, 9),
-    partition: buffer.readUInt16BE(9),
-    messageOffset: Number(messageOffset),
-    receiveOffset: Number(receiveOffset),
+    incarnation: scratch.toString('hex', 1, 9),
+    partition: scratch.readUInt16BE(9),
+    messageOffset: messageHigh * twoTo32 + scratch.readUInt32BE(15),
+    receiveOffset: receiveHigh * twoTo32 + scratch.readUInt32BE(23),
   };
 }
-

@@ -15,6 +15,16 @@ const float64Bytes = new Uint8Array(float64Scratch.buffer);
 const hostLittleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const textDecoder = new TextDecoder('utf-8', { fatal: false });
 
+// Node's own UTF-8 slice works on any Uint8Array and is 2-4x faster than TextDecoder or
+// String.fromCharCode for the short strings (ids) and 1 KiB bodies payloads hold. Same
+// result: invalid sequences become U+FFFD.
+const utf8Slice = (Buffer.prototype as unknown as { utf8Slice?: (this: Uint8Array, start: number, end: number) => string }).utf8Slice;
+
+/** The UTF-8 text of bytes [start, end) of `bytes`. */
+export function decodeUtf8(bytes: Uint8Array, start: number, end: number): string {
+  return utf8Slice !== undefined ? utf8Slice.call(bytes, start, end) : textDecoder.decode(bytes.subarray(start, end));
+}
+
 // Encoding runs synchronously, one payload at a time, so one scratch buffer serves almost
 // every Writer: a fresh zero-filled allocation (and a grow-and-copy for a 1 KiB body) per
 // record was the largest CPU cost of the send path. A Writer made while the scratch is
@@ -201,19 +211,7 @@ export class Reader {
     this.need(length);
     const start = this.position;
     this.position += length;
-    // Short ASCII strings (ids, group ids) are the common case: TextDecoder's per-call cost dominates there.
-    if (length <= 64) {
-      const buffer = this.buffer;
-      let ascii = true;
-      for (let index = start; index < start + length; index++) {
-        if (buffer[index]! >= 0x80) {
-          ascii = false;
-          break;
-        }
-      }
-      if (ascii) return String.fromCharCode.apply(null, buffer.subarray(start, start + length) as unknown as number[]);
-    }
-    return textDecoder.decode(this.buffer.subarray(start, start + length));
+    return decodeUtf8(this.buffer, start, start + length);
   }
 
   optionalString(): string | undefined {
