@@ -92,9 +92,10 @@ export interface Launched {
  * server writes a V8 CPU profile there when it stops (open it in Chrome DevTools or
  * speedscope), which is how the hot path is profiled under the bench's own load.
  */
+/** Node flags of a Berth server: the young generation bin/berth.js asks for (its shebang), and a CPU profile on request. */
 export function berthNodeArguments(): string[] {
   const directory = process.env['BERTH_BENCH_CPU_PROFILE_DIR'];
-  return directory === undefined || directory === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${directory}`];
+  return ['--max-semi-space-size=64', ...(directory === undefined || directory === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${directory}`])];
 }
 
 export function launch(command: string, args: string[], options: LaunchOptions): Launched {

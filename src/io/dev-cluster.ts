@@ -74,8 +74,9 @@ export async function runDevCluster(options: DevClusterOptions): Promise<void> {
       // Native ports sit 100 above the HTTP ones (9424, 9425, ... by default).
       const nativePort = options.basePort === 0 ? await freePort() : options.basePort + 100 + index - 1;
       const nodePeerPort = await freePort();
+      // The young-generation size bin/berth.js's shebang asks for (see there).
       const child = spawn(process.execPath, [
-        options.berthBin, 'serve', '--port', String(port), '--native-port', String(nativePort), '--data-dir', path.join(root, `n${index}`),
+        '--max-semi-space-size=64', options.berthBin, 'serve', '--port', String(port), '--native-port', String(nativePort), '--data-dir', path.join(root, `n${index}`),
         '--node-id', `n${index}`, '--etcd', etcdUrl, '--peer-port', String(nodePeerPort), '--zone', `zone-${index}`,
         '--default-replica-count', String(options.replicaCount), '--default-partition-count', String(options.partitionCount), '--log-level', 'warn',
       ], { stdio: ['ignore', 'inherit', 'inherit'] });
