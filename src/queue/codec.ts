@@ -127,9 +127,14 @@ export class Writer {
     return this.string(value);
   }
 
-  /** The bytes written, as a copy of their own; the Writer must not be used after. */
+  /**
+   * The bytes written, as a copy of their own; the Writer must not be used after. The copy
+   * comes from Node's shared buffer pool (payloads are small): a fresh ArrayBuffer per
+   * payload (Uint8Array.slice) cost about 2 us each, more than encoding the payload.
+   */
   finish(): Uint8Array {
-    const result = this.buffer.slice(0, this.position);
+    const result = Buffer.allocUnsafe(this.position);
+    result.set(this.buffer.subarray(0, this.position));
     if (this.ownsScratch) {
       this.ownsScratch = false;
       if (this.buffer.length <= scratchBytesKept) scratch = this.buffer;
@@ -189,7 +194,9 @@ export class Reader {
 
   raw(length: number): Uint8Array {
     this.need(length);
-    const value = this.buffer.slice(this.position, this.position + length);
+    // A plain Uint8Array copy: payloads may be pooled Buffers, whose slice() is a view.
+    const value = new Uint8Array(length);
+    value.set(this.buffer.subarray(this.position, this.position + length));
     this.position += length;
     return value;
   }
