@@ -117,7 +117,7 @@ export class NativeConnection {
     private readonly onClosed: (connection: NativeConnection) => void,
   ) {
     this.decoder = new FrameDecoder(settings.frameBytesMax);
-    this.output = new WriteCoalescer(socket);
+    this.output = new WriteCoalescer(socket, () => this.onDrain());
     this.lastReceivedMs = settings.clock.monotonicMs();
     this.lastSentMs = this.lastReceivedMs;
     this.closedPromise = new Promise((resolve) => {
@@ -360,7 +360,7 @@ export class NativeConnection {
    */
   private async pushLoop(subscription: Subscription): Promise<void> {
     while (!subscription.stopped && this.state === 'open') {
-      if (subscription.credit === 0 || this.socket.writableLength > this.settings.writeHighWaterBytes) {
+      if (subscription.credit === 0 || this.output.writableLength > this.settings.writeHighWaterBytes) {
         await new Promise<void>((resolve) => {
           subscription.wake = resolve;
         });
@@ -397,7 +397,7 @@ export class NativeConnection {
 
   private updateReading(): void {
     if (this.state === 'closed') return;
-    const shouldPause = this.requestsInFlight >= this.settings.requestsInFlightMax || this.socket.writableLength > this.settings.writeHighWaterBytes;
+    const shouldPause = this.requestsInFlight >= this.settings.requestsInFlightMax || this.output.writableLength > this.settings.writeHighWaterBytes;
     if (shouldPause && !this.readPaused) {
       this.readPaused = true;
       this.socket.pause();
@@ -423,7 +423,7 @@ export class NativeConnection {
         return;
       }
       // Heartbeats go out only on an otherwise quiet connection, and never into a full socket.
-      if (nowMs - this.lastSentMs >= interval && this.socket.writableLength <= this.settings.writeHighWaterBytes) this.write(encodeEmpty(FrameType.Heartbeat, 0));
+      if (nowMs - this.lastSentMs >= interval && this.output.writableLength <= this.settings.writeHighWaterBytes) this.write(encodeEmpty(FrameType.Heartbeat, 0));
       this.scheduleHeartbeat();
     });
   }
@@ -431,7 +431,7 @@ export class NativeConnection {
   /** Answers with an error (when the socket can take it) and closes. */
   private fail(requestId: number, error: WireError): void {
     if (this.state === 'closing' || this.state === 'closed') return;
-    if (this.socket.writableLength <= this.settings.writeHighWaterBytes) this.write(encodeError(requestId, error));
+    if (this.output.writableLength <= this.settings.writeHighWaterBytes) this.write(encodeError(requestId, error));
     this.close();
   }
 
@@ -441,6 +441,7 @@ export class NativeConnection {
     this.heartbeatTimer?.cancel();
     this.handshakeTimer?.cancel();
     for (const subscription of this.subscriptions.values()) this.stopSubscription(subscription);
+    this.output.flush();
     this.socket.end();
     // A peer that does not read must not keep the socket (and its buffers) alive.
     const forceTimer = this.settings.clock.setTimer(1000, () => this.socket.destroy());
