@@ -73,6 +73,8 @@ export class MessageStream implements AsyncIterable<Message> {
   private readonly timer: NodeJS.Timeout;
   private readonly extending = new Set<Message>();
   private closing: Promise<void> | undefined;
+  /** One listener for every message of the stream (not a closure per message). */
+  private readonly settledListener = (message: Message): void => this.onSettled(message);
 
   constructor(
     private readonly berth: Berth,
@@ -167,6 +169,11 @@ export class MessageStream implements AsyncIterable<Message> {
     return message;
   }
 
+  /** Acks messages of this stream together (one ACK frame, one promise): see Berth.ackAll. */
+  ackAll(messages: readonly Message[]): Promise<void> {
+    return this.berth.ackAll(messages);
+  }
+
   /** Stops the subscription, returns buffered messages to the queue, ends the iteration. */
   close(): Promise<void> {
     this.closing ??= this.closeOnce();
@@ -254,9 +261,10 @@ export class MessageStream implements AsyncIterable<Message> {
   private onDelivery(subscriptionId: number, wires: WireMessage[]): void {
     if (subscriptionId !== this.subscriptionId) return;
     this.outstandingCredit = Math.max(0, this.outstandingCredit - wires.length);
+    const receivedAtMs = Date.now();
     for (const wire of wires) {
-      const message = this.berth.message(this.queue, wire, this.visibilityTimeoutSeconds);
-      message.onSettled = (settled) => this.onSettled(settled);
+      const message = this.berth.message(this.queue, wire, this.visibilityTimeoutSeconds, receivedAtMs);
+      message.onSettled = this.settledListener;
       const reader = this.state === 'active' || this.state === 'subscribing' ? this.readers.shift() : undefined;
       if (reader !== undefined) {
         this.handedOut.add(message);
@@ -289,9 +297,12 @@ export class MessageStream implements AsyncIterable<Message> {
   }
 
   private onSettled(message: Message): void {
-    const index = this.buffer.indexOf(message);
-    if (index >= 0) this.buffer.splice(index, 1);
-    this.handedOut.delete(message);
+    // Usually a handed-out message; one settled while still buffered (a receive()d copy
+    // acked by hand, a nack from elsewhere) is looked for in the buffer.
+    if (!this.handedOut.delete(message)) {
+      const index = this.buffer.indexOf(message);
+      if (index >= 0) this.buffer.splice(index, 1);
+    }
     this.settledSinceSample++;
     if (this.state === 'closed' && this.handedOut.size === 0) clearInterval(this.timer);
     this.grant();

@@ -157,11 +157,12 @@ export class FrameWriter {
 
   /** A UTF-8 string as bytes32 (message bodies). */
   text32(value: string): this {
-    const length = Buffer.byteLength(value, 'utf8');
-    this.ensure(4 + length);
+    // One pass over the string: room for the worst case (3 bytes per UTF-16 unit), write,
+    // then patch the length in front. Buffer.byteLength first would read every body twice.
+    this.ensure(4 + value.length * 3);
+    const length = this.buffer.write(value, this.offset + 4, 'utf8');
     this.buffer.writeUInt32BE(length, this.offset);
-    this.offset += 4;
-    this.offset += this.buffer.write(value, this.offset, length, 'utf8');
+    this.offset += 4 + length;
     return this;
   }
 
