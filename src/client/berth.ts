@@ -15,6 +15,7 @@ import {
   encodeSend,
   receiveWaitMsMax,
   type WireAttributes,
+  type WireError,
   type WireMessage,
   type WireSendEntry,
 } from '../api/native/wire.js';
@@ -134,8 +135,7 @@ export class Berth {
 
   private async admin(queue: string | undefined, request: Record<string, unknown>): Promise<Record<string, unknown>> {
     const connection = await this.router.connectionFor(queue);
-    const payload = await connection.request((id) => encodeJsonFrame(FrameType.Admin, id, request), FrameType.AdminResult);
-    return decodeJsonPayload(payload, 'ADMIN_RESULT') as Record<string, unknown>;
+    return (await connection.request((id) => encodeJsonFrame(FrameType.Admin, id, request), FrameType.AdminResult, (payload) => decodeJsonPayload(payload, 'ADMIN_RESULT'))) as Record<string, unknown>;
   }
 
   /** Creates the queue (a name ending in .fifo gets FifoQueue=true) or returns it when it exists with the same attributes. */
@@ -217,8 +217,8 @@ export class Berth {
   async send(queue: string, messages: readonly SendMessageInput[]): Promise<Array<SendResult | BerthClientError>> {
     return this.byPartition(queue, messages, (message) => ({ groupId: message.groupId }), async (connection, part) => {
       const entries: WireSendEntry[] = part.map(toWireEntry);
-      const payload = await connection.request((id) => encodeSend(id, queue, entries), FrameType.SendResult);
-      return decodeSendResult(payload).map((outcome) =>
+      const outcomes = await connection.request((id) => encodeSend(id, queue, entries), FrameType.SendResult, decodeSendResult);
+      return outcomes.map((outcome) =>
         outcome.ok ? (outcome.sequenceNumber === undefined ? { messageId: outcome.messageId } : { messageId: outcome.messageId, sequenceNumber: outcome.sequenceNumber }) : errorFromWire(outcome.error.nativeCode, outcome.error.code, outcome.error.message),
       );
     });
@@ -264,7 +264,7 @@ export class Berth {
   /** One receive (pull). Each message has ack() / nack(); leases are not extended automatically here. */
   async receive(queue: string, options: ReceiveOptions = {}): Promise<Message[]> {
     const connection = await this.router.connectionFor(queue);
-    const payload = await connection.request(
+    const wires = await connection.request(
       (id) =>
         encodeReceive(id, {
           queue,
@@ -273,15 +273,17 @@ export class Berth {
           waitMs: Math.min(receiveWaitMsMax, Math.max(0, Math.round(options.waitMs ?? 0))),
         }),
       FrameType.Messages,
+      decodeMessages,
     );
-    return decodeMessages(payload).map((wire) => this.message(queue, wire));
+    const receivedAtMs = Date.now();
+    return wires.map((wire) => this.message(queue, wire, undefined, receivedAtMs));
   }
 
   /** Deletes messages by receipt handle; null per entry that succeeded. */
   async ack(queue: string, receiptHandles: readonly string[]): Promise<Array<BerthClientError | null>> {
     return this.byPartition(queue, receiptHandles, (receiptHandle) => ({ receiptHandle }), async (connection, part) => {
-      const payload = await connection.request((id) => encodeAck(id, queue, part), FrameType.BatchResult);
-      return decodeBatchResult(payload).map((result) => (result === null ? null : errorFromWire(result.nativeCode, result.code, result.message)));
+      const results = await connection.request((id) => encodeAck(id, queue, part), FrameType.BatchResult, decodeBatchResult);
+      return results.map(clientErrorOrNull);
     });
   }
 
@@ -315,8 +317,8 @@ export class Berth {
 
   async changeVisibility(queue: string, changes: readonly VisibilityChangeInput[]): Promise<Array<BerthClientError | null>> {
     return this.byPartition(queue, changes, (change) => ({ receiptHandle: change.receiptHandle }), async (connection, part) => {
-      const payload = await connection.request((id) => encodeChangeVisibility(id, queue, part), FrameType.BatchResult);
-      return decodeBatchResult(payload).map((result) => (result === null ? null : errorFromWire(result.nativeCode, result.code, result.message)));
+      const results = await connection.request((id) => encodeChangeVisibility(id, queue, part), FrameType.BatchResult, decodeBatchResult);
+      return results.map(clientErrorOrNull);
     });
   }
 
@@ -469,6 +471,10 @@ export class BatchAcker {
     );
     this.track(sending);
   }
+}
+
+function clientErrorOrNull(result: WireError | null): BerthClientError | null {
+  return result === null ? null : errorFromWire(result.nativeCode, result.code, result.message);
 }
 
 function throwFirstFailure(results: ReadonlyArray<BerthClientError | null>, count: number): void {
