@@ -69,6 +69,8 @@ export interface SubscriptionHandlers {
 const requestIdMax = 0xffff_fffe;
 /** The reused read buffer of a plain TCP connection. */
 const readBufferBytes = 64 * 1024;
+/** Frames of one turn up to this size are copied into one buffer; beyond, written as a writev. */
+const concatBytesMax = 16 * 1024;
 
 export class ClientConnection {
   private readonly pending = new Map<number, Pending>();
@@ -297,14 +299,30 @@ export class ClientConnection {
     }
   }
 
-  /** One socket write for the frames of this turn (a concatenation costs less than a writev of many). */
+  /**
+   * One socket write for the frames of this turn: small frames (ACK, CREDIT, small SENDs)
+   * concatenated, which costs less than a writev of many; large ones corked into a writev
+   * rather than copied.
+   */
   private flush(): void {
     this.flushScheduled = false;
     const frames = this.outgoing;
     if (frames.length === 0) return;
     this.outgoing = [];
     if (this.closedError !== undefined) return;
-    this.socket.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+    if (frames.length === 1) {
+      this.socket.write(frames[0]!);
+      return;
+    }
+    let bytes = 0;
+    for (const frame of frames) bytes += frame.length;
+    if (bytes <= concatBytesMax) {
+      this.socket.write(Buffer.concat(frames, bytes));
+      return;
+    }
+    this.socket.cork();
+    for (const frame of frames) this.socket.write(frame);
+    this.socket.uncork();
   }
 
   private onData(chunk: Buffer): void {

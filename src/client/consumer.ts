@@ -12,7 +12,7 @@
 // Credit (flow control): the client holds at most `target` messages: buffered (not yet
 // handed out) + handed out and not settled + credit granted and not yet used by the
 // server. `target` adapts between 1 and `prefetch`: every 250 ms the stream measures the
-// settle rate and aims to hold about `heldWorkMs` (250 ms) of work plus what is in progress; when a
+// settle rate and aims to hold about one second of work plus what is in progress; when a
 // reader waited on an empty buffer with no credit outstanding (starved), it doubles.
 //
 // Lease extension: every message held (buffered or in progress) whose lease has less than
@@ -28,7 +28,7 @@ import type { Message } from './message.js';
 export interface ConsumeOptions {
   /** Most messages held by this client at once (buffered + in progress + credit); default 100. */
   prefetch?: number;
-  /** Learn the consumption rate and hold about a quarter second's worth (default true); false holds `prefetch`. */
+  /** Learn the consumption rate and hold about a second's worth (default true); false holds `prefetch`. */
   adaptivePrefetch?: boolean;
   /** Lease length per delivery; default the queue's VisibilityTimeout. */
   visibilityTimeoutSeconds?: number;
@@ -50,13 +50,6 @@ export type MessageHandler = (message: Message) => Promise<void> | void;
 type StreamState = 'subscribing' | 'active' | 'closing' | 'closed' | 'failed';
 
 const sampleIntervalMs = 250;
-/**
- * How much work (at the measured settle rate) a stream holds beyond what is in progress.
- * Enough to cover a server round trip and a group commit many times over; more only
- * keeps messages waiting in memory, where they outlive the young generation and make
- * every garbage collection copy them (a second's worth cost the client ~a third of its CPU in GC).
- */
-const heldWorkMs = 250;
 const batchMaxPerDelivery = 256;
 
 export class MessageStream implements AsyncIterable<Message> {
@@ -330,7 +323,7 @@ export class MessageStream implements AsyncIterable<Message> {
       const elapsedSeconds = Math.max(0.001, (nowMs - this.lastSampleMs) / 1000);
       const rate = this.settledSinceSample / elapsedSeconds;
       this.rateEstimate = this.rateEstimate === 0 ? rate : 0.7 * this.rateEstimate + 0.3 * rate;
-      const desired = Math.ceil((this.rateEstimate * heldWorkMs) / 1000) + this.handedOut.size;
+      const desired = Math.ceil(this.rateEstimate) + this.handedOut.size;
       const next = this.starved && this.readers.length > 0 ? Math.max(desired, this.target * 2) : Math.max(desired, Math.min(10, this.prefetch));
       this.target = Math.max(1, Math.min(this.prefetch, next));
       this.starved = this.readers.length > 0 && this.outstandingCredit === 0;
