@@ -49,6 +49,14 @@ export type MessageHandler = (message: Message) => Promise<void> | void;
 
 type StreamState = 'subscribing' | 'active' | 'closing' | 'closed' | 'failed';
 
+/** A next() or take() waiting for a message; a take also has a deadline and ends empty at it. */
+interface Reader {
+  resolve: (result: IteratorResult<Message>) => void;
+  reject: (error: unknown) => void;
+  deadlineMs?: number;
+  expire?: () => void;
+}
+
 const sampleIntervalMs = 250;
 const batchMaxPerDelivery = 256;
 
@@ -60,7 +68,14 @@ export class MessageStream implements AsyncIterable<Message> {
   private target: number;
   private readonly buffer: Message[] = [];
   private readonly handedOut = new Set<Message>();
-  private readonly readers: Array<{ resolve: (result: IteratorResult<Message>) => void; reject: (error: unknown) => void }> = [];
+  private readonly readers: Reader[] = [];
+  /**
+   * One timer per stream ends take()s that waited their `waitMs` (not one setTimeout and
+   * clearTimeout per call): armed for the earliest deadline, left running when a take is
+   * answered earlier, re-armed when it fires for the next deadline still waiting.
+   */
+  private takeTimer: NodeJS.Timeout | undefined;
+  private takeTimerAtMs = Number.POSITIVE_INFINITY;
   private outstandingCredit = 0;
   private visibilityTimeoutSeconds = 30;
   private connection: ClientConnection | undefined;
@@ -134,22 +149,9 @@ export class MessageStream implements AsyncIterable<Message> {
       if (this.state === 'closing' || this.state === 'closed') return [];
       if (this.outstandingCredit === 0) this.starved = true;
       const first = await new Promise<IteratorResult<Message> | undefined>((resolve, reject) => {
-        const reader = {
-          resolve: (result: IteratorResult<Message>) => {
-            clearTimeout(timer);
-            resolve(result);
-          },
-          reject: (error: unknown) => {
-            clearTimeout(timer);
-            reject(error);
-          },
-        };
-        const timer = setTimeout(() => {
-          const index = this.readers.indexOf(reader);
-          if (index >= 0) this.readers.splice(index, 1);
-          resolve(undefined);
-        }, waitMs);
-        this.readers.push(reader);
+        const deadlineMs = Date.now() + waitMs;
+        this.readers.push({ resolve, reject, deadlineMs, expire: () => resolve(undefined) });
+        this.armTakeTimer(deadlineMs);
       });
       if (first === undefined || first.done === true) return [];
       const taken = [first.value];
@@ -161,6 +163,43 @@ export class MessageStream implements AsyncIterable<Message> {
     while (taken.length < maxMessages && this.buffer.length > 0) taken.push(this.takeBuffered());
     this.grant();
     return taken;
+  }
+
+  private armTakeTimer(deadlineMs: number): void {
+    if (this.takeTimer !== undefined) {
+      if (this.takeTimerAtMs <= deadlineMs) return;
+      clearTimeout(this.takeTimer);
+    }
+    this.takeTimerAtMs = deadlineMs;
+    this.takeTimer = setTimeout(() => this.expireTakes(), Math.max(0, deadlineMs - Date.now()));
+    this.takeTimer.unref();
+  }
+
+  /** Ends the takes whose wait is over with nothing; re-arms for the next one still waiting. */
+  private expireTakes(): void {
+    this.takeTimer = undefined;
+    this.takeTimerAtMs = Number.POSITIVE_INFINITY;
+    const nowMs = Date.now();
+    let nextMs = Number.POSITIVE_INFINITY;
+    for (let index = 0; index < this.readers.length; ) {
+      const reader = this.readers[index]!;
+      if (reader.deadlineMs === undefined) {
+        index++;
+      } else if (reader.deadlineMs <= nowMs) {
+        this.readers.splice(index, 1);
+        reader.expire?.();
+      } else {
+        nextMs = Math.min(nextMs, reader.deadlineMs);
+        index++;
+      }
+    }
+    if (nextMs !== Number.POSITIVE_INFINITY) this.armTakeTimer(nextMs);
+  }
+
+  private stopTakeTimer(): void {
+    if (this.takeTimer !== undefined) clearTimeout(this.takeTimer);
+    this.takeTimer = undefined;
+    this.takeTimerAtMs = Number.POSITIVE_INFINITY;
   }
 
   private takeBuffered(): Message {
@@ -185,6 +224,7 @@ export class MessageStream implements AsyncIterable<Message> {
     const wasFailed = this.state === 'failed';
     this.state = 'closing';
     for (const reader of this.readers.splice(0)) reader.resolve({ done: true, value: undefined });
+    this.stopTakeTimer();
     const connection = this.connection;
     if (!wasFailed && connection !== undefined && connection.isOpen && this.subscriptionId !== 0) {
       const subscriptionId = this.subscriptionId;
@@ -294,6 +334,7 @@ export class MessageStream implements AsyncIterable<Message> {
     this.state = 'failed';
     this.failure = error;
     for (const reader of this.readers.splice(0)) reader.reject(error);
+    this.stopTakeTimer();
   }
 
   private onSettled(message: Message): void {
