@@ -141,23 +141,28 @@ async function runConsumer(input: WorkerInput, consumers: Consumer[]): Promise<W
       if (deliveries.length === 0) continue;
       const receivedUs = nowUs();
       let sawFirstDelivery = false;
+      // Counters move once per receive (other threads only read totals); the per-id
+      // delivery count stays per message, since it is what catches duplicates across threads.
+      let distinct = 0;
+      let duplicates = 0;
+      let decodeErrors = 0;
       for (const delivery of deliveries) {
-        Atomics.add(counters, Counter.received, 1);
         let fields;
         try {
           fields = decodeMessage(delivery.body);
         } catch {
-          Atomics.add(counters, Counter.decodeErrors, 1);
+          decodeErrors++;
           continue;
         }
         if (fields.id < 0 || fields.id >= receivedCounts.length) {
-          Atomics.add(counters, Counter.decodeErrors, 1);
+          decodeErrors++;
           continue;
         }
-        const previousCount = Atomics.load(receivedCounts, fields.id);
-        if (previousCount < 255) Atomics.add(receivedCounts, fields.id, 1);
+        // One read-modify-write; a count at 255 stays there (saturates) rather than wrapping to 0.
+        const previousCount = Atomics.add(receivedCounts, fields.id, 1);
+        if (previousCount === 255) Atomics.store(receivedCounts, fields.id, 255);
         if (previousCount > 0) {
-          Atomics.add(counters, Counter.duplicates, 1);
+          duplicates++;
           continue;
         }
         sawFirstDelivery = true;
@@ -167,8 +172,12 @@ async function runConsumer(input: WorkerInput, consumers: Consumer[]): Promise<W
           const last = Atomics.exchange(groupLast, fields.group, fields.sequence);
           if (fields.sequence !== last + 1) Atomics.add(counters, Counter.orderViolations, 1);
         }
-        Atomics.add(counters, Counter.distinct, 1);
+        distinct++;
       }
+      Atomics.add(counters, Counter.received, deliveries.length);
+      if (distinct > 0) Atomics.add(counters, Counter.distinct, distinct);
+      if (duplicates > 0) Atomics.add(counters, Counter.duplicates, duplicates);
+      if (decodeErrors > 0) Atomics.add(counters, Counter.decodeErrors, decodeErrors);
       try {
         await consumer.ack(deliveries);
         if (sawFirstDelivery) lastAckUs = nowUs();

@@ -70,6 +70,30 @@ describe('Berth SDK against berth serve (open mode)', () => {
     }, 'queue empty after the acks');
   });
 
+  test('take() waits its own time for nothing, ends early on a message; ackAll settles a batch with one call', async () => {
+    const queue = uniqueName('take-ackall');
+    await berth.createQueue(queue);
+    const stream = berth.consume(queue, { prefetch: 50 });
+    // A long take and a short one wait on one shared timer: the short one must end first, empty.
+    const long = stream.take(10, 60_000);
+    const short = await stream.take(10, 50);
+    assert.deepEqual(short, [], 'the short take ended empty while the long one still waits');
+    const sent = await berth.send(queue, Array.from({ length: 30 }, (_, index) => ({ body: `m-${index}` })));
+    assert.ok(sent.every((result) => !(result instanceof Error)));
+    const taken: Message[] = [...(await long)];
+    assert.ok(taken.length >= 1, 'the long take got the first message to arrive');
+    while (taken.length < 30) taken.push(...(await stream.take(30 - taken.length, 10_000)));
+    assert.deepEqual(taken.map((message) => message.body).sort(), Array.from({ length: 30 }, (_, index) => `m-${index}`).sort());
+
+    await taken[0]!.ack(); // settled alone first: ackAll skips it
+    await stream.ackAll(taken);
+    assert.ok(taken.every((message) => message.settled));
+    await Promise.all(taken.map((message) => message.ack())); // each message's own outcome: deleted
+    const counts = await berth.queueCounts(queue);
+    assert.equal(counts.visible + counts.inflight, 0, 'every message deleted');
+    await stream.close();
+  });
+
   test('FIFO queue: each group is delivered in send order, sequence numbers increase', async () => {
     const queue = uniqueName('ordered', true);
     await berth.createQueue(queue);

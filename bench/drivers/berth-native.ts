@@ -95,8 +95,8 @@ export const berthNativeDriver: Driver = {
         return messages.map((message) => ({ body: message.body, handle: message }));
       },
       async ack(deliveries) {
-        // One ACK frame per tick carries them all.
-        await Promise.all(deliveries.map((delivery) => (delivery.handle as Message).ack()));
+        // One ACK frame and one promise for the whole receive.
+        await stream.ackAll(deliveries.map((delivery) => delivery.handle as Message));
       },
       async close() {
         await berth.close();

@@ -15,6 +15,7 @@ import {
   encodeSend,
   receiveWaitMsMax,
   type WireAttributes,
+  type WireError,
   type WireMessage,
   type WireSendEntry,
 } from '../api/native/wire.js';
@@ -134,8 +135,7 @@ export class Berth {
 
   private async admin(queue: string | undefined, request: Record<string, unknown>): Promise<Record<string, unknown>> {
     const connection = await this.router.connectionFor(queue);
-    const payload = await connection.request((id) => encodeJsonFrame(FrameType.Admin, id, request), FrameType.AdminResult);
-    return decodeJsonPayload(payload, 'ADMIN_RESULT') as Record<string, unknown>;
+    return (await connection.request((id) => encodeJsonFrame(FrameType.Admin, id, request), FrameType.AdminResult, (payload) => decodeJsonPayload(payload, 'ADMIN_RESULT'))) as Record<string, unknown>;
   }
 
   /** Creates the queue (a name ending in .fifo gets FifoQueue=true) or returns it when it exists with the same attributes. */
@@ -217,8 +217,8 @@ export class Berth {
   async send(queue: string, messages: readonly SendMessageInput[]): Promise<Array<SendResult | BerthClientError>> {
     return this.byPartition(queue, messages, (message) => ({ groupId: message.groupId }), async (connection, part) => {
       const entries: WireSendEntry[] = part.map(toWireEntry);
-      const payload = await connection.request((id) => encodeSend(id, queue, entries), FrameType.SendResult);
-      return decodeSendResult(payload).map((outcome) =>
+      const outcomes = await connection.request((id) => encodeSend(id, queue, entries), FrameType.SendResult, decodeSendResult);
+      return outcomes.map((outcome) =>
         outcome.ok ? (outcome.sequenceNumber === undefined ? { messageId: outcome.messageId } : { messageId: outcome.messageId, sequenceNumber: outcome.sequenceNumber }) : errorFromWire(outcome.error.nativeCode, outcome.error.code, outcome.error.message),
       );
     });
@@ -264,7 +264,7 @@ export class Berth {
   /** One receive (pull). Each message has ack() / nack(); leases are not extended automatically here. */
   async receive(queue: string, options: ReceiveOptions = {}): Promise<Message[]> {
     const connection = await this.router.connectionFor(queue);
-    const payload = await connection.request(
+    const wires = await connection.request(
       (id) =>
         encodeReceive(id, {
           queue,
@@ -273,22 +273,52 @@ export class Berth {
           waitMs: Math.min(receiveWaitMsMax, Math.max(0, Math.round(options.waitMs ?? 0))),
         }),
       FrameType.Messages,
+      decodeMessages,
     );
-    return decodeMessages(payload).map((wire) => this.message(queue, wire));
+    const receivedAtMs = Date.now();
+    return wires.map((wire) => this.message(queue, wire, undefined, receivedAtMs));
   }
 
   /** Deletes messages by receipt handle; null per entry that succeeded. */
   async ack(queue: string, receiptHandles: readonly string[]): Promise<Array<BerthClientError | null>> {
     return this.byPartition(queue, receiptHandles, (receiptHandle) => ({ receiptHandle }), async (connection, part) => {
-      const payload = await connection.request((id) => encodeAck(id, queue, part), FrameType.BatchResult);
-      return decodeBatchResult(payload).map((result) => (result === null ? null : errorFromWire(result.nativeCode, result.code, result.message)));
+      const results = await connection.request((id) => encodeAck(id, queue, part), FrameType.BatchResult, decodeBatchResult);
+      return results.map(clientErrorOrNull);
     });
+  }
+
+  /**
+   * Acks received messages together: each is settled at once (a stream gets its credit
+   * back now) and they travel in one ACK frame per queue (split at 1,000 and, with cluster
+   * routing, by partition) instead of one promise and one entry of a per-tick batch each.
+   * Resolves when every delete is durable; rejects with the first failure (the failed
+   * message's own ack() then rejects with its error, the others' resolve). Messages
+   * already settled are skipped.
+   */
+  ackAll(messages: readonly Message[]): Promise<void> {
+    let queue: string | undefined;
+    let oneQueue = true;
+    for (const message of messages) {
+      if (message.settled) continue;
+      if (queue === undefined) queue = message.queue;
+      else if (message.queue !== queue) oneQueue = false;
+    }
+    if (queue === undefined) return Promise.resolve();
+    if (oneQueue) return this.acker(queue).ackAll(messages);
+    const byQueue = new Map<string, Message[]>();
+    for (const message of messages) {
+      if (message.settled) continue;
+      const group = byQueue.get(message.queue);
+      if (group === undefined) byQueue.set(message.queue, [message]);
+      else group.push(message);
+    }
+    return Promise.all([...byQueue].map(([name, group]) => this.acker(name).ackAll(group))).then(() => undefined);
   }
 
   async changeVisibility(queue: string, changes: readonly VisibilityChangeInput[]): Promise<Array<BerthClientError | null>> {
     return this.byPartition(queue, changes, (change) => ({ receiptHandle: change.receiptHandle }), async (connection, part) => {
-      const payload = await connection.request((id) => encodeChangeVisibility(id, queue, part), FrameType.BatchResult);
-      return decodeBatchResult(payload).map((result) => (result === null ? null : errorFromWire(result.nativeCode, result.code, result.message)));
+      const results = await connection.request((id) => encodeChangeVisibility(id, queue, part), FrameType.BatchResult, decodeBatchResult);
+      return results.map(clientErrorOrNull);
     });
   }
 
@@ -334,8 +364,8 @@ export class Berth {
   }
 
   /** @internal Wraps a delivered message with its ack/nack. */
-  message(queue: string, wire: WireMessage, visibilityTimeoutSeconds?: number): Message {
-    return new Message(this, queue, wire, visibilityTimeoutSeconds);
+  message(queue: string, wire: WireMessage, visibilityTimeoutSeconds?: number, receivedAtMs?: number): Message {
+    return new Message(this, queue, wire, visibilityTimeoutSeconds, receivedAtMs);
   }
 
   /** @internal Acks from many messages ride in one ACK frame per tick. */
@@ -380,9 +410,43 @@ export class BatchAcker {
     });
   }
 
+  /** Settles the unsettled `messages` (all of this queue) now and acks them in frames of up to 1,000. */
+  ackAll(messages: readonly Message[]): Promise<void> {
+    const outcomes: Array<Promise<void>> = [];
+    let handles: string[] = [];
+    let settling: Message[] = [];
+    const sendChunk = (): void => {
+      const outcome = this.berth.ack(this.queue, handles);
+      this.track(outcome);
+      for (let index = 0; index < settling.length; index++) settling[index]!.settleInBatch(outcome, index);
+      const count = handles.length;
+      outcomes.push(outcome.then((results) => throwFirstFailure(results, count)));
+      handles = [];
+      settling = [];
+    };
+    for (const message of messages) {
+      if (message.settled) continue;
+      handles.push(message.receiptHandle);
+      settling.push(message);
+      if (handles.length === ackBatchMax) sendChunk();
+    }
+    if (handles.length > 0) sendChunk();
+    return outcomes.length === 1 ? outcomes[0]! : Promise.all(outcomes).then(() => undefined);
+  }
+
   async flush(): Promise<void> {
     this.send();
     await Promise.allSettled([...this.inFlight]);
+  }
+
+  /** close() waits for acks in flight. */
+  private track(operation: Promise<unknown>): void {
+    const tracked = operation.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.inFlight.add(tracked);
+    void tracked.then(() => this.inFlight.delete(tracked));
   }
 
   private send(): void {
@@ -405,7 +469,15 @@ export class BatchAcker {
         for (const entry of batch) entry.reject(error);
       },
     );
-    this.inFlight.add(sending);
-    void sending.finally(() => this.inFlight.delete(sending));
+    this.track(sending);
   }
+}
+
+function clientErrorOrNull(result: WireError | null): BerthClientError | null {
+  return result === null ? null : errorFromWire(result.nativeCode, result.code, result.message);
+}
+
+function throwFirstFailure(results: ReadonlyArray<BerthClientError | null>, count: number): void {
+  for (const result of results) if (result !== null) throw result;
+  if (results.length < count) throw new BerthClientError('ProtocolError', 0, 'ACK answered fewer entries than sent');
 }

@@ -159,8 +159,7 @@ export class ClusterRouter implements Router {
   /** Asks the seed, or any node connection that is open when the seed is not. */
   private async fetchRouting(queue: string): Promise<QueueRouting | null> {
     const connection = await this.anyConnection();
-    const payload = await connection.request((id) => encodeJsonFrame(FrameType.Admin, id, { op: 'routing', queue }), FrameType.AdminResult);
-    const result = decodeJsonPayload(payload, 'ADMIN_RESULT') as { routing?: QueueRouting | null };
+    const result = (await connection.request((id) => encodeJsonFrame(FrameType.Admin, id, { op: 'routing', queue }), FrameType.AdminResult, (payload) => decodeJsonPayload(payload, 'ADMIN_RESULT'))) as { routing?: QueueRouting | null };
     return result.routing ?? null;
   }
 

@@ -8,8 +8,15 @@
 //
 // Liveness: a HEARTBEAT goes out when nothing was sent for one interval (the server's,
 // from its CHALLENGE); the connection closes when nothing arrived for three.
+//
+// Per-frame cost (the SDK's CPU is mostly per frame, not per byte):
+// - reads: a plain TCP connection reads into one reused buffer (net's `onread`), which
+//   skips the readable-stream machinery and a fresh 64 KiB allocation per read. Frames
+//   are views into that buffer, so every answer is decoded before the read callback
+//   returns (request() takes the decoder); only bytes of an unfinished frame are copied.
+// - writes: frames written during one turn of the event loop leave in one socket write
+//   (concatenated at the end of the turn), one syscall for an ACK and a CREDIT together.
 
-import { WriteCoalescer } from '../io/write-coalescer.js';
 import { createHmac, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -47,7 +54,9 @@ export interface ConnectOptions {
 
 interface Pending {
   expectedType: number;
-  resolve: (payload: Buffer) => void;
+  /** Runs synchronously on the answer's payload (a view valid only during the call). */
+  decode: (payload: Buffer) => unknown;
+  resolve: (value: unknown) => void;
   reject: (error: BerthClientError) => void;
 }
 
@@ -58,6 +67,10 @@ export interface SubscriptionHandlers {
 }
 
 const requestIdMax = 0xffff_fffe;
+/** The reused read buffer of a plain TCP connection. */
+const readBufferBytes = 64 * 1024;
+/** Frames of one turn up to this size are copied into one buffer; beyond, written as a writev. */
+const concatBytesMax = 16 * 1024;
 
 export class ClientConnection {
   private readonly pending = new Map<number, Pending>();
@@ -69,26 +82,45 @@ export class ClientConnection {
   private lastSentMs = Date.now();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   identity = '';
-
-  private readonly output: WriteCoalescer;
+  /** Where received bytes go: the handshake, then onData. */
+  private receiver: (chunk: Buffer) => void = () => undefined;
+  /** Frames written this turn of the event loop, sent together at its end. */
+  private outgoing: Buffer[] = [];
+  private flushScheduled = false;
+  private readonly flushOutgoing = (): void => this.flush();
 
   private constructor(
     private readonly socket: net.Socket,
     private readonly decoder: FrameDecoder,
-  ) {
-    this.output = new WriteCoalescer(socket);
-  }
+    /** Chunks are views into one reused buffer (plain TCP): what outlives a read is copied. */
+    private readonly reusesReadBuffer: boolean,
+  ) {}
 
   /** Connects, authenticates and resolves with an open connection. */
   static async open(options: ConnectOptions): Promise<ClientConnection> {
     const timeoutMs = options.connectTimeoutMs ?? 10_000;
-    const socket =
-      options.tls === undefined || options.tls === false
-        ? net.connect({ host: options.host, port: options.port })
-        : tls.connect({ host: options.host, port: options.port, servername: net.isIP(options.host) === 0 ? options.host : undefined, ...(options.tls === true ? {} : options.tls) });
+    const plain = options.tls === undefined || options.tls === false;
+    let connection: ClientConnection | undefined;
+    const socket = plain
+      ? net.connect({
+          host: options.host,
+          port: options.port,
+          onread: {
+            buffer: Buffer.allocUnsafe(readBufferBytes),
+            callback: (bytes: number, buffer: Uint8Array): boolean => {
+              connection?.received((buffer as Buffer).subarray(0, bytes));
+              return true;
+            },
+          },
+        })
+      : tls.connect({ host: options.host, port: options.port, servername: net.isIP(options.host) === 0 ? options.host : undefined, ...(options.tls === true ? {} : options.tls) });
     socket.setNoDelay(true);
     const decoder = new FrameDecoder();
-    const connection = new ClientConnection(socket, decoder);
+    connection = new ClientConnection(socket, decoder, plain);
+    if (!plain) {
+      const tlsConnection = connection;
+      socket.on('data', (chunk: Buffer) => tlsConnection.received(chunk));
+    }
     try {
       await connection.handshake(options, timeoutMs);
     } catch (error) {
@@ -104,7 +136,7 @@ export class ClientConnection {
       const timer = setTimeout(() => finish(connectionClosed(`no handshake from ${options.host}:${options.port} within ${timeoutMs} ms`)), timeoutMs);
       const finish = (error?: BerthClientError): void => {
         clearTimeout(timer);
-        this.socket.off('data', onData);
+        this.receiver = () => undefined;
         this.socket.off('error', onError);
         this.socket.off('close', onClose);
         if (error !== undefined) {
@@ -161,17 +193,28 @@ export class ClientConnection {
           }
         }
       };
-      this.socket.on('data', onData);
+      this.receiver = onData;
       this.socket.on('error', onError);
       this.socket.on('close', onClose);
     });
+  }
+
+  /**
+   * Bytes from the socket. A chunk in the reused read buffer is passed on as it is when
+   * the decoder will not keep it (it holds no unfinished frame and the chunk has at least
+   * a length field: complete frames are handled now, an unfinished tail is copied by the
+   * decoder); otherwise the decoder gets a copy.
+   */
+  private received(chunk: Buffer): void {
+    const keepable = this.reusesReadBuffer && (this.decoder.bufferedBytes > 0 || chunk.length < 4) ? Buffer.from(chunk) : chunk;
+    this.receiver(keepable);
   }
 
   private heartbeatIntervalMs = 5_000;
 
   private attach(): void {
     this.lastReceivedMs = Date.now();
-    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.receiver = (chunk) => this.onData(chunk);
     this.socket.on('error', (error) => this.fail(connectionClosed(`connection error: ${error.message}`, error)));
     this.socket.on('close', () => this.fail(connectionClosed('connection closed')));
     this.heartbeatTimer = setInterval(() => this.heartbeat(), Math.max(50, Math.floor(this.heartbeatIntervalMs / 2)));
@@ -207,24 +250,28 @@ export class ClientConnection {
     }
   }
 
-  /** Sends a frame built for a fresh request id; resolves with the answer's payload. */
-  request(build: (requestId: number) => Buffer, expectedType: number): Promise<Buffer> {
+  /**
+   * Sends a frame built for a fresh request id; resolves with the answer decoded by
+   * `decode`, which runs as soon as the answer arrives (its payload is not valid later).
+   * A decode that throws fails the connection (a malformed answer).
+   */
+  request<T>(build: (requestId: number) => Buffer, expectedType: number, decode: (payload: Buffer) => T): Promise<T> {
     if (this.closedError !== undefined) return Promise.reject(this.closedError);
     const requestId = this.allocateRequestId();
     const frame = build(requestId);
-    return new Promise<Buffer>((resolve, reject) => {
-      this.pending.set(requestId, { expectedType, resolve, reject });
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(requestId, { expectedType, decode, resolve: resolve as (value: unknown) => void, reject });
       this.write(frame);
     });
   }
 
-  /** Opens a subscription: resolves with the SUBSCRIBED payload; deliveries go to the handlers. */
-  subscribe(build: (requestId: number) => Buffer, handlers: SubscriptionHandlers): { id: number; subscribed: Promise<Buffer> } {
+  /** Opens a subscription: resolves with the decoded SUBSCRIBED payload; deliveries go to the handlers. */
+  subscribe<T>(build: (requestId: number) => Buffer, handlers: SubscriptionHandlers, decode: (payload: Buffer) => T): { id: number; subscribed: Promise<T> } {
     if (this.closedError !== undefined) return { id: 0, subscribed: Promise.reject(this.closedError) };
     const requestId = this.allocateRequestId();
     this.subscriptions.set(requestId, handlers);
-    const subscribed = new Promise<Buffer>((resolve, reject) => {
-      this.pending.set(requestId, { expectedType: FrameType.Subscribed, resolve, reject });
+    const subscribed = new Promise<T>((resolve, reject) => {
+      this.pending.set(requestId, { expectedType: FrameType.Subscribed, decode, resolve: resolve as (value: unknown) => void, reject });
     });
     this.write(build(requestId));
     return { id: requestId, subscribed };
@@ -236,6 +283,7 @@ export class ClientConnection {
   }
 
   close(): void {
+    this.flush();
     this.fail(connectionClosed('connection closed by the client'));
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 1000).unref();
@@ -244,7 +292,37 @@ export class ClientConnection {
   private write(frame: Buffer): void {
     if (this.closedError !== undefined) return;
     this.lastSentMs = Date.now();
-    this.output.write(frame);
+    this.outgoing.push(frame);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushOutgoing);
+    }
+  }
+
+  /**
+   * One socket write for the frames of this turn: small frames (ACK, CREDIT, small SENDs)
+   * concatenated, which costs less than a writev of many; large ones corked into a writev
+   * rather than copied.
+   */
+  private flush(): void {
+    this.flushScheduled = false;
+    const frames = this.outgoing;
+    if (frames.length === 0) return;
+    this.outgoing = [];
+    if (this.closedError !== undefined) return;
+    if (frames.length === 1) {
+      this.socket.write(frames[0]!);
+      return;
+    }
+    let bytes = 0;
+    for (const frame of frames) bytes += frame.length;
+    if (bytes <= concatBytesMax) {
+      this.socket.write(Buffer.concat(frames, bytes));
+      return;
+    }
+    this.socket.cork();
+    for (const frame of frames) this.socket.write(frame);
+    this.socket.uncork();
   }
 
   private onData(chunk: Buffer): void {
@@ -304,8 +382,16 @@ export class ClientConnection {
     if (pending === undefined) throw new ProtocolViolation(`${frameTypeName(frame.type)} for request ${frame.requestId}, which is not pending`);
     if (frame.type !== pending.expectedType) throw new ProtocolViolation(`${frameTypeName(frame.type)} answers request ${frame.requestId}, expected ${frameTypeName(pending.expectedType)}`);
     this.pending.delete(frame.requestId);
-    // The payload is a view into the decoder's buffer: decoded by the caller right away.
-    pending.resolve(frame.payload);
+    // The payload is a view into the read buffer: decoded now. A malformed one fails the
+    // request and (thrown on to onData) the connection.
+    let value: unknown;
+    try {
+      value = pending.decode(frame.payload);
+    } catch (error) {
+      pending.reject(new ProtocolError('ProtocolError', 0, `malformed ${frameTypeName(frame.type)} from the server: ${(error as Error).message}`));
+      throw error;
+    }
+    pending.resolve(value);
   }
 
   /** Ends a subscription on this side (after UNSUBSCRIBED). */

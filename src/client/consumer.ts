@@ -49,6 +49,14 @@ export type MessageHandler = (message: Message) => Promise<void> | void;
 
 type StreamState = 'subscribing' | 'active' | 'closing' | 'closed' | 'failed';
 
+/** A next() or take() waiting for a message; a take also has a deadline and ends empty at it. */
+interface Reader {
+  resolve: (result: IteratorResult<Message>) => void;
+  reject: (error: unknown) => void;
+  deadlineMs?: number;
+  expire?: () => void;
+}
+
 const sampleIntervalMs = 250;
 const batchMaxPerDelivery = 256;
 
@@ -60,7 +68,14 @@ export class MessageStream implements AsyncIterable<Message> {
   private target: number;
   private readonly buffer: Message[] = [];
   private readonly handedOut = new Set<Message>();
-  private readonly readers: Array<{ resolve: (result: IteratorResult<Message>) => void; reject: (error: unknown) => void }> = [];
+  private readonly readers: Reader[] = [];
+  /**
+   * One timer per stream ends take()s that waited their `waitMs` (not one setTimeout and
+   * clearTimeout per call): armed for the earliest deadline, left running when a take is
+   * answered earlier, re-armed when it fires for the next deadline still waiting.
+   */
+  private takeTimer: NodeJS.Timeout | undefined;
+  private takeTimerAtMs = Number.POSITIVE_INFINITY;
   private outstandingCredit = 0;
   private visibilityTimeoutSeconds = 30;
   private connection: ClientConnection | undefined;
@@ -73,6 +88,8 @@ export class MessageStream implements AsyncIterable<Message> {
   private readonly timer: NodeJS.Timeout;
   private readonly extending = new Set<Message>();
   private closing: Promise<void> | undefined;
+  /** One listener for every message of the stream (not a closure per message). */
+  private readonly settledListener = (message: Message): void => this.onSettled(message);
 
   constructor(
     private readonly berth: Berth,
@@ -132,22 +149,9 @@ export class MessageStream implements AsyncIterable<Message> {
       if (this.state === 'closing' || this.state === 'closed') return [];
       if (this.outstandingCredit === 0) this.starved = true;
       const first = await new Promise<IteratorResult<Message> | undefined>((resolve, reject) => {
-        const reader = {
-          resolve: (result: IteratorResult<Message>) => {
-            clearTimeout(timer);
-            resolve(result);
-          },
-          reject: (error: unknown) => {
-            clearTimeout(timer);
-            reject(error);
-          },
-        };
-        const timer = setTimeout(() => {
-          const index = this.readers.indexOf(reader);
-          if (index >= 0) this.readers.splice(index, 1);
-          resolve(undefined);
-        }, waitMs);
-        this.readers.push(reader);
+        const deadlineMs = Date.now() + waitMs;
+        this.readers.push({ resolve, reject, deadlineMs, expire: () => resolve(undefined) });
+        this.armTakeTimer(deadlineMs);
       });
       if (first === undefined || first.done === true) return [];
       const taken = [first.value];
@@ -161,10 +165,52 @@ export class MessageStream implements AsyncIterable<Message> {
     return taken;
   }
 
+  private armTakeTimer(deadlineMs: number): void {
+    if (this.takeTimer !== undefined) {
+      if (this.takeTimerAtMs <= deadlineMs) return;
+      clearTimeout(this.takeTimer);
+    }
+    this.takeTimerAtMs = deadlineMs;
+    this.takeTimer = setTimeout(() => this.expireTakes(), Math.max(0, deadlineMs - Date.now()));
+    this.takeTimer.unref();
+  }
+
+  /** Ends the takes whose wait is over with nothing; re-arms for the next one still waiting. */
+  private expireTakes(): void {
+    this.takeTimer = undefined;
+    this.takeTimerAtMs = Number.POSITIVE_INFINITY;
+    const nowMs = Date.now();
+    let nextMs = Number.POSITIVE_INFINITY;
+    for (let index = 0; index < this.readers.length; ) {
+      const reader = this.readers[index]!;
+      if (reader.deadlineMs === undefined) {
+        index++;
+      } else if (reader.deadlineMs <= nowMs) {
+        this.readers.splice(index, 1);
+        reader.expire?.();
+      } else {
+        nextMs = Math.min(nextMs, reader.deadlineMs);
+        index++;
+      }
+    }
+    if (nextMs !== Number.POSITIVE_INFINITY) this.armTakeTimer(nextMs);
+  }
+
+  private stopTakeTimer(): void {
+    if (this.takeTimer !== undefined) clearTimeout(this.takeTimer);
+    this.takeTimer = undefined;
+    this.takeTimerAtMs = Number.POSITIVE_INFINITY;
+  }
+
   private takeBuffered(): Message {
     const message = this.buffer.shift()!;
     this.handedOut.add(message);
     return message;
+  }
+
+  /** Acks messages of this stream together (one ACK frame, one promise): see Berth.ackAll. */
+  ackAll(messages: readonly Message[]): Promise<void> {
+    return this.berth.ackAll(messages);
   }
 
   /** Stops the subscription, returns buffered messages to the queue, ends the iteration. */
@@ -178,11 +224,12 @@ export class MessageStream implements AsyncIterable<Message> {
     const wasFailed = this.state === 'failed';
     this.state = 'closing';
     for (const reader of this.readers.splice(0)) reader.resolve({ done: true, value: undefined });
+    this.stopTakeTimer();
     const connection = this.connection;
     if (!wasFailed && connection !== undefined && connection.isOpen && this.subscriptionId !== 0) {
       const subscriptionId = this.subscriptionId;
       try {
-        await connection.request((id) => encodeUnsubscribe(id, subscriptionId), FrameType.Unsubscribed);
+        await connection.request((id) => encodeUnsubscribe(id, subscriptionId), FrameType.Unsubscribed, () => undefined);
       } catch {
         // The connection went away: the server ended the subscription with it.
       }
@@ -230,13 +277,13 @@ export class MessageStream implements AsyncIterable<Message> {
         onDelivery: (messages) => this.onDelivery(id, messages),
         onEnd: (error) => this.onSubscriptionEnd(id, error),
       },
+      decodeSubscribed,
     );
     this.connection = connection;
     this.subscriptionId = id;
     this.outstandingCredit = initialCredit;
     try {
-      const payload = await subscribed;
-      this.visibilityTimeoutSeconds = decodeSubscribed(payload).visibilityTimeoutSeconds;
+      this.visibilityTimeoutSeconds = (await subscribed).visibilityTimeoutSeconds;
       if (this.state === 'subscribing') this.state = 'active';
       this.grant();
     } catch (error) {
@@ -254,9 +301,10 @@ export class MessageStream implements AsyncIterable<Message> {
   private onDelivery(subscriptionId: number, wires: WireMessage[]): void {
     if (subscriptionId !== this.subscriptionId) return;
     this.outstandingCredit = Math.max(0, this.outstandingCredit - wires.length);
+    const receivedAtMs = Date.now();
     for (const wire of wires) {
-      const message = this.berth.message(this.queue, wire, this.visibilityTimeoutSeconds);
-      message.onSettled = (settled) => this.onSettled(settled);
+      const message = this.berth.message(this.queue, wire, this.visibilityTimeoutSeconds, receivedAtMs);
+      message.onSettled = this.settledListener;
       const reader = this.state === 'active' || this.state === 'subscribing' ? this.readers.shift() : undefined;
       if (reader !== undefined) {
         this.handedOut.add(message);
@@ -286,12 +334,16 @@ export class MessageStream implements AsyncIterable<Message> {
     this.state = 'failed';
     this.failure = error;
     for (const reader of this.readers.splice(0)) reader.reject(error);
+    this.stopTakeTimer();
   }
 
   private onSettled(message: Message): void {
-    const index = this.buffer.indexOf(message);
-    if (index >= 0) this.buffer.splice(index, 1);
-    this.handedOut.delete(message);
+    // Usually a handed-out message; one settled while still buffered (a receive()d copy
+    // acked by hand, a nack from elsewhere) is looked for in the buffer.
+    if (!this.handedOut.delete(message)) {
+      const index = this.buffer.indexOf(message);
+      if (index >= 0) this.buffer.splice(index, 1);
+    }
     this.settledSinceSample++;
     if (this.state === 'closed' && this.handedOut.size === 0) clearInterval(this.timer);
     this.grant();

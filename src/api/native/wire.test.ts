@@ -91,6 +91,23 @@ describe('native wire codec', () => {
     );
   });
 
+  test('bodies of any UTF-8 width and length round-trip (the writer sizes for ASCII and rewrites what did not fit)', () => {
+    // Long ASCII runs put a wide character right at the end of the ASCII-sized room.
+    const piece = fc.oneof(fc.string({ unit: 'grapheme', maxLength: 60 }), fc.string({ unit: 'binary', maxLength: 60 }), fc.nat({ max: 3000 }).map((count) => 'a'.repeat(count)));
+    fc.assert(
+      fc.property(fc.array(fc.array(piece, { maxLength: 4 }).map((pieces) => pieces.join('')), { minLength: 1, maxLength: 6 }), (bodies) => {
+        const entries: WireSendEntry[] = bodies.map((body) => ({ body }));
+        const [frame] = new FrameDecoder().push(encodeSend(1, 'queue', entries));
+        assert.deepEqual(decodeSend(frame!.payload).entries.map((entry) => Buffer.from(entry.body, 'utf8')), bodies.map((body) => Buffer.from(body, 'utf8')));
+      }),
+      { numRuns: 300 },
+    );
+    for (const body of ['€'.repeat(5000), '😀'.repeat(3000), 'x'.repeat(4000) + '€😀', '']) {
+      const [frame] = new FrameDecoder().push(encodeSend(1, 'q', [{ body }, { body: 'after' }]));
+      assert.deepEqual(decodeSend(frame!.payload).entries, [{ body }, { body: 'after' }]);
+    }
+  });
+
   test('MESSAGES, SEND_RESULT and ACK round-trip', () => {
     fc.assert(
       fc.property(fc.array(message, { maxLength: 5 }), (messages) => {

@@ -157,11 +157,20 @@ export class FrameWriter {
 
   /** A UTF-8 string as bytes32 (message bodies). */
   text32(value: string): this {
-    const length = Buffer.byteLength(value, 'utf8');
-    this.ensure(4 + length);
+    // One pass over the string in the common case (Buffer.byteLength first would read every
+    // body twice): room for one byte per UTF-16 unit (ASCII) plus one character, write,
+    // patch the length in front. A write that may have stopped short (it came within a
+    // character of the end of the room; write() never splits a character) is done again
+    // with room for the worst case, 3 bytes per unit.
+    this.ensure(8 + value.length);
+    const room = this.buffer.length - this.offset - 4;
+    let length = this.buffer.write(value, this.offset + 4, room, 'utf8');
+    if (length > room - 4) {
+      this.ensure(4 + value.length * 3);
+      length = this.buffer.write(value, this.offset + 4, 'utf8');
+    }
     this.buffer.writeUInt32BE(length, this.offset);
-    this.offset += 4;
-    this.offset += this.buffer.write(value, this.offset, length, 'utf8');
+    this.offset += 4 + length;
     return this;
   }
 
@@ -489,8 +498,9 @@ export interface WireSendEntry {
 const sendFlag = { groupId: 1, deduplicationId: 2, delaySeconds: 4, replicaCount: 8 } as const;
 
 export function encodeSend(requestId: number, queue: string, entries: readonly WireSendEntry[]): Buffer {
+  // Sized for ASCII bodies (the writer grows for others): a tight buffer is cheaper to allocate and collect.
   let estimate = 16 + queue.length * 3;
-  for (const entry of entries) estimate += 8 + entry.body.length * 3 + 32;
+  for (const entry of entries) estimate += 48 + entry.body.length;
   const writer = FrameWriter.frame(FrameType.Send, requestId, Math.min(estimate, frameBytesMaxDefault));
   writer.str16(queue).u16(entries.length);
   for (const entry of entries) {
