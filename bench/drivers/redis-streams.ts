@@ -61,6 +61,9 @@ export const redisStreamsDriver: Driver = {
 
   async consumer(endpoint: Endpoint, queue: QueueSpec, index: number): Promise<Consumer> {
     const client = connectTo(endpoint);
+    // Acks on a connection of their own: on the reading one they would queue behind the
+    // next blocking XREADGROUP (the load worker overlaps an ack with the next receive).
+    const ackClient = connectTo(endpoint);
     const consumerName = `consumer-${index}`;
     return {
       async receive(maxMessages, waitMs) {
@@ -74,7 +77,7 @@ export const redisStreamsDriver: Driver = {
       async ack(deliveries) {
         if (deliveries.length === 0) return;
         const ids = deliveries.map((delivery) => delivery.handle as string);
-        const pipeline = client.pipeline();
+        const pipeline = ackClient.pipeline();
         pipeline.call('XACK', queue.name, groupName, ...ids);
         pipeline.call('XDEL', queue.name, ...ids);
         const results = await pipeline.exec();
@@ -82,6 +85,7 @@ export const redisStreamsDriver: Driver = {
       },
       async close() {
         client.disconnect();
+        ackClient.disconnect();
       },
     };
   },
