@@ -322,8 +322,8 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
 
   // ---- peer protocol: requests and replication from other nodes -----------------
 
-  /** Handles a peer request (also used for calls routed to this node itself). */
-  async handlePeerRequest(method: string, body: unknown, signal: AbortSignal): Promise<unknown> {
+  /** Handles a peer request (also used for calls routed to this node itself, with the caller's signal if any). */
+  async handlePeerRequest(method: string, body: unknown, signal: AbortSignal | undefined): Promise<unknown> {
     const request = body as { key: string } & Record<string, unknown>;
     if (method.startsWith('replica.')) return this.handleReplicaRequest(method, request);
     const hosted = this.hosted.get(request.key);
@@ -543,7 +543,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
   }
 
   private async peerCall(nodeId: string, method: string, body: unknown, timeoutMs: number): Promise<unknown> {
-    if (nodeId === this.options.self.id) return this.handlePeerRequest(method, body, new AbortController().signal);
+    if (nodeId === this.options.self.id) return this.handlePeerRequest(method, body, undefined);
     const node = this.options.coordinator.view().nodes.get(nodeId);
     if (node === undefined) throw new BerthError('ServiceUnavailable', `node ${nodeId} is not live`);
     return this.options.link.request(node.peerAddress, method, body, { timeoutMs });
@@ -566,14 +566,8 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
         const primary = versioned.assignment.primary;
         try {
           if (primary === this.options.self.id) {
-            const controller = new AbortController();
-            const onAbort = (): void => controller.abort();
-            options.signal?.addEventListener('abort', onAbort, { once: true });
-            try {
-              return await this.handlePeerRequest(method, { key, ...body }, controller.signal);
-            } finally {
-              options.signal?.removeEventListener('abort', onAbort);
-            }
+            // The caller's signal as is: an AbortController per call was a visible cost on a busy primary.
+            return await this.handlePeerRequest(method, { key, ...body }, options.signal);
           }
           const node = view.nodes.get(primary);
           if (node === undefined) throw new BerthError('NotPrimary', `primary ${primary} of ${key} is not live`);
