@@ -86,6 +86,8 @@ interface Hosted {
   closing: boolean;
   /** Backup: the snapshot a primary is shipping (snapshot catch-up), if any. */
   snapshot?: SnapshotAssembly;
+  /** Backup: the last Ok acknowledgement sent, and on which connection (see handleReplicate). */
+  lastOkAck?: { reply: (ack: AckFrame) => void; epoch: number; durableEnd: number };
 }
 
 interface QueueView {
@@ -375,6 +377,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
         hosted.knownEpoch = epoch;
         if (hosted.role === 'primary') this.demote(hosted, `a primary at epoch ${epoch} contacted this node`);
         hosted.syncedEpoch = 0;
+        hosted.lastOkAck = undefined;
         const tail = await runner.tailEpochs(replicaTailRecordsMax);
         return { knownEpoch: hosted.knownEpoch, endOffset: runner.endOffset, tailFrom: tail.tailFrom, runs: epochRunsOf(tail.records), floorOffset: runner.cutFloorOffset } satisfies ReplicaStateAnswer;
       }
@@ -385,6 +388,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
         if (hosted.role === 'primary') this.demote(hosted, `a primary at epoch ${epoch} synced this node`);
         hosted.knownEpoch = epoch;
         hosted.syncedEpoch = 0;
+        hosted.lastOkAck = undefined;
         if (cutAt < runner.endOffset) await runner.truncateAndReload(cutAt);
         await runner.waitLocallyDurable(runner.endOffset);
         if (hosted.knownEpoch === epoch) hosted.syncedEpoch = epoch;
@@ -399,6 +403,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
         if (hosted.role === 'primary') this.demote(hosted, `a primary at epoch ${epoch} sent this node a snapshot`);
         hosted.knownEpoch = epoch;
         hosted.syncedEpoch = 0;
+        hosted.lastOkAck = undefined;
         await runner.installSnapshot(request['logStartOffset'] as number, snapshotOffset, state, request['lastEpoch'] as number);
         hosted.safeEnd = snapshotOffset;
         if (hosted.knownEpoch === epoch) hosted.syncedEpoch = epoch;
@@ -412,8 +417,19 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
   handleReplicate(frame: ReplicateFrame, reply: (ack: AckFrame) => void): void {
     const hosted = this.hosted.get(frame.key);
     const runner = hosted?.runner;
-    const ack = (status: AckStatus, durableEnd: number): void =>
-      reply({ kind: FrameKind.Ack, key: frame.key, epoch: Math.max(frame.epoch, hosted?.knownEpoch ?? 0), status, durableEnd });
+    const ack = (status: AckStatus, durableEnd: number): void => {
+      const epoch = Math.max(frame.epoch, hosted?.knownEpoch ?? 0);
+      if (hosted !== undefined) {
+        // One fsync makes several frames durable at once, and each frame's acknowledgement
+        // would carry the same durable end: on one connection, in one epoch, a repeat tells
+        // the primary nothing (it keeps the highest), and each ack wakes it. Anything other
+        // than Ok starts the comparison over.
+        const last = hosted.lastOkAck;
+        if (status === AckStatus.Ok && last !== undefined && last.reply === reply && last.epoch === epoch && last.durableEnd === durableEnd) return;
+        hosted.lastOkAck = status === AckStatus.Ok ? { reply, epoch, durableEnd } : undefined;
+      }
+      reply({ kind: FrameKind.Ack, key: frame.key, epoch, status, durableEnd });
+    };
     if (hosted === undefined || runner === undefined || hosted.closing || hosted.role !== 'backup') {
       ack(AckStatus.NeedsSync, 0);
       return;
