@@ -110,6 +110,8 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
   private controllerTimer: TimerHandle | undefined;
   private isController = false;
   private closed = false;
+  /** Queue settings parsed from the view's metadata objects (queueView). */
+  private readonly parsedConfigs = new WeakMap<QueueMetadata, QueueConfig>();
 
   constructor(private readonly options: ClusterNodeOptions) {
     this.region = options.region;
@@ -608,7 +610,10 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
     let entry = this.options.coordinator.view().queues.get(name);
     if (entry === undefined) entry = (await this.etcd(this.options.coordinator.refresh())).queues.get(name);
     if (entry === undefined) throw new BerthError('QueueDoesNotExist', 'The specified queue does not exist.');
-    return { metadata: entry.metadata, modRevision: entry.modRevision, config: this.configFor(entry.metadata.attributes) };
+    // Parsed once per metadata object the view holds, not on every call.
+    let config = this.parsedConfigs.get(entry.metadata);
+    if (config === undefined) this.parsedConfigs.set(entry.metadata, (config = this.configFor(entry.metadata.attributes)));
+    return { metadata: entry.metadata, modRevision: entry.modRevision, config };
   }
 
   /** etcd unreachable from this node (a cut, a timeout) is ServiceUnavailable to the caller, not an internal error. */
