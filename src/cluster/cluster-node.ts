@@ -86,6 +86,8 @@ interface Hosted {
   closing: boolean;
   /** Backup: the snapshot a primary is shipping (snapshot catch-up), if any. */
   snapshot?: SnapshotAssembly;
+  /** Backup: the last Ok acknowledgement sent, and on which connection (see handleReplicate). */
+  lastOkAck?: { reply: (ack: AckFrame) => void; epoch: number; durableEnd: number };
 }
 
 interface QueueView {
@@ -108,6 +110,8 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
   private controllerTimer: TimerHandle | undefined;
   private isController = false;
   private closed = false;
+  /** Queue settings parsed from the view's metadata objects (queueView). */
+  private readonly parsedConfigs = new WeakMap<QueueMetadata, QueueConfig>();
 
   constructor(private readonly options: ClusterNodeOptions) {
     this.region = options.region;
@@ -322,8 +326,8 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
 
   // ---- peer protocol: requests and replication from other nodes -----------------
 
-  /** Handles a peer request (also used for calls routed to this node itself). */
-  async handlePeerRequest(method: string, body: unknown, signal: AbortSignal): Promise<unknown> {
+  /** Handles a peer request (also used for calls routed to this node itself, with the caller's signal if any). */
+  async handlePeerRequest(method: string, body: unknown, signal: AbortSignal | undefined): Promise<unknown> {
     const request = body as { key: string } & Record<string, unknown>;
     if (method.startsWith('replica.')) return this.handleReplicaRequest(method, request);
     const hosted = this.hosted.get(request.key);
@@ -375,6 +379,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
         hosted.knownEpoch = epoch;
         if (hosted.role === 'primary') this.demote(hosted, `a primary at epoch ${epoch} contacted this node`);
         hosted.syncedEpoch = 0;
+        hosted.lastOkAck = undefined;
         const tail = await runner.tailEpochs(replicaTailRecordsMax);
         return { knownEpoch: hosted.knownEpoch, endOffset: runner.endOffset, tailFrom: tail.tailFrom, runs: epochRunsOf(tail.records), floorOffset: runner.cutFloorOffset } satisfies ReplicaStateAnswer;
       }
@@ -385,6 +390,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
         if (hosted.role === 'primary') this.demote(hosted, `a primary at epoch ${epoch} synced this node`);
         hosted.knownEpoch = epoch;
         hosted.syncedEpoch = 0;
+        hosted.lastOkAck = undefined;
         if (cutAt < runner.endOffset) await runner.truncateAndReload(cutAt);
         await runner.waitLocallyDurable(runner.endOffset);
         if (hosted.knownEpoch === epoch) hosted.syncedEpoch = epoch;
@@ -399,6 +405,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
         if (hosted.role === 'primary') this.demote(hosted, `a primary at epoch ${epoch} sent this node a snapshot`);
         hosted.knownEpoch = epoch;
         hosted.syncedEpoch = 0;
+        hosted.lastOkAck = undefined;
         await runner.installSnapshot(request['logStartOffset'] as number, snapshotOffset, state, request['lastEpoch'] as number);
         hosted.safeEnd = snapshotOffset;
         if (hosted.knownEpoch === epoch) hosted.syncedEpoch = epoch;
@@ -412,8 +419,19 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
   handleReplicate(frame: ReplicateFrame, reply: (ack: AckFrame) => void): void {
     const hosted = this.hosted.get(frame.key);
     const runner = hosted?.runner;
-    const ack = (status: AckStatus, durableEnd: number): void =>
-      reply({ kind: FrameKind.Ack, key: frame.key, epoch: Math.max(frame.epoch, hosted?.knownEpoch ?? 0), status, durableEnd });
+    const ack = (status: AckStatus, durableEnd: number): void => {
+      const epoch = Math.max(frame.epoch, hosted?.knownEpoch ?? 0);
+      if (hosted !== undefined) {
+        // One fsync makes several frames durable at once, and each frame's acknowledgement
+        // would carry the same durable end: on one connection, in one epoch, a repeat tells
+        // the primary nothing (it keeps the highest), and each ack wakes it. Anything other
+        // than Ok starts the comparison over.
+        const last = hosted.lastOkAck;
+        if (status === AckStatus.Ok && last !== undefined && last.reply === reply && last.epoch === epoch && last.durableEnd === durableEnd) return;
+        hosted.lastOkAck = status === AckStatus.Ok ? { reply, epoch, durableEnd } : undefined;
+      }
+      reply({ kind: FrameKind.Ack, key: frame.key, epoch, status, durableEnd });
+    };
     if (hosted === undefined || runner === undefined || hosted.closing || hosted.role !== 'backup') {
       ack(AckStatus.NeedsSync, 0);
       return;
@@ -543,7 +561,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
   }
 
   private async peerCall(nodeId: string, method: string, body: unknown, timeoutMs: number): Promise<unknown> {
-    if (nodeId === this.options.self.id) return this.handlePeerRequest(method, body, new AbortController().signal);
+    if (nodeId === this.options.self.id) return this.handlePeerRequest(method, body, undefined);
     const node = this.options.coordinator.view().nodes.get(nodeId);
     if (node === undefined) throw new BerthError('ServiceUnavailable', `node ${nodeId} is not live`);
     return this.options.link.request(node.peerAddress, method, body, { timeoutMs });
@@ -566,14 +584,8 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
         const primary = versioned.assignment.primary;
         try {
           if (primary === this.options.self.id) {
-            const controller = new AbortController();
-            const onAbort = (): void => controller.abort();
-            options.signal?.addEventListener('abort', onAbort, { once: true });
-            try {
-              return await this.handlePeerRequest(method, { key, ...body }, controller.signal);
-            } finally {
-              options.signal?.removeEventListener('abort', onAbort);
-            }
+            // The caller's signal as is: an AbortController per call was a visible cost on a busy primary.
+            return await this.handlePeerRequest(method, { key, ...body }, options.signal);
           }
           const node = view.nodes.get(primary);
           if (node === undefined) throw new BerthError('NotPrimary', `primary ${primary} of ${key} is not live`);
@@ -598,7 +610,10 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
     let entry = this.options.coordinator.view().queues.get(name);
     if (entry === undefined) entry = (await this.etcd(this.options.coordinator.refresh())).queues.get(name);
     if (entry === undefined) throw new BerthError('QueueDoesNotExist', 'The specified queue does not exist.');
-    return { metadata: entry.metadata, modRevision: entry.modRevision, config: this.configFor(entry.metadata.attributes) };
+    // Parsed once per metadata object the view holds, not on every call.
+    let config = this.parsedConfigs.get(entry.metadata);
+    if (config === undefined) this.parsedConfigs.set(entry.metadata, (config = this.configFor(entry.metadata.attributes)));
+    return { metadata: entry.metadata, modRevision: entry.modRevision, config };
   }
 
   /** etcd unreachable from this node (a cut, a timeout) is ServiceUnavailable to the caller, not an internal error. */

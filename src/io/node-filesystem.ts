@@ -2,9 +2,12 @@
 // interface (src/core/filesystem.ts) so the simulator can swap this for an in-memory disk
 // that loses unsynced bytes; this file is the only place storage reaches the real disk.
 
-import { constants, promises as fsp } from 'node:fs';
+import { constants, promises as fsp, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { FileHandle, FileSystem } from '../core/filesystem.js';
+
+/** Writes up to this size are made synchronously (see NodeFileHandle.write). */
+const syncWriteBytesMax = 256 * 1024;
 
 class NodeFileHandle implements FileHandle {
   constructor(private readonly handle: fsp.FileHandle) {}
@@ -12,6 +15,17 @@ class NodeFileHandle implements FileHandle {
   async write(data: Uint8Array, position: number): Promise<void> {
     // pwrite may write less than asked (rare for regular files, but allowed): loop.
     let written = 0;
+    // A small write is a copy into the page cache: done at once, not through the thread
+    // pool, whose completion waits for a turn of a busy event loop (a group commit is a
+    // write then an fsync, and that wait was half of every commit on a busy cluster primary).
+    if (data.byteLength <= syncWriteBytesMax) {
+      while (written < data.byteLength) {
+        const bytesWritten = writeSync(this.handle.fd, data, written, data.byteLength - written, position + written);
+        if (bytesWritten === 0) throw new Error(`write made no progress at position ${position + written}`);
+        written += bytesWritten;
+      }
+      return;
+    }
     while (written < data.byteLength) {
       const { bytesWritten } = await this.handle.write(data, written, data.byteLength - written, position + written);
       if (bytesWritten === 0) throw new Error(`write made no progress at position ${position + written}`);

@@ -18,7 +18,7 @@ export type SnapshotChunkFrame = Extract<Frame, { kind: FrameKind.SnapshotChunk 
 
 export interface PeerHandlers {
   onRequest(method: string, body: unknown, signal: AbortSignal): Promise<unknown>;
-  /** A primary's records; `reply` sends the acknowledgement back on the same connection. */
+  /** A primary's records; `reply` sends the acknowledgement back on the same connection (one function per connection). */
   onReplicate(frame: ReplicateFrame, reply: (ack: AckFrame) => void): void;
   /** An acknowledgement from a backup we shipped to at `address`. */
   onAck(address: string, frame: AckFrame): void;
@@ -209,6 +209,8 @@ export class PeerTransport {
     this.inbound.add(socket);
     const splitter = new FrameSplitter();
     const running = new Map<number, AbortController>();
+    // One reply function per connection: the handler may tell acknowledgements on one connection apart.
+    const replyAck = (ack: AckFrame): void => this.write(socket, ack);
     socket.on('data', (chunk: Buffer) => {
       let bodies: Buffer[];
       try {
@@ -249,7 +251,7 @@ export class PeerTransport {
             break;
           case FrameKind.Replicate:
             try {
-              this.options.handlers.onReplicate(frame, (ack) => this.write(socket, ack));
+              this.options.handlers.onReplicate(frame, replyAck);
             } catch (error) {
               this.options.onError?.(error, 'replicate handler');
               this.write(socket, { kind: FrameKind.Ack, key: frame.key, epoch: frame.epoch, status: AckStatus.NeedsSync, durableEnd: 0 });

@@ -128,8 +128,8 @@ export class PrimaryDriver implements CommitTracker {
             reject(new BerthError('ServiceUnavailable', `partition ${this.options.key}: ${replicaCount} replicas did not hold the record durably within ${this.options.commitTimeoutMs} ms`));
           }),
         };
+        // No check here: the committed end was below endOffset just now, synchronously.
         this.waiters.add(waiter);
-        this.checkWaiters();
       });
     }
     this.checkFence();
@@ -178,8 +178,13 @@ export class PrimaryDriver implements CommitTracker {
   private checkWaiters(): void {
     if (this.waiters.size === 0) return;
     const durable = this.options.runner.durableEndOffset;
-    for (const waiter of [...this.waiters]) {
-      if (this.state.committedEnd(durable, waiter.replicaCount) >= waiter.endOffset) {
+    // One committed end per replica count, not per waiter: an acknowledgement may find
+    // hundreds of calls waiting, nearly all at the queue's one replica count.
+    const committedEnds = new Map<number, number>();
+    for (const waiter of this.waiters) {
+      let committed = committedEnds.get(waiter.replicaCount);
+      if (committed === undefined) committedEnds.set(waiter.replicaCount, (committed = this.state.committedEnd(durable, waiter.replicaCount)));
+      if (committed >= waiter.endOffset) {
         this.waiters.delete(waiter);
         waiter.timer.cancel();
         waiter.resolve();

@@ -58,6 +58,8 @@ interface Connection {
   nextRequestId: number;
   pending: Map<number, { resolve(value: unknown): void; reject(error: unknown): void }>;
   running: Map<number, AbortController>;
+  /** The acknowledgement reply for replicate frames: one per connection, as in the real transport. */
+  replyAck?: (ack: AckFrame) => void;
   /** True arrival time of the last frame scheduled per direction (keeps each direction in order). */
   lastArrivalMs: Record<Direction, number>;
   /** Frames that reached a cut: delivered in order when it heals. */
@@ -350,9 +352,9 @@ export class SimPeerLink implements ReplicationLink {
         connection.running.get(frame.requestId)?.abort();
         break;
       case FrameKind.Replicate: {
-        const reply = (ack: AckFrame): void => {
+        const reply = (connection.replyAck ??= (ack: AckFrame): void => {
           if (this.clock.alive) this.network.send(connection, 'toDialer', ack);
-        };
+        });
         // As the real transport: a handler that throws (a stopped log) answers NeedsSync.
         try {
           this.handlers.onReplicate(frame, reply);
