@@ -137,38 +137,57 @@ function okResult(system: SystemRun, workload: WorkloadId): WorkloadResult | und
   return result?.status === 'ok' ? result : undefined;
 }
 
-/** "Berth vs best durable peer" lines: durable = fsync before every acknowledgement. */
+/** The issues' single-node targets: W1 x1.5 the best durable peer and half the raw durable write limit, W2 p99 no worse. */
+export const throughputTarget = 1.5;
+export const rawDiskShareTarget = 0.5;
+
+/**
+ * "Berth vs best durable peer" lines (durable = fsync before every acknowledgement), one
+ * set per Berth row: the SQS row, the native row and the client-bound AWS SDK row each get
+ * their own ratios, with the target's verdict.
+ */
 export function ratioLines(run: BenchRun): string[] {
   const systems = singleNodeSystems(run);
-  const berth = systems.find((system) => system.id === 'berth') ?? systems.find((system) => system.isBerth);
+  const berthRows = systems.filter((system) => system.isBerth);
   const peers = systems.filter((system) => !system.isBerth && system.fsyncPerAck);
-  if (berth === undefined || peers.length === 0) return ['Ratios: need the Berth row and at least one durable peer in the run.'];
+  if (berthRows.length === 0 || peers.length === 0) return ['Ratios: need a Berth row and at least one durable peer in the run.'];
+  const verdict = (met: boolean): string => (met ? 'met' : 'MISSED');
   const lines: string[] = [];
-  const berthW1 = okResult(berth, 'W1')?.messagesPerSecond;
   const bestW1 = peers
     .map((peer) => ({ peer, value: okResult(peer, 'W1')?.messagesPerSecond }))
     .filter((entry): entry is { peer: SystemRun; value: number } => entry.value !== undefined)
     .sort((a, b) => b.value - a.value)[0];
-  if (berthW1 !== undefined && bestW1 !== undefined) {
-    lines.push(`W1 throughput: ${berth.label} ${formatCount(berthW1)} msg/s vs best durable peer ${bestW1.peer.label} ${formatCount(bestW1.value)} msg/s = x${(berthW1 / bestW1.value).toFixed(2)}`);
-  } else lines.push('W1 throughput: no ratio (Berth or every durable peer has no ok W1 result)');
-  const berthW2 = okResult(berth, 'W2')?.latency;
   const bestW2 = peers
     .map((peer) => ({ peer, value: okResult(peer, 'W2')?.latency }))
     .filter((entry): entry is { peer: SystemRun; value: NonNullable<WorkloadResult['latency']> } => entry.value !== undefined)
     .sort((a, b) => a.value.p99Ms - b.value.p99Ms)[0];
-  if (berthW2 !== undefined && bestW2 !== undefined) {
-    lines.push(
-      `W2 p99 latency at ${formatCount(run.options.ratePerSecond)} msg/s: ${berth.label} ${formatMs(berthW2.p99Ms)} ms vs best durable peer ${bestW2.peer.label} ${formatMs(bestW2.value.p99Ms)} ms = x${(berthW2.p99Ms / bestW2.value.p99Ms).toFixed(2)} (lower is better)`,
-    );
-  } else lines.push('W2 latency: no ratio (Berth or every durable peer has no ok W2 result)');
-  const berthW3 = okResult(berth, 'W3')?.resources;
   const bestW3 = peers
     .map((peer) => ({ peer, value: okResult(peer, 'W3')?.resources }))
     .filter((entry): entry is { peer: SystemRun; value: NonNullable<WorkloadResult['resources']> } => entry.value !== undefined)
     .sort((a, b) => a.value.rssPeakBytes - b.value.rssPeakBytes)[0];
-  if (berthW3 !== undefined && bestW3 !== undefined) {
-    lines.push(`W3 peak RSS: ${berth.label} ${formatBytes(berthW3.rssPeakBytes)} vs leanest durable peer ${bestW3.peer.label} ${formatBytes(bestW3.value.rssPeakBytes)} = x${(berthW3.rssPeakBytes / bestW3.value.rssPeakBytes).toFixed(2)} (lower is better)`);
+  // The raw loop with the smallest batches (10 records per fsync, the bench's batch size).
+  const raw = [...run.rawDisk].sort((a, b) => a.recordsPerBatch - b.recordsPerBatch)[0];
+  for (const berth of berthRows) {
+    const berthW1 = okResult(berth, 'W1')?.messagesPerSecond;
+    if (berthW1 !== undefined && bestW1 !== undefined) {
+      const ratio = berthW1 / bestW1.value;
+      lines.push(`W1 throughput: ${berth.label} ${formatCount(berthW1)} msg/s vs best durable peer ${bestW1.peer.label} ${formatCount(bestW1.value)} msg/s = x${ratio.toFixed(2)} (target x${throughputTarget.toFixed(2)}: ${verdict(ratio >= throughputTarget)})`);
+      if (raw !== undefined) {
+        const share = berthW1 / raw.recordsPerSecond;
+        lines.push(`W1 against the raw durable write limit: ${berth.label} ${formatCount(berthW1)} msg/s = ${(share * 100).toFixed(0)}% of ${formatCount(raw.recordsPerSecond)} records/s (write + fdatasync of ${raw.recordsPerBatch} x 1 KiB; target ${(rawDiskShareTarget * 100).toFixed(0)}%: ${verdict(share >= rawDiskShareTarget)})`);
+      }
+    } else lines.push(`W1 throughput: no ratio for ${berth.label} (it or every durable peer has no ok W1 result)`);
+    const berthW2 = okResult(berth, 'W2')?.latency;
+    if (berthW2 !== undefined && bestW2 !== undefined) {
+      const ratio = berthW2.p99Ms / bestW2.value.p99Ms;
+      lines.push(
+        `W2 p99 latency at ${formatCount(run.options.ratePerSecond)} msg/s: ${berth.label} ${formatMs(berthW2.p99Ms)} ms vs best durable peer ${bestW2.peer.label} ${formatMs(bestW2.value.p99Ms)} ms = x${ratio.toFixed(2)} (lower is better; target no worse: ${verdict(ratio <= 1)})`,
+      );
+    } else lines.push(`W2 latency: no ratio for ${berth.label} (it or every durable peer has no ok W2 result)`);
+    const berthW3 = okResult(berth, 'W3')?.resources;
+    if (berthW3 !== undefined && bestW3 !== undefined) {
+      lines.push(`W3 peak RSS: ${berth.label} ${formatBytes(berthW3.rssPeakBytes)} vs leanest durable peer ${bestW3.peer.label} ${formatBytes(bestW3.value.rssPeakBytes)} = x${(berthW3.rssPeakBytes / bestW3.value.rssPeakBytes).toFixed(2)} (lower is better)`);
+    }
   }
   return lines;
 }
@@ -387,9 +406,9 @@ export const sectionTitle = '## Peers and end-to-end';
 export function methodMarkdown(): string {
   return `How to run: \`npm run bench\` (builds, installs missing peers with \`bench/setup.sh\` via apt, runs every system and workload, writes \`bench/results/latest.{json,md,svg}\` and this section). Short runs: \`npm run bench -- --quick\` (about 16 minutes here for the single-node rows; the W5 cluster rows come on top), or \`--systems berth,redis --workloads W1,W2 --messages 50000 --backlog 1000000\`; \`--no-update-doc\` leaves this file alone; \`--report-only\` rewrites the outputs from \`bench/results/latest.json\` without running. A full run (200,000 / 5,000,000-message backlog) takes about 3 hours on this VM at the rates below, most of it W3 for Berth and BullMQ. Systems: \`berth\`, \`berth-native\`, \`berth-sdk\`, \`redis\`, \`bullmq\`, \`rabbitmq\`, \`nats\`; W5 cluster rows \`berth-cluster\`, \`berth-cluster-native\`, \`rabbitmq-cluster\`, \`nats-cluster\` (run only with W5, after the single-node rows: \`--systems berth-cluster,rabbitmq-cluster --workloads W5\`; \`--cluster-rate\` sets the W5 latency rate, default 1,000 msg/s; \`BERTH_BENCH_CLUSTER_PARTITIONS\` the Berth queue's partitions, default 1).
 
-Method. The bench starts each system itself on 127.0.0.1 in a fresh temp directory, runs the workloads against it, stops it and removes the directory, then moves to the next system, so only one system loads the machine at a time. Messages are 1 KiB and carry their id, message group, sequence in group and send time. Producers and consumers run in worker threads of the bench process (4 + 4), each with its own connection; producers send batches of 10 (SQS SendMessageBatch, a Redis pipeline, 10 confirmed AMQP publishes, 10 JetStream publishes, BullMQ addBulk) and consumers receive up to 10 and delete/ack them (DeleteMessageBatch, XACK+XDEL, basic.ack, JetStream ack, BullMQ job completion).
+Method. The bench starts each system itself (Berth as \`node --max-semi-space-size=64 bin/berth.js serve\`, the flag its \`berth\` command runs with) on 127.0.0.1 in a fresh temp directory, runs the workloads against it, stops it and removes the directory, then moves to the next system, so only one system loads the machine at a time. Messages are 1 KiB and carry their id, message group, sequence in group and send time. Producers and consumers run in worker threads of the bench process (4 + 4), each with its own connection; producers send batches of 10 (SQS SendMessageBatch, a Redis pipeline, 10 confirmed AMQP publishes, 10 JetStream publishes, BullMQ addBulk) and consumers receive up to 10 and delete/ack them (DeleteMessageBatch, XACK+XDEL, basic.ack, JetStream ack, BullMQ job completion).
 
-- W1 throughput: 4 producer threads (8 batches in flight each) + 4 consumer threads (4 receive loops each, every loop with its own connection: 16 concurrent receivers); messages per second from the start until the last message is deleted/acked.
+- W1 throughput: 4 producer threads (8 batches in flight each) + 4 consumer threads (4 receive loops each, every loop with its own connection: 16 concurrent receivers); messages per second from the start until the last message is deleted/acked. A receive loop overlaps its acknowledgement with its next receive (one ack outstanding per loop, as a consumer that processes while its last ack travels); the run ends when the last ack is answered. Redis acks on a second connection per loop, so an XACK never waits behind the next blocking XREADGROUP. (Until session 3 each loop waited for its ack before receiving again, which measured the ack's round trip for Berth and Redis, whose acks are durable, and not for RabbitMQ, NATS and BullMQ, whose acks are not awaited.)
 - W2 latency: an open-loop schedule at a fixed offered rate (5,000 msg/s for 20 s, split over 4 producers); each message carries its *intended* send time and latency is taken from that to receipt by a consumer, so a system that stalls the producer is charged for the wait (no coordinated omission). Each producer sends whatever is due (up to 10 per call, up to 64 calls in flight), so at 5,000 msg/s most calls carry 1-2 messages. When a system cannot sustain the offered rate the cell says "saturated" with the rate it achieved, and the percentiles are mostly queueing time. Percentiles from HdrHistogram (hdr-histogram-js) merged over consumers.
 - W3 backlog: the producers enqueue the whole backlog first, then the consumers drain it; the server's RSS (VmRSS from /proc/<pid>/status) is sampled every 250 ms; reported as peak and growth over the idle baseline, with fill and drain rates.
 - W4 FIFO: a Berth FIFO queue with 1,000 message groups; each producer owns 250 groups and never has two sends of one group in flight, and consumers check that every first delivery is the next sequence number of its group (a gap or reorder is a violation). RabbitMQ takes part with a single-active-consumer quorum queue (one consumer at a time, whole-queue order). Peers without an equivalent are n/a.
