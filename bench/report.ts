@@ -137,6 +137,16 @@ function okResult(system: SystemRun, workload: WorkloadId): WorkloadResult | und
   return result?.status === 'ok' ? result : undefined;
 }
 
+/** The peer whose value (where it has one) sorts first by `order`: the best durable peer for a figure. */
+function bestPeer<T>(peers: SystemRun[], valueOf: (peer: SystemRun) => T | undefined, order: (a: T, b: T) => number): { peer: SystemRun; value: T } | undefined {
+  return peers
+    .map((peer) => ({ peer, value: valueOf(peer) }))
+    .filter((entry): entry is { peer: SystemRun; value: T } => entry.value !== undefined)
+    .sort((a, b) => order(a.value, b.value))[0];
+}
+
+const verdict = (met: boolean): string => (met ? 'met' : 'MISSED');
+
 /** The issues' single-node targets: W1 x1.5 the best durable peer and half the raw durable write limit, W2 p99 no worse. */
 export const throughputTarget = 1.5;
 export const rawDiskShareTarget = 0.5;
@@ -151,20 +161,10 @@ export function ratioLines(run: BenchRun): string[] {
   const berthRows = systems.filter((system) => system.isBerth);
   const peers = systems.filter((system) => !system.isBerth && system.fsyncPerAck);
   if (berthRows.length === 0 || peers.length === 0) return ['Ratios: need a Berth row and at least one durable peer in the run.'];
-  const verdict = (met: boolean): string => (met ? 'met' : 'MISSED');
   const lines: string[] = [];
-  const bestW1 = peers
-    .map((peer) => ({ peer, value: okResult(peer, 'W1')?.messagesPerSecond }))
-    .filter((entry): entry is { peer: SystemRun; value: number } => entry.value !== undefined)
-    .sort((a, b) => b.value - a.value)[0];
-  const bestW2 = peers
-    .map((peer) => ({ peer, value: okResult(peer, 'W2')?.latency }))
-    .filter((entry): entry is { peer: SystemRun; value: NonNullable<WorkloadResult['latency']> } => entry.value !== undefined)
-    .sort((a, b) => a.value.p99Ms - b.value.p99Ms)[0];
-  const bestW3 = peers
-    .map((peer) => ({ peer, value: okResult(peer, 'W3')?.resources }))
-    .filter((entry): entry is { peer: SystemRun; value: NonNullable<WorkloadResult['resources']> } => entry.value !== undefined)
-    .sort((a, b) => a.value.rssPeakBytes - b.value.rssPeakBytes)[0];
+  const bestW1 = bestPeer(peers, (peer) => okResult(peer, 'W1')?.messagesPerSecond, (a, b) => b - a);
+  const bestW2 = bestPeer(peers, (peer) => okResult(peer, 'W2')?.latency, (a, b) => a.p99Ms - b.p99Ms);
+  const bestW3 = bestPeer(peers, (peer) => okResult(peer, 'W3')?.resources, (a, b) => a.rssPeakBytes - b.rssPeakBytes);
   // The raw loop with the smallest batches (10 records per fsync, the bench's batch size).
   const raw = [...run.rawDisk].sort((a, b) => a.recordsPerBatch - b.recordsPerBatch)[0];
   for (const berth of berthRows) {
@@ -239,16 +239,9 @@ export function clusterRatioLines(run: BenchRun): string[] {
   const berthRows = systems.filter((system) => system.isBerth);
   const peers = systems.filter((system) => !system.isBerth && system.fsyncPerAck);
   if (berthRows.length === 0 || peers.length === 0) return ['Cluster ratios: need a Berth cluster row and a durable cluster peer (rabbitmq-cluster) in the run.'];
-  const verdict = (met: boolean): string => (met ? 'met' : 'MISSED');
   const lines: string[] = [];
-  const bestW1 = peers
-    .map((peer) => ({ peer, value: okResult(peer, 'W1')?.messagesPerSecond }))
-    .filter((entry): entry is { peer: SystemRun; value: number } => entry.value !== undefined)
-    .sort((a, b) => b.value - a.value)[0];
-  const bestW2 = peers
-    .map((peer) => ({ peer, value: okResult(peer, 'W2')?.latency?.p99Ms }))
-    .filter((entry): entry is { peer: SystemRun; value: number } => entry.value !== undefined)
-    .sort((a, b) => a.value - b.value)[0];
+  const bestW1 = bestPeer(peers, (peer) => okResult(peer, 'W1')?.messagesPerSecond, (a, b) => b - a);
+  const bestW2 = bestPeer(peers, (peer) => okResult(peer, 'W2')?.latency?.p99Ms, (a, b) => a - b);
   for (const berth of berthRows) {
     const berthW1 = okResult(berth, 'W1')?.messagesPerSecond;
     if (berthW1 !== undefined && bestW1 !== undefined) {
