@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../core/clock.js';
 import { SimFileSystem } from '../testing/sim-filesystem.js';
+import { testPayload } from '../testing/test-payloads.js';
 import { queueConfigFromAttributes } from '../queue/config.js';
 import type { EnqueuePayload } from '../queue/records.js';
 import { PartitionRunner, type Delivery } from './partition.js';
@@ -30,16 +31,7 @@ async function openPrimary(): Promise<{ runner: PartitionRunner; clock: ManualCl
 }
 
 function payloads(clock: ManualClock, from: number, count: number): EnqueuePayload[] {
-  return Array.from({ length: count }, (_, index) => ({
-    messageId: `m-${from + index}`,
-    body: `body-${from + index}`,
-    attributes: {},
-    systemAttributes: {},
-    senderId: 'test',
-    sentTimestampMs: clock.nowMs(),
-    delaySeconds: 0,
-    replicaCount: 1,
-  }));
+  return Array.from({ length: count }, (_, index) => testPayload(clock, from + index));
 }
 
 /** Lets every pending callback and I/O completion run, a bounded number of turns (no time passes). */

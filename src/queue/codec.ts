@@ -21,7 +21,7 @@ const textDecoder = new TextDecoder('utf-8', { fatal: false });
 const utf8Slice = (Buffer.prototype as unknown as { utf8Slice?: (this: Uint8Array, start: number, end: number) => string }).utf8Slice;
 
 /** The UTF-8 text of bytes [start, end) of `bytes`. */
-export function decodeUtf8(bytes: Uint8Array, start: number, end: number): string {
+function decodeUtf8(bytes: Uint8Array, start: number, end: number): string {
   return utf8Slice !== undefined ? utf8Slice.call(bytes, start, end) : textDecoder.decode(bytes.subarray(start, end));
 }
 

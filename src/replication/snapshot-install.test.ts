@@ -7,6 +7,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../core/clock.js';
 import { SimFileSystem } from '../testing/sim-filesystem.js';
+import { testPayload } from '../testing/test-payloads.js';
 import { PartitionRunner, type PartitionRole } from '../broker/partition.js';
 import { queueConfigFromAttributes } from '../queue/config.js';
 import type { EnqueuePayload } from '../queue/records.js';
@@ -30,16 +31,7 @@ function openRunner(fs: SimFileSystem, clock: ManualClock, directory: string, ro
 }
 
 function payload(clock: ManualClock, index: number): EnqueuePayload {
-  return {
-    messageId: `m-${index}`,
-    body: `body-${index}-${'x'.repeat(400)}`,
-    attributes: {},
-    systemAttributes: {},
-    senderId: 'test',
-    sentTimestampMs: clock.nowMs(),
-    delaySeconds: 0,
-    replicaCount: 1,
-  };
+  return testPayload(clock, index, `body-${index}-${'x'.repeat(400)}`);
 }
 
 /** Every visible message's body (received with a long visibility timeout, not deleted). */

@@ -513,14 +513,7 @@ class SegmentedLog implements ReplicaLog {
       view.setUint32(indexHeaderBytes + i * indexEntryBytes + 4, segment.index.positions[i] ?? 0, true);
     }
     view.setUint32(8, crc32c(bytes.subarray(12)), true);
-    const handle = await this.fs.open(segment.indexPath, { create: true });
-    try {
-      await handle.truncate(0);
-      await handle.write(bytes, 0);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await writeAndSync(this.fs, segment.indexPath, bytes);
   }
 
   // ---------------------------------------------------------------- appending
