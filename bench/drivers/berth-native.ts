@@ -22,6 +22,37 @@ function urlOf(endpoint: Endpoint): string {
   return `berth://${endpoint.host}:${endpoint.port}`;
 }
 
+/**
+ * One consumer (a load worker) is one Berth client with one push subscription, however
+ * many lanes take from it: that is how the SDK is meant to be used (a stream is shared by
+ * any number of readers, its credit covers them all). A connection and a subscription per
+ * lane made the server write to 16 sockets where 4 carry the same deliveries.
+ */
+interface SharedStream {
+  key: string;
+  berth: Berth;
+  stream: MessageStream;
+  users: number;
+}
+
+/** Per worker thread: each load worker imports this module on its own. */
+const streams = new Map<string, Promise<SharedStream>>();
+
+async function sharedStream(endpoint: Endpoint, queue: QueueSpec): Promise<SharedStream> {
+  const key = `${urlOf(endpoint)} ${JSON.stringify(routingOf(endpoint))} ${queue.name}`;
+  let opening = streams.get(key);
+  if (opening === undefined) {
+    opening = (async () => {
+      const berth = await Berth.connect({ url: urlOf(endpoint), ...routingOf(endpoint) });
+      return { key, berth, stream: berth.consume(queue.name, { prefetch: 2_000 }), users: 0 };
+    })();
+    streams.set(key, opening);
+  }
+  const shared = await opening;
+  shared.users++;
+  return shared;
+}
+
 async function start(context: StartContext): Promise<RunningSystem> {
   const httpPort = await freePort();
   const nativePort = await freePort();
@@ -87,19 +118,24 @@ export const berthNativeDriver: Driver = {
   },
 
   async consumer(endpoint: Endpoint, queue: QueueSpec): Promise<Consumer> {
-    const berth = await Berth.connect({ url: urlOf(endpoint), ...routingOf(endpoint) });
-    const stream: MessageStream = berth.consume(queue.name, { prefetch: 2_000 });
+    const shared = await sharedStream(endpoint, queue);
+    let closed = false;
     return {
       async receive(maxMessages, waitMs) {
-        const messages = await stream.take(maxMessages, waitMs);
+        const messages = await shared.stream.take(maxMessages, waitMs);
         return messages.map((message) => ({ body: message.body, handle: message }));
       },
       async ack(deliveries) {
         // One ACK frame and one promise for the whole receive.
-        await stream.ackAll(deliveries.map((delivery) => delivery.handle as Message));
+        await shared.stream.ackAll(deliveries.map((delivery) => delivery.handle as Message));
       },
       async close() {
-        await berth.close();
+        if (closed) return;
+        closed = true;
+        if (--shared.users === 0) {
+          streams.delete(shared.key);
+          await shared.berth.close();
+        }
       },
     };
   },
