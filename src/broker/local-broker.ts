@@ -432,7 +432,7 @@ export class LocalBroker implements QueueService {
     for (const [index, partition] of queue.partitions.entries()) {
       const deliveries = await partition.receive({ maxMessages: maxMessages - taken.length, waitTimeSeconds: 0, visibilityTimeoutSeconds: 60, logicalQueueId: queue.logicalQueueId });
       for (const delivery of deliveries) {
-        const payload = { ...delivery.payload, deduplicationId: `${delivery.payload.messageId}-${delivery.sequenceNumber}` };
+        const payload = { ...delivery.payload, deduplicationId: `${delivery.payload.messageId}-${sequenceNumberOf(delivery.sequenceOffset)}` };
         taken.push({ payload, receiptHandle: receiptHandleOf(identity(queue), index, delivery) });
       }
       if (taken.length >= maxMessages) break;

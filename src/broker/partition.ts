@@ -96,8 +96,8 @@ export const defaultPartitionOptions: PartitionOptions = {
 
 export interface Delivery {
   offset: number;
-  /** SQS SequenceNumber (FIFO): fixed at enqueue, kept if the message is relocated. */
-  sequenceNumber: string;
+  /** Offset that fixes the SQS SequenceNumber (FIFO; `sequenceNumberOf`): kept if the message is relocated. */
+  sequenceOffset: number;
   receipt: Receipt;
   payload: EnqueuePayload;
   receiveCount: number;
@@ -558,7 +558,7 @@ export class PartitionRunner {
       if (payload === undefined) continue;
       deliveries.push({
         offset,
-        sequenceNumber: view.sequenceNumber,
+        sequenceOffset: view.sequenceOffset,
         receipt: { messageOffset: offset, receiveOffset: -1 },
         payload,
         receiveCount: view.receiveCount,
@@ -644,21 +644,39 @@ export class PartitionRunner {
     // More may be visible: the next waiting receiver tries now, so its receive record
     // joins this one's group commit instead of waiting for it.
     this.wakeOne(request.logicalQueueId ?? 0);
-    // Capture the state this receive produced before anything else can change it.
-    const picked: Array<Omit<Delivery, 'payload'>> = [];
-    for (const offset of plan.deliver) {
-      const view = this.machine.message(offset, undefined, request.logicalQueueId);
-      assert(view !== undefined && view.receipt !== undefined, () => `planned delivery of offset ${offset} has no receipt`);
-      picked.push({ offset, sequenceNumber: view.sequenceNumber, receipt: view.receipt, receiveCount: view.receiveCount, firstReceiveTimestampMs: view.firstReceiveTimestampMs });
+    // Capture the state this receive produced before anything else can change it: four
+    // numbers per message, no view objects (this is the hot path of every receive).
+    const logicalQueueId = request.logicalQueueId ?? 0;
+    const count = plan.deliver.length;
+    const captured = new Array<number>(count * 4);
+    let receivesEnd = 0;
+    for (let index = 0; index < count; index++) {
+      const offset = plan.deliver[index]!;
+      const entry = this.machine.entry(offset, logicalQueueId);
+      assert(entry !== undefined && entry.receiptOffset >= 0, () => `planned delivery of offset ${offset} has no receipt`);
+      captured[index * 4] = entry.sequenceOffset;
+      captured[index * 4 + 1] = entry.receiptOffset;
+      captured[index * 4 + 2] = entry.receiveCount;
+      captured[index * 4 + 3] = entry.firstReceiveTimestampMs;
+      // Wait for the receive records these deliveries come from (this one, or an earlier
+      // one a repeated ReceiveRequestAttemptId returns), not for whatever was appended since.
+      if (entry.receiptOffset >= receivesEnd) receivesEnd = entry.receiptOffset + 1;
     }
-    // Wait for the receive records these deliveries come from (this one, or an earlier one
-    // a repeated ReceiveRequestAttemptId returns), not for whatever was appended since.
-    const receivesEnd = Math.max(...picked.map((item) => item.receipt.receiveOffset)) + 1;
     await this.commit(receivesEnd, this.machine.config.replicaCount);
     const deliveries: Delivery[] = [];
-    for (const item of picked) {
-      const payload = await this.readEnqueuePayload(item.offset);
-      if (payload !== undefined) deliveries.push({ ...item, payload });
+    for (let index = 0; index < count; index++) {
+      const offset = plan.deliver[index]!;
+      const cached = this.cache.get(offset);
+      const payload = cached !== undefined ? decodeEnqueue(cached) : await this.readEnqueuePayload(offset);
+      if (payload === undefined) continue;
+      deliveries.push({
+        offset,
+        sequenceOffset: captured[index * 4]!,
+        receipt: { messageOffset: offset, receiveOffset: captured[index * 4 + 1]! },
+        payload,
+        receiveCount: captured[index * 4 + 2]!,
+        firstReceiveTimestampMs: captured[index * 4 + 3]!,
+      });
     }
     return deliveries;
   }

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { BerthError } from '../protocol/errors.js';
 import { queueConfigFromAttributes } from '../queue/config.js';
-import type { Receipt } from '../queue/machine.js';
+import { sequenceNumberOf, type Receipt } from '../queue/machine.js';
 import type { QueueConfig, ReceivedMessage } from '../queue/types.js';
 import type { Delivery } from './partition.js';
 import { decodeReceiptHandle, encodeReceiptHandle } from './receipt.js';
@@ -73,7 +73,7 @@ export function receivedMessage(queue: QueueIdentity, partition: number, deliver
   if (payload.groupId !== undefined) message.groupId = payload.groupId;
   if (queue.fifo) {
     if (payload.deduplicationId !== undefined) message.deduplicationId = payload.deduplicationId;
-    message.sequenceNumber = delivery.sequenceNumber;
+    message.sequenceNumber = sequenceNumberOf(delivery.sequenceOffset);
   }
   if (payload.deadLetterQueueSourceArn !== undefined) message.deadLetterQueueSourceArn = payload.deadLetterQueueSourceArn;
   return message;

@@ -724,6 +724,14 @@ export class QueueMachine {
 
   // ---------------------------------------------------------------- queries
 
+  /**
+   * The window entry of a message, for the receive hot path (`message` builds a view
+   * object). Read-only, and only until the next record is applied: copy what you need.
+   */
+  entry(offset: number, logicalQueueId = 0): Readonly<Pick<MessageEntry, 'sequenceOffset' | 'receiptOffset' | 'receiveCount' | 'firstReceiveTimestampMs'>> | undefined {
+    return this.logicalQueue(logicalQueueId)?.lookup(offset);
+  }
+
   message(offset: number, nowMs: number = this.lastAppliedTimestampMs, logicalQueueId = 0): MessageView | undefined {
     const entry = this.logicalQueue(logicalQueueId)?.lookup(offset);
     if (entry === undefined) return undefined;

@@ -179,7 +179,7 @@ export class BerthMetrics {
     this.requestErrors = new Counter({ name: 'berth_request_errors_total', help: 'API requests that failed, by action, queue and error code.', labelNames: ['action', 'queue', 'code'], registers });
     this.requestDuration = new Histogram({ name: 'berth_request_duration_seconds', help: 'API request latency by action (long polls included).', labelNames: ['action'], buckets: requestDurationBucketsSeconds, registers });
     this.messages = new Counter({ name: 'berth_messages_total', help: 'Messages sent, received and deleted, by queue.', labelNames: ['queue', 'kind'], registers });
-    this.endToEnd = new Histogram({ name: 'berth_message_end_to_end_seconds', help: 'Time from send to delete of a message.', labelNames: ['queue'], buckets: endToEndBucketsSeconds, registers });
+    this.endToEnd = new Histogram({ name: 'berth_message_end_to_end_seconds', help: 'Time from send to delete of a message (observed for one received message in 8).', labelNames: ['queue'], buckets: endToEndBucketsSeconds, registers });
     this.fsyncDuration = new Histogram({ name: 'berth_storage_fsync_seconds', help: 'Duration of one log fsync (one group commit).', labelNames: ['partition'], buckets: fsyncBucketsSeconds, registers });
     this.fsyncBatch = new Histogram({ name: 'berth_storage_fsync_batch_records', help: 'Records made durable by one fsync.', labelNames: ['partition'], buckets: fsyncBatchBuckets, registers });
     this.queueMessages = new Gauge({ name: 'berth_queue_messages', help: 'Messages in a queue by state (approximate, like SQS).', labelNames: ['queue', 'state'], registers });
