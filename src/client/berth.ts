@@ -388,10 +388,19 @@ function toWireEntry(message: SendMessageInput): WireSendEntry {
 
 const ackBatchMax = 1000;
 
+/** The acks of one tick's ackAll calls: one ACK frame, one outcome they all read their entries from. */
+interface AckGroup {
+  handles: string[];
+  outcome: Promise<Array<BerthClientError | null>>;
+  resolve: (results: Array<BerthClientError | null>) => void;
+  reject: (error: unknown) => void;
+}
+
 /** Collects acks issued in the same tick into one ACK frame; each ack resolves with its own outcome. */
 export class BatchAcker {
   private waiting: Array<{ handle: string; resolve: () => void; reject: (error: unknown) => void }> = [];
   private scheduled = false;
+  private group: AckGroup | undefined;
   private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
@@ -410,33 +419,71 @@ export class BatchAcker {
     });
   }
 
-  /** Settles the unsettled `messages` (all of this queue) now and acks them in frames of up to 1,000. */
+  /**
+   * Settles the unsettled `messages` (all of this queue) now and acks them with whatever
+   * other ackAll calls of this tick ack: one ACK frame of up to 1,000 for all of them (a
+   * consumer's concurrent readers then cost the server one delete record, not one each).
+   */
   ackAll(messages: readonly Message[]): Promise<void> {
-    const outcomes: Array<Promise<void>> = [];
-    let handles: string[] = [];
-    let settling: Message[] = [];
-    const sendChunk = (): void => {
-      const outcome = this.berth.ack(this.queue, handles);
-      this.track(outcome);
-      for (let index = 0; index < settling.length; index++) settling[index]!.settleInBatch(outcome, index);
-      const count = handles.length;
-      outcomes.push(outcome.then((results) => throwFirstFailure(results, count)));
-      handles = [];
-      settling = [];
+    const parts: Array<Promise<void>> = [];
+    let group: AckGroup | undefined;
+    let first = 0;
+    let count = 0;
+    const endPart = (): void => {
+      if (group === undefined || count === 0) return;
+      const from = first;
+      const length = count;
+      parts.push(group.outcome.then((results) => throwFirstFailure(results.slice(from, from + length), length)));
     };
     for (const message of messages) {
       if (message.settled) continue;
-      handles.push(message.receiptHandle);
-      settling.push(message);
-      if (handles.length === ackBatchMax) sendChunk();
+      if (group === undefined || group.handles.length === ackBatchMax) {
+        endPart();
+        group = this.openGroup();
+        first = group.handles.length;
+        count = 0;
+      }
+      message.settleInBatch(group.outcome, group.handles.length);
+      group.handles.push(message.receiptHandle);
+      count++;
     }
-    if (handles.length > 0) sendChunk();
-    return outcomes.length === 1 ? outcomes[0]! : Promise.all(outcomes).then(() => undefined);
+    endPart();
+    if (parts.length === 0) return Promise.resolve();
+    return parts.length === 1 ? parts[0]! : Promise.all(parts).then(() => undefined);
   }
 
   async flush(): Promise<void> {
+    if (this.group !== undefined) this.sendGroup();
     this.send();
     await Promise.allSettled([...this.inFlight]);
+  }
+
+  /** The group this tick's ackAll calls fill; a full one leaves now and a new one opens. */
+  private openGroup(): AckGroup {
+    if (this.group !== undefined && this.group.handles.length < ackBatchMax) return this.group;
+    if (this.group !== undefined) this.sendGroup();
+    let resolve!: (results: Array<BerthClientError | null>) => void;
+    let reject!: (error: unknown) => void;
+    const outcome = new Promise<Array<BerthClientError | null>>((resolveOutcome, rejectOutcome) => {
+      resolve = resolveOutcome;
+      reject = rejectOutcome;
+    });
+    // Settled messages read the outcome lazily; nobody may be listening when it fails.
+    outcome.catch(() => undefined);
+    const group: AckGroup = { handles: [], outcome, resolve, reject };
+    this.group = group;
+    setImmediate(() => {
+      if (this.group === group) this.sendGroup();
+    });
+    return group;
+  }
+
+  private sendGroup(): void {
+    const group = this.group!;
+    this.group = undefined;
+    const sending = this.berth.ack(this.queue, group.handles);
+    sending.then(group.resolve, group.reject);
+    this.track(sending);
   }
 
   /** close() waits for acks in flight. */
