@@ -644,20 +644,21 @@ export class PartitionRunner {
     // More may be visible: the next waiting receiver tries now, so its receive record
     // joins this one's group commit instead of waiting for it.
     this.wakeOne(request.logicalQueueId ?? 0);
-    // Capture the state this receive produced before anything else can change it: four
+    // Capture the state this receive produced before anything else can change it: five
     // numbers per message, no view objects (this is the hot path of every receive).
     const logicalQueueId = request.logicalQueueId ?? 0;
     const count = plan.deliver.length;
-    const captured = new Array<number>(count * 4);
+    const captured = new Array<number>(count * 5);
     let receivesEnd = 0;
     for (let index = 0; index < count; index++) {
       const offset = plan.deliver[index]!;
       const entry = this.machine.entry(offset, logicalQueueId);
       assert(entry !== undefined && entry.receiptOffset >= 0, () => `planned delivery of offset ${offset} has no receipt`);
-      captured[index * 4] = entry.sequenceOffset;
-      captured[index * 4 + 1] = entry.receiptOffset;
-      captured[index * 4 + 2] = entry.receiveCount;
-      captured[index * 4 + 3] = entry.firstReceiveTimestampMs;
+      captured[index * 5] = entry.sequenceOffset;
+      captured[index * 5 + 1] = entry.receiptOffset;
+      captured[index * 5 + 2] = entry.receiveCount;
+      captured[index * 5 + 3] = entry.firstReceiveTimestampMs;
+      captured[index * 5 + 4] = entry.offset;
       // Wait for the receive records these deliveries come from (this one, or an earlier
       // one a repeated ReceiveRequestAttemptId returns), not for whatever was appended since.
       if (entry.receiptOffset >= receivesEnd) receivesEnd = entry.receiptOffset + 1;
@@ -671,11 +672,11 @@ export class PartitionRunner {
       if (payload === undefined) continue;
       deliveries.push({
         offset,
-        sequenceOffset: captured[index * 4]!,
-        receipt: { messageOffset: offset, receiveOffset: captured[index * 4 + 1]! },
+        sequenceOffset: captured[index * 5]!,
+        receipt: { messageOffset: captured[index * 5 + 4]!, receiveOffset: captured[index * 5 + 1]! },
         payload,
-        receiveCount: captured[index * 4 + 2]!,
-        firstReceiveTimestampMs: captured[index * 4 + 3]!,
+        receiveCount: captured[index * 5 + 2]!,
+        firstReceiveTimestampMs: captured[index * 5 + 3]!,
       });
     }
     return deliveries;
