@@ -1,13 +1,15 @@
 // A subscriber that grants a huge credit and then stops reading its socket. The server
 // must stop pushing once the socket's unsent bytes pass its high-water mark: the messages
 // it leases to that subscriber stay a small fraction of what was sent, and its RSS does
-// not grow with the data pushed at it.
+// not grow with the data pushed at it. The stalled subscriber still sends heartbeats (its
+// process is alive, only its reading is stuck): without them the server's idle timeout
+// (15 s) closes it whenever the two rounds of sends take longer than that on a busy machine.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import { FrameDecoder, FrameType, encodeAuth, encodeSubscribe, type Frame } from '../src/api/native/wire.js';
+import { FrameDecoder, FrameType, encodeAuth, encodeEmpty, encodeSubscribe, type Frame } from '../src/api/native/wire.js';
 import { Berth } from '../src/client/index.js';
 import { freePort, startBerth, waitUntil, type BerthProcess } from './harness/server.js';
 
@@ -53,6 +55,8 @@ function stalledSubscriber(credit: number): Promise<net.Socket> {
         else if (frame.type === FrameType.Subscribed) {
           socket.off('data', onData);
           socket.pause();
+          const heartbeats = setInterval(() => socket.write(encodeEmpty(FrameType.Heartbeat, 0)), 2_000);
+          socket.on('close', () => clearInterval(heartbeats));
           resolve(socket);
           return;
         } else if (frame.type === FrameType.Error) {

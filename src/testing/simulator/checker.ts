@@ -207,8 +207,10 @@ export class SimChecker {
     }
     const known = this.messages.get(input.messageId);
     if (known !== undefined) {
-      // A deduplicated send: the first message is now acknowledged too.
+      // A deduplicated send (the first message is now acknowledged too), or a message a
+      // receive delivered before this answer arrived.
       known.acknowledged = true;
+      if (input.sequenceNumber !== undefined && !known.sequenceByQueue.has(input.queue)) known.sequenceByQueue.set(input.queue, input.sequenceNumber);
       return;
     }
     // With a deduplication id used before, the MessageId may be an earlier send's (whose
@@ -223,6 +225,15 @@ export class SimChecker {
     state.acknowledged = true;
     if (input.sequenceNumber !== undefined) state.sequenceByQueue.set(input.queue, input.sequenceNumber);
     this.bodies.set(input.body, input.messageId);
+  }
+
+  /**
+   * A send has started and not been answered yet: a receive may deliver its message before
+   * the send's answer arrives (the receive record commits after the enqueue record, so the
+   * message is durable; only the answer is still on its way).
+   */
+  sendInFlight(queue: string, body: string, startMs: number, startOperation: number): void {
+    this.pendingBodies.set(body, { queue, startMs, startOperation });
   }
 
   /** No answer, or a disk error: the message may exist. */

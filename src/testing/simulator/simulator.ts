@@ -423,6 +423,7 @@ class Simulation {
     const startMs = this.timeline.nowMs();
     const startOperation = this.operationCounter + 1;
     const reused = entries.map((entry) => this.checker.sendStarted(queue, fifo ? entry.deduplicationId : undefined));
+    for (const entry of entries) this.checker.sendInFlight(queue, entry.body, startMs, startOperation);
     const unknown = (entry: SendInput & { body: string }): void =>
       this.checker.sendUnknown(queue, entry.body, fifo ? entry.deduplicationId : undefined, startMs, startOperation);
     this.launch(
