@@ -102,6 +102,8 @@ export class NativeConnection {
   private requestsInFlight = 0;
   private readonly subscriptions = new Map<number, Subscription>();
   private lastReceivedMs: number;
+  /** A subscription with credit waits for the socket to drain (see onDrain). */
+  private waitingForDrain = false;
   private lastSentMs: number;
   private heartbeatTimer: TimerHandle | undefined;
   private handshakeTimer: TimerHandle | undefined;
@@ -361,6 +363,7 @@ export class NativeConnection {
   private async pushLoop(subscription: Subscription): Promise<void> {
     while (!subscription.stopped && this.state === 'open') {
       if (subscription.credit === 0 || this.output.writableLength > this.settings.writeHighWaterBytes) {
+        if (subscription.credit > 0) this.waitingForDrain = true;
         await new Promise<void>((resolve) => {
           subscription.wake = resolve;
         });
@@ -407,8 +410,15 @@ export class NativeConnection {
     }
   }
 
+  /**
+   * After every flush that left the socket below its high-water mark, and on 'drain':
+   * subscriptions wait here only when one held back for the socket (those out of credit
+   * wait for a CREDIT frame), so most flushes wake nobody.
+   */
   private onDrain(): void {
     this.updateReading();
+    if (!this.waitingForDrain) return;
+    this.waitingForDrain = false;
     for (const subscription of this.subscriptions.values()) subscription.wake?.();
   }
 
