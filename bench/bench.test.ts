@@ -281,3 +281,35 @@ describe('Cluster (W5) report', () => {
     }
   });
 });
+
+describe('W2 warm-up', () => {
+  test('a latency run first drains an unmeasured warm-up on the same queue, then measures only its own messages', async () => {
+    const { driverById } = await import('./drivers/registry.js');
+    const { runWorkload } = await import('./workloads.js');
+    const driver = driverById('berth-native');
+    const directory = mkdtempSync(join(tmpdir(), 'berth-bench-warmup-'));
+    const system = await driver.start({ directory, log: () => undefined });
+    try {
+      const phases: string[] = [];
+      const result = await runWorkload(
+        driver,
+        system,
+        { id: 'W2', messages: 300, ratePerSecond: 150, producers: 2, consumers: 1, consumerLanes: 2, batchSize: 10, inFlightPerProducer: 8, stallMs: 30_000, fillThenDrain: false },
+        (progress) => {
+          if (phases[phases.length - 1] !== progress.phase) phases.push(progress.phase);
+        },
+      );
+      assert.equal(result.status, 'ok', JSON.stringify(result));
+      // The warm-up ran before the measured pass and nothing of it reached the measured consumers.
+      const firstRunning = phases.indexOf('running');
+      assert.ok(phases.indexOf('warming up') !== -1 && phases.indexOf('warming up') < firstRunning, phases.join(' -> '));
+      assert.equal(result.messages, 300);
+      assert.equal(result.missing, 0);
+      assert.equal(result.duplicates, 0);
+      assert.ok(result.latency !== undefined);
+    } finally {
+      await system.stop();
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+});

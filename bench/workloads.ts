@@ -3,12 +3,13 @@
 // RSS and CPU and the load generator's CPU, detects stalls, and checks the outcome
 // (every sent message received: missing and duplicates counted; W4: order per group).
 //
-// Phases of a run: connecting (workers open their clients) -> running (W3: filling, then
-// draining) -> settling (stop flag raised, workers report) -> checked.
+// Phases of a run: [W2: an unmeasured warm-up pass on the same queue, see
+// latencyWarmUpSeconds] -> connecting (workers open their clients) -> running (W3: filling,
+// then draining) -> settling (stop flag raised, workers report) -> checked.
 
 import { Worker } from 'node:worker_threads';
 import hdr from 'hdr-histogram-js';
-import type { Driver, RunningSystem, WorkloadId } from './drivers/types.js';
+import type { Driver, QueueSpec, RunningSystem, WorkloadId } from './drivers/types.js';
 import { Counter, counterCount, type MainMessage, type ProducerPlan, type WorkerInput, type WorkerMessage, type WorkerResult } from './load-protocol.js';
 import { nowUs } from './message.js';
 import { processCpuMs, residentBytes } from './processes.js';
@@ -162,10 +163,33 @@ function summariseLatency(results: WorkerResult[]): LatencySummary | undefined {
   };
 }
 
+/**
+ * A W2 run starts with this many seconds of the same open-loop load on the same queue,
+ * unmeasured, for every system: the queue's leader is often a process (a cluster node) that
+ * has served nothing yet, and its first second (code not yet optimised, connections and
+ * buffers growing) built a backlog that the whole run's p99 then carried.
+ */
+export const latencyWarmUpSeconds = 3;
+
 export async function runWorkload(driver: Driver, system: RunningSystem, settings: WorkloadSettings, onProgress: (progress: Progress) => void): Promise<WorkloadResult> {
-  const total = settings.messages;
   const fifo = settings.groups !== undefined;
   const queue = await system.createQueue(`bench-${settings.id.toLowerCase()}-${++queueCounter}`, fifo);
+  if (settings.ratePerSecond !== undefined) {
+    const warmUpMessages = Math.min(settings.messages, Math.ceil(settings.ratePerSecond * latencyWarmUpSeconds));
+    const warmUp = await runPhase(driver, system, queue, { ...settings, messages: warmUpMessages }, (progress) => onProgress({ ...progress, phase: 'warming up' }));
+    // Every warm-up message must be received and deleted before the measured run: one left
+    // over would be delivered to the measured consumers as a duplicate of an id they expect.
+    if (warmUp.status !== 'ok') {
+      return { ...warmUp, status: warmUp.status === 'FAILED' ? 'FAILED' : 'error', note: `warm-up: ${warmUp.note ?? warmUp.status}` };
+    }
+  }
+  return await runPhase(driver, system, queue, settings, onProgress);
+}
+
+/** One measured pass of `settings` over `queue`: workers start, run, report and stop. */
+async function runPhase(driver: Driver, system: RunningSystem, queue: QueueSpec, settings: WorkloadSettings, onProgress: (progress: Progress) => void): Promise<WorkloadResult> {
+  const total = settings.messages;
+  const fifo = settings.groups !== undefined;
   const countersBuffer = new SharedArrayBuffer(counterCount * Int32Array.BYTES_PER_ELEMENT);
   const counters = new Int32Array(countersBuffer);
   const receivedCounts = new SharedArrayBuffer(total);
