@@ -85,6 +85,11 @@ export function berthNodeArguments(): string[] {
   return ['--max-semi-space-size=64', ...(directory === undefined || directory === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${directory}`])];
 }
 
+/** Environment of a Berth server: the fixed glibc mmap threshold bin/berth.js's shebang sets (see there). */
+export function berthEnvironment(): NodeJS.ProcessEnv {
+  return { ...process.env, MALLOC_MMAP_THRESHOLD_: '131072' };
+}
+
 export function launch(command: string, args: string[], options: LaunchOptions): Launched {
   installExitHook();
   const logPath = join(options.directory, `${options.name}.log`);

@@ -16,7 +16,7 @@
 import { Agent } from 'node:http';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { berthNodeArguments, freePort, launch, logTail, stopLaunched, waitUntil, type Launched } from '../processes.js';
+import { berthEnvironment, berthNodeArguments, freePort, launch, logTail, stopLaunched, waitUntil, type Launched } from '../processes.js';
 import { berthNativeDriver } from './berth-native.js';
 import { berthSqsDriver, sqsCall } from './berth-sqs.js';
 import { nodeEndpointFor, nodeEndpointsExtra } from './cluster.js';
@@ -104,7 +104,7 @@ async function launchNode(context: StartContext, index: number, etcdUrl: string)
       '--default-partition-count', String(partitionCount()),
       '--log-level', 'warn',
     ],
-    { directory: context.directory, name: `berth-${id}`, cwd: projectRoot },
+    { directory: context.directory, name: `berth-${id}`, cwd: projectRoot, env: berthEnvironment() },
   );
   return { id, httpPort, nativePort, launched };
 }

@@ -6,7 +6,7 @@
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Berth, type Message, type MessageStream } from '../../src/client/index.js';
-import { berthNodeArguments, freePort, launch, logTail, stopLaunched, waitUntil } from '../processes.js';
+import { berthEnvironment, berthNodeArguments, freePort, launch, logTail, stopLaunched, waitUntil } from '../processes.js';
 import type { Consumer, Driver, Endpoint, Producer, QueueSpec, RunningSystem, StartContext } from './types.js';
 
 /** The project root: dist/bench/drivers/berth-native.js -> three levels up. */
@@ -60,7 +60,7 @@ async function start(context: StartContext): Promise<RunningSystem> {
   const launched = launch(
     process.execPath,
     [...berthNodeArguments(), join(projectRoot, 'bin', 'berth.js'), 'serve', '--host', '127.0.0.1', '--port', String(httpPort), '--native-port', String(nativePort), '--data-dir', dataDirectory, '--log-level', 'warn'],
-    { directory: context.directory, name: 'berth-native', cwd: projectRoot },
+    { directory: context.directory, name: 'berth-native', cwd: projectRoot, env: berthEnvironment() },
   );
   const endpoint: Endpoint = { host: '127.0.0.1', port: nativePort, extra: { httpPort } };
   let admin: Berth | undefined;

@@ -13,7 +13,7 @@ import { Agent, request } from 'node:http';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
-import { berthNodeArguments, freePort, launch, logTail, stopLaunched, waitUntil } from '../processes.js';
+import { berthEnvironment, berthNodeArguments, freePort, launch, logTail, stopLaunched, waitUntil } from '../processes.js';
 import type { Consumer, Driver, Endpoint, OutgoingMessage, Producer, QueueSpec, RunningSystem, StartContext } from './types.js';
 
 /** The project root: dist/bench/drivers/berth-sqs.js -> three levels up. */
@@ -97,6 +97,7 @@ async function startBerth(context: StartContext): Promise<RunningSystem> {
     directory: context.directory,
     name: 'berth',
     cwd: projectRoot,
+    env: berthEnvironment(),
   });
   const endpoint: Endpoint = { host: '127.0.0.1', port };
   const agent = new Agent({ keepAlive: true, maxSockets: 4 });

@@ -50,3 +50,36 @@ test('deleteFrom forgets every payload at or above the cut and keeps the rest', 
   assert.equal(cache.get(5), undefined);
   assert.equal(cache.sizeBytes, 30);
 });
+
+test('the eviction queue stays bounded by the live entries when entries are deleted rather than evicted', () => {
+  // A consumer keeping up: every cached payload is deleted soon after it is put, so the byte
+  // bound is never reached and nothing is evicted.
+  const cache = new RecordCache(1024 * 1024);
+  const payload = new Uint8Array(100);
+  for (let offset = 0; offset < 200_000; offset++) {
+    cache.put(offset, payload);
+    if (offset >= 10) cache.delete(offset - 10);
+  }
+  assert.equal(cache.sizeBytes, 10 * 100);
+  assert.ok(cache.orderLength <= 2 * 10 + 4096 + 1, `eviction queue holds ${cache.orderLength} offsets for 10 live entries`);
+  for (let offset = 199_990; offset < 200_000; offset++) assert.ok(cache.get(offset), `offset ${offset} should be cached`);
+});
+
+test('after the eviction queue was compacted, eviction still takes the oldest live entry first', () => {
+  const cache = new RecordCache(3 * 100);
+  cache.put(1, new Uint8Array(100));
+  for (let offset = 10; offset < 10_000; offset++) {
+    cache.put(offset, new Uint8Array(100));
+    cache.delete(offset);
+  }
+  assert.ok(cache.orderLength < 5000, 'the stale offsets were compacted away');
+  cache.put(2, new Uint8Array(100));
+  cache.put(3, new Uint8Array(100));
+  assert.ok(cache.get(1) && cache.get(2) && cache.get(3));
+  cache.put(4, new Uint8Array(100));
+  assert.equal(cache.get(1), undefined, 'offset 1 is the oldest live entry');
+  cache.put(5, new Uint8Array(100));
+  assert.equal(cache.get(2), undefined, 'then offset 2');
+  assert.ok(cache.get(3) && cache.get(4) && cache.get(5));
+  assert.equal(cache.sizeBytes, 300);
+});

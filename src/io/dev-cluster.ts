@@ -63,12 +63,12 @@ export async function runDevCluster(options: DevClusterOptions): Promise<void> {
       // Native ports sit 100 above the HTTP ones (9424, 9425, ... by default).
       const nativePort = options.basePort === 0 ? await freePort() : options.basePort + 100 + index - 1;
       const nodePeerPort = await freePort();
-      // The young-generation size bin/berth.js's shebang asks for (see there).
+      // The young-generation size and glibc mmap threshold bin/berth.js's shebang asks for (see there).
       const child = spawn(process.execPath, [
         '--max-semi-space-size=64', options.berthBin, 'serve', '--port', String(port), '--native-port', String(nativePort), '--data-dir', path.join(root, `n${index}`),
         '--node-id', `n${index}`, '--etcd', etcdUrl, '--peer-port', String(nodePeerPort), '--zone', `zone-${index}`,
         '--default-replica-count', String(options.replicaCount), '--default-partition-count', String(options.partitionCount), '--log-level', 'warn',
-      ], { stdio: ['ignore', 'inherit', 'inherit'] });
+      ], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '131072' } });
       children.push(child);
       endpoints.push(`http://127.0.0.1:${port}`);
       nativeUrls.push(`berth://127.0.0.1:${nativePort}`);

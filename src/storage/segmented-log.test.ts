@@ -12,7 +12,7 @@ import { SeededRandom } from '../core/random.js';
 import { BerthError } from '../protocol/errors.js';
 import { NodeFileSystem } from '../io/node-filesystem.js';
 import { SimFileSystem } from '../testing/sim-filesystem.js';
-import { openPartitionLog, segmentFileName, indexFileName } from './segmented-log.js';
+import { openPartitionLog, segmentFileName, indexFileName, indexEntriesInMemoryOf } from './segmented-log.js';
 import { StorageCorruptionError } from './errors.js';
 import type { LogRecord, PartitionLogOptions, ReplicaLog } from './types.js';
 
@@ -133,6 +133,45 @@ for (const [kind, makeHarness] of Object.entries(harnesses)) {
       const again = await openPartitionLog(fs, directory, small);
       assert.equal(again.recovery.segmentsScanned, 1, 'the rewritten indexes are trusted');
       await again.close();
+    });
+
+    test('sealed segments keep their sparse index in memory only while recently used: memory stays bounded as the log grows', async () => {
+      const { fs, directory } = makeHarness();
+      const options = { ...small, segmentBytesMax: 8 * 1024, indexIntervalBytes: 256 };
+      // Every segment holds at most segmentBytesMax / indexIntervalBytes + 1 entries; the
+      // active segment, one being sealed and at most 4 recently used sealed ones are in memory.
+      const perSegmentMax = 8 * 1024 / 256 + 1;
+      const bound = 6 * perSegmentMax;
+      const log = await openPartitionLog(fs, directory, options);
+      await appendMany(log, 4000);
+      const segments = (await fs.list(directory)).filter((name) => name.endsWith('.log')).length;
+      assert.ok(segments > 50, `expected many segments, got ${segments}`);
+      assert.ok(indexEntriesInMemoryOf(log) <= bound, `${indexEntriesInMemoryOf(log)} index entries in memory for ${segments} segments (bound ${bound})`);
+      const random = new SeededRandom(7);
+      for (let i = 0; i < 300; i++) {
+        const offset = random.int(4000);
+        checkRecord(await log.readOne(offset), offset);
+      }
+      (await readAll(log, 0)).forEach((record, i) => checkRecord(record, i));
+      assert.ok(indexEntriesInMemoryOf(log) <= bound, `${indexEntriesInMemoryOf(log)} index entries in memory after reads (bound ${bound})`);
+      // A dropped index whose file is gone is rebuilt by scanning its segment.
+      await fs.remove(`${directory}/${indexFileName(0)}`);
+      checkRecord(await log.readOne(5), 5);
+      // Truncating inside a sealed segment whose index was dropped makes it the active one again.
+      await log.truncateFrom(1234);
+      assert.equal(log.endOffset, 1234);
+      await appendMany(log, 100);
+      (await readAll(log, 1100)).forEach((record, i) => checkRecord(record, 1100 + i));
+      await log.close();
+
+      const reopened = await openPartitionLog(fs, directory, options);
+      assert.equal(reopened.endOffset, 1334);
+      assert.ok(indexEntriesInMemoryOf(reopened) <= bound, `${indexEntriesInMemoryOf(reopened)} index entries in memory after recovery (bound ${bound})`);
+      for (let i = 0; i < 100; i++) {
+        const offset = random.int(1334);
+        checkRecord(await reopened.readOne(offset), offset);
+      }
+      await reopened.close();
     });
 
     test('read returns durable records only', async () => {

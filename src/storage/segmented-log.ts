@@ -14,7 +14,11 @@
 //   active    the last segment; appends go here. Rolled (a new active segment is assigned)
 //             by append() when the next record would pass segmentBytesMax
 //   sealing   rolled, but the flusher has not yet fsynced its last bytes and written its index
-//   sealed    complete and fsynced, index file written and fsynced; may be deleted by deleteBelow
+//   sealed    complete and fsynced, index file written and fsynced; may be deleted by deleteBelow.
+//             Its sparse index lives in memory only while it is among the last
+//             sealedIndexesInMemoryMax sealed segments a read used (or that were sealed);
+//             otherwise it is re-read from its index file when a read needs it, so the
+//             memory of the indexes does not grow with the backlog on disk
 //   deleted   removed by deleteBelow (its handle closes when the last reader leaves)
 // A new segment's file is created by the flusher, after the previous one is sealed, and
 // the directory is fsynced before any record in it is reported durable.
@@ -82,6 +86,8 @@ const batchBufferBytesMin = 64 * 1024;
 const cursorCacheEntriesMax = 32;
 const readCacheEntriesMax = 4;
 const readOneBytes = 16 * 1024;
+/** Sealed segments whose sparse index stays in memory (most recently used); the rest are read from their index files on demand. */
+const sealedIndexesInMemoryMax = 4;
 
 /**
  * Checkpoint file: u32 magic, u16 version, u16 0, u32 crc32c (of bytes 12..end), u32 epoch
@@ -163,7 +169,10 @@ interface Segment {
   bytesAssigned: number;
   /** Bytes [0, durableBytes) are written and fsynced: the only bytes reads look at. */
   durableBytes: number;
-  index: SparseIndex;
+  /** Undefined only for a sealed segment whose index was dropped from memory (its index file has it). */
+  index: SparseIndex | undefined;
+  /** A read of the dropped index from its file, in progress (concurrent readers share it). */
+  indexLoading: Promise<SparseIndex> | undefined;
   /** The file exists on disk and its directory entry was fsynced. */
   created: boolean;
   /** No more appends go here (a later segment exists). */
@@ -243,6 +252,12 @@ function validateOptions(options: PartitionLogOptions): PartitionLogOptions {
   return options;
 }
 
+/** Sparse index entries a log holds in memory (tests: they stay bounded whatever the log's size). */
+export function indexEntriesInMemoryOf(log: ReplicaLog): number {
+  assert(log instanceof SegmentedLog, 'not a segmented log');
+  return log.indexEntriesInMemory;
+}
+
 class SegmentedLog implements ReplicaLog {
   recovery: RecoveryReport = { segmentsScanned: 0, recordsScanned: 0, tornTailBytesTruncated: 0, endOffset: 0, durationMs: 0 };
   readonly stats: GroupCommitStats = { batches: 0, records: 0, bytes: 0, lastBatchRecords: 0, fsyncMsTotal: 0 };
@@ -280,6 +295,8 @@ class SegmentedLog implements ReplicaLog {
 
   private readonly cursors = new Map<number, Cursor>();
   private readCache: ReadCacheEntry[] = [];
+  /** Sealed segments whose index is in memory, least recently used first (at most sealedIndexesInMemoryMax). */
+  private sealedIndexed: Segment[] = [];
 
   constructor(
     private readonly fs: FileSystem,
@@ -389,6 +406,7 @@ class SegmentedLog implements ReplicaLog {
         segment.sealed = true;
       }
       this.segments.push(segment);
+      if (segment.sealed) this.keepIndexInMemory(segment);
       expectedBase = segment.endOffset;
     }
     if (directoryChanged) await this.fs.syncDirectory(this.directory);
@@ -404,6 +422,8 @@ class SegmentedLog implements ReplicaLog {
   /** Reads every record of a segment, verifying length, checksum and offset, and builds its sparse index. */
   private async scanSegment(handle: FileHandle, segment: Segment, size: number): Promise<ScanResult> {
     const chunkBytes = Math.max(this.options.readAheadBytes, 4 * 1024 * 1024);
+    const index = new SparseIndex(this.options.indexIntervalBytes);
+    segment.index = index;
     let position = 0;
     let expected = segment.baseOffset;
     let records = 0;
@@ -429,7 +449,7 @@ class SegmentedLog implements ReplicaLog {
           return { endOffset: expected, validBytes: position + local, records,
             bad: { position: position + local, reason: `record has offset ${result.offset} where ${expected} was expected` } };
         }
-        segment.index.offer(expected - segment.baseOffset, position + local);
+        index.offer(expected - segment.baseOffset, position + local);
         expected++;
         records++;
         local += result.length;
@@ -460,6 +480,17 @@ class SegmentedLog implements ReplicaLog {
 
   /** Loads a sealed segment's index file; false (scan instead) when absent, damaged or stale. */
   private async loadIndex(segment: Segment, segmentSize: number): Promise<boolean> {
+    const loaded = await this.readIndexFile(segment, segmentSize);
+    if (loaded === undefined) return false;
+    segment.index = loaded.index;
+    segment.endOffset = loaded.endOffset;
+    segment.bytesAssigned = segmentSize;
+    segment.durableBytes = segmentSize;
+    return true;
+  }
+
+  /** A sealed segment's index file, checked against the segment; undefined when absent, damaged or stale. */
+  private async readIndexFile(segment: Segment, segmentSize: number): Promise<{ index: SparseIndex; endOffset: number } | undefined> {
     let bytes: Uint8Array;
     try {
       const handle = await this.fs.open(segment.indexPath, { create: false });
@@ -469,18 +500,18 @@ class SegmentedLog implements ReplicaLog {
         await handle.close();
       }
     } catch {
-      return false;
+      return undefined;
     }
-    if (bytes.length < indexHeaderBytes) return false;
+    if (bytes.length < indexHeaderBytes) return undefined;
     const view = viewOf(bytes);
-    if (view.getUint32(0, true) !== indexMagic || view.getUint16(4, true) !== indexVersion) return false;
+    if (view.getUint32(0, true) !== indexMagic || view.getUint16(4, true) !== indexVersion) return undefined;
     const count = view.getUint32(12, true);
-    if (bytes.length !== indexHeaderBytes + count * indexEntryBytes || count === 0) return false;
-    if (view.getUint32(8, true) !== crc32c(bytes.subarray(12))) return false;
+    if (bytes.length !== indexHeaderBytes + count * indexEntryBytes || count === 0) return undefined;
+    if (view.getUint32(8, true) !== crc32c(bytes.subarray(12))) return undefined;
     const baseOffset = getUint64(view, 16);
     const endOffset = getUint64(view, 24);
     const segmentBytes = getUint64(view, 32);
-    if (baseOffset !== segment.baseOffset || segmentBytes !== segmentSize || endOffset <= baseOffset) return false;
+    if (baseOffset !== segment.baseOffset || segmentBytes !== segmentSize || endOffset <= baseOffset) return undefined;
     const index = new SparseIndex(this.options.indexIntervalBytes);
     index.relativeOffsets = new Uint32Array(count);
     index.positions = new Uint32Array(count);
@@ -489,17 +520,73 @@ class SegmentedLog implements ReplicaLog {
       index.positions[i] = view.getUint32(indexHeaderBytes + i * indexEntryBytes + 4, true);
     }
     index.count = count;
-    if (index.relativeOffsets[0] !== 0 || index.positions[0] !== 0) return false;
-    segment.index = index;
-    segment.endOffset = endOffset;
-    segment.bytesAssigned = segmentSize;
-    segment.durableBytes = segmentSize;
-    return true;
+    if (index.relativeOffsets[0] !== 0 || index.positions[0] !== 0) return undefined;
+    return { index, endOffset };
+  }
+
+  /**
+   * A segment's sparse index: in memory, or (a sealed segment whose index was dropped) read
+   * again from its index file; a missing or damaged file is rebuilt by scanning the segment.
+   */
+  private async indexFor(segment: Segment): Promise<SparseIndex> {
+    if (segment.index !== undefined) {
+      if (segment.sealed) this.keepIndexInMemory(segment);
+      return segment.index;
+    }
+    assert(segment.sealed, () => `segment ${segment.path} has no index and is not sealed`);
+    segment.indexLoading ??= (async () => {
+      try {
+        const loaded = await this.readIndexFile(segment, segment.durableBytes);
+        if (loaded !== undefined && loaded.endOffset === segment.endOffset) return loaded.index;
+        const handle = await this.handleFor(segment);
+        const scan = await this.scanSegment(handle, segment, segment.durableBytes);
+        if (scan.bad !== undefined || scan.endOffset !== segment.endOffset) {
+          throw new StorageCorruptionError(segment.path, scan.validBytes, scan.bad?.reason ?? `sealed segment ends at offset ${scan.endOffset}, not ${segment.endOffset}`);
+        }
+        return segment.index!;
+      } finally {
+        segment.indexLoading = undefined;
+      }
+    })();
+    const index = await segment.indexLoading;
+    if (segment.sealed && !segment.deleted) {
+      segment.index = index;
+      this.keepIndexInMemory(segment);
+    }
+    return index;
+  }
+
+  /** Marks a sealed segment's in-memory index as most recently used and drops the least recently used beyond the bound. */
+  private keepIndexInMemory(segment: Segment): void {
+    const indexed = this.sealedIndexed;
+    const at = indexed.lastIndexOf(segment);
+    if (at === indexed.length - 1 && at >= 0) return;
+    if (at >= 0) indexed.splice(at, 1);
+    indexed.push(segment);
+    while (indexed.length > sealedIndexesInMemoryMax) {
+      const dropped = indexed.shift()!;
+      if (dropped.sealed) dropped.index = undefined;
+    }
+  }
+
+  /** The segment's index stays in memory for good (it is about to grow again: truncateFrom), or the segment is gone. */
+  private releaseIndexSlot(segment: Segment): void {
+    const at = this.sealedIndexed.indexOf(segment);
+    if (at >= 0) this.sealedIndexed.splice(at, 1);
+  }
+
+  /** Sparse index entries held in memory over all segments (tests: bounded by the active segment and sealedIndexesInMemoryMax sealed ones). */
+  get indexEntriesInMemory(): number {
+    let entries = 0;
+    for (const segment of this.segments) entries += segment.index?.count ?? 0;
+    return entries;
   }
 
   /** Writes and fsyncs a sealed segment's index file (the caller fsyncs the directory). */
   private async writeIndex(segment: Segment): Promise<void> {
-    const count = segment.index.count;
+    const index = segment.index;
+    assert(index !== undefined, () => `segment ${segment.path} has no index to write`);
+    const count = index.count;
     const bytes = new Uint8Array(indexHeaderBytes + count * indexEntryBytes);
     const view = viewOf(bytes);
     view.setUint32(0, indexMagic, true);
@@ -509,8 +596,8 @@ class SegmentedLog implements ReplicaLog {
     setUint64(view, 24, segment.endOffset);
     setUint64(view, 32, segment.bytesAssigned);
     for (let i = 0; i < count; i++) {
-      view.setUint32(indexHeaderBytes + i * indexEntryBytes, segment.index.relativeOffsets[i] ?? 0, true);
-      view.setUint32(indexHeaderBytes + i * indexEntryBytes + 4, segment.index.positions[i] ?? 0, true);
+      view.setUint32(indexHeaderBytes + i * indexEntryBytes, index.relativeOffsets[i] ?? 0, true);
+      view.setUint32(indexHeaderBytes + i * indexEntryBytes + 4, index.positions[i] ?? 0, true);
     }
     view.setUint32(8, crc32c(bytes.subarray(12)), true);
     await writeAndSync(this.fs, segment.indexPath, bytes);
@@ -543,6 +630,7 @@ class SegmentedLog implements ReplicaLog {
     }
     const chunk = this.chunkFor(segment, length);
     encodeRecordInto(chunk.buffer, chunk.view, chunk.bytes, offset, type, epoch, timestampMs, payload, leafHash);
+    assert(segment.index !== undefined, 'the active segment has its index in memory');
     segment.index.offer(offset - segment.baseOffset, segment.bytesAssigned);
     segment.bytesAssigned += length;
     segment.endOffset = offset + 1;
@@ -671,6 +759,7 @@ class SegmentedLog implements ReplicaLog {
           'the flusher moved on from a segment that is not complete and durable');
         await this.writeIndex(previous);
         previous.sealed = true;
+        this.keepIndexInMemory(previous);
         segment.handle = await this.fs.open(segment.path, { create: true });
         // One directory fsync makes both the index and the new segment's entry durable.
         await this.fs.syncDirectory(this.directory);
@@ -851,20 +940,20 @@ class SegmentedLog implements ReplicaLog {
     const cached = this.cursors.get(offset);
     if (cached !== undefined && !cached.segment.deleted && offset < cached.segment.endOffset) return cached;
     const segment = this.segmentFor(offset);
-    const entry = segment.index.floor(offset - segment.baseOffset);
-    let position = entry.position;
-    let current = segment.baseOffset + entry.relativeOffset;
     segment.readers++;
     try {
+      const entry = (await this.indexFor(segment)).floor(offset - segment.baseOffset);
+      let position = entry.position;
+      let current = segment.baseOffset + entry.relativeOffset;
       while (current < offset) {
         const { bytes, view, local } = await this.fetch(segment, position, readOneBytes);
         position += this.checkAt(segment, bytes, view, local, position, current);
         current++;
       }
+      return { segment, position };
     } finally {
       this.leave(segment);
     }
-    return { segment, position };
   }
 
   /**
@@ -961,6 +1050,7 @@ class SegmentedLog implements ReplicaLog {
         if (first === undefined || !first.sealed || first.endOffset > offset) break;
         this.segments.shift();
         first.deleted = true;
+        this.releaseIndexSlot(first);
         await this.fs.remove(first.path);
         await this.fs.remove(first.indexPath);
         // One directory fsync per segment: removals become durable front to back, so a
@@ -990,6 +1080,7 @@ class SegmentedLog implements ReplicaLog {
         const keep = this.segmentFor(offset);
         const keepIndex = this.segments.indexOf(keep);
         const cursor = await this.locate(offset);
+        const keepIndexEntries = await this.indexFor(keep);
         // Later segments go first, last to first, and durably, before `keep` is cut: a crash
         // part way leaves a dense prefix of the log, never a cut segment followed by old ones.
         const later = this.segments.splice(keepIndex + 1).reverse();
@@ -999,10 +1090,14 @@ class SegmentedLog implements ReplicaLog {
           await this.fs.remove(segment.path);
           if (segment.readers === 0) await this.closeHandle(segment);
         }
+        for (const segment of later) this.releaseIndexSlot(segment);
         if (keep.sealed || keep.rolled) {
-          await this.fs.remove(keep.indexPath);
+          // Its index becomes the active segment's again: held in memory, not in the bound.
+          keep.index = keepIndexEntries;
+          this.releaseIndexSlot(keep);
           keep.sealed = false;
           keep.rolled = false;
+          await this.fs.remove(keep.indexPath);
         }
         await this.fs.syncDirectory(this.directory);
         const handle = await this.handleFor(keep);
@@ -1011,7 +1106,7 @@ class SegmentedLog implements ReplicaLog {
         keep.endOffset = offset;
         keep.bytesAssigned = cursor.position;
         keep.durableBytes = cursor.position;
-        keep.index.truncate(offset - keep.baseOffset);
+        keepIndexEntries.truncate(offset - keep.baseOffset);
         this.writeSegment = keep;
         this.endOffset = offset;
         this.durableEndOffset = offset;
@@ -1045,6 +1140,7 @@ class SegmentedLog implements ReplicaLog {
         await this.writeFileDurably(resetTemporaryName, resetNameOf(offset), encodeCheckpoint(checkpoint.offset, checkpoint.state, checkpoint.lastEpoch));
         const old = this.segments;
         this.segments = [];
+        this.sealedIndexed = [];
         for (const segment of old) {
           segment.deleted = true;
           if (segment.readers === 0) await this.closeHandle(segment);
@@ -1210,6 +1306,7 @@ class SegmentedLog implements ReplicaLog {
       bytesAssigned: 0,
       durableBytes: 0,
       index: new SparseIndex(this.options.indexIntervalBytes),
+      indexLoading: undefined,
       created: false,
       rolled: false,
       sealed: false,
