@@ -94,6 +94,30 @@ describe('Berth SDK against berth serve (open mode)', () => {
     await stream.close();
   });
 
+  test('concurrent take() readers of one stream see a FIFO group in order: each take gets a run of consecutive messages', async () => {
+    const queue = uniqueName('take-fifo', true);
+    await berth.createQueue(queue);
+    const total = 200;
+    const stream = berth.consume(queue, { prefetch: 100, adaptivePrefetch: false });
+    const seen: number[] = [];
+    // Four readers wait before anything is sent, so one delivery (many messages of the one
+    // group) finds them all waiting; each processes what it took before taking again.
+    const readers = Array.from({ length: 4 }, async () => {
+      while (seen.length < total) {
+        const messages = await stream.take(10, 2_000);
+        for (const message of messages) seen.push(Number(message.body));
+        await stream.ackAll(messages);
+      }
+    });
+    for (let from = 0; from < total; from += 10) {
+      const results = await berth.send(queue, Array.from({ length: 10 }, (_, index) => ({ body: String(from + index), groupId: 'g', deduplicationId: `d${from + index}` })));
+      assert.ok(results.every((result) => !(result instanceof Error)));
+    }
+    await Promise.all(readers);
+    assert.deepEqual(seen, Array.from({ length: total }, (_, index) => index), 'processed in send order');
+    await stream.close();
+  });
+
   test('FIFO queue: each group is delivered in send order, sequence numbers increase', async () => {
     const queue = uniqueName('ordered', true);
     await berth.createQueue(queue);

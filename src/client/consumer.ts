@@ -49,12 +49,17 @@ export type MessageHandler = (message: Message) => Promise<void> | void;
 
 type StreamState = 'subscribing' | 'active' | 'closing' | 'closed' | 'failed';
 
-/** A next() or take() waiting for a message; a take also has a deadline and ends empty at it. */
+/**
+ * A next() or take() waiting for a message; a take also has a deadline and ends empty at
+ * it, and is answered with up to `takeMax` messages in a row (see serveReaders).
+ */
 interface Reader {
   resolve: (result: IteratorResult<Message>) => void;
   reject: (error: unknown) => void;
   deadlineMs?: number;
   expire?: () => void;
+  takeMax?: number;
+  resolveTake?: (messages: Message[]) => void;
 }
 
 const sampleIntervalMs = 250;
@@ -148,16 +153,18 @@ export class MessageStream implements AsyncIterable<Message> {
       if (this.state === 'failed') throw this.failure;
       if (this.state === 'closing' || this.state === 'closed') return [];
       if (this.outstandingCredit === 0) this.starved = true;
-      const first = await new Promise<IteratorResult<Message> | undefined>((resolve, reject) => {
+      return await new Promise<Message[]>((resolve, reject) => {
         const deadlineMs = Date.now() + waitMs;
-        this.readers.push({ resolve, reject, deadlineMs, expire: () => resolve(undefined) });
+        this.readers.push({
+          resolve: (result) => resolve(result.done === true ? [] : [result.value]),
+          reject,
+          deadlineMs,
+          expire: () => resolve([]),
+          takeMax: maxMessages,
+          resolveTake: resolve,
+        });
         this.armTakeTimer(deadlineMs);
       });
-      if (first === undefined || first.done === true) return [];
-      const taken = [first.value];
-      while (taken.length < maxMessages && this.buffer.length > 0) taken.push(this.takeBuffered());
-      this.grant();
-      return taken;
     }
     const taken: Message[] = [];
     while (taken.length < maxMessages && this.buffer.length > 0) taken.push(this.takeBuffered());
@@ -305,15 +312,31 @@ export class MessageStream implements AsyncIterable<Message> {
     for (const wire of wires) {
       const message = this.berth.message(this.queue, wire, this.visibilityTimeoutSeconds, receivedAtMs);
       message.onSettled = this.settledListener;
-      const reader = this.state === 'active' || this.state === 'subscribing' ? this.readers.shift() : undefined;
-      if (reader !== undefined) {
-        this.handedOut.add(message);
-        reader.resolve({ done: false, value: message });
+      this.buffer.push(message);
+    }
+    this.serveReaders();
+    this.grant();
+  }
+
+  /**
+   * Hands buffered messages to waiting readers in arrival order: a take gets up to its
+   * maximum in a row, a next() one. Not one message per reader in turn: with several
+   * readers waiting, a FIFO group's consecutive messages (one delivery may hold several)
+   * would be spread over them and the first reader would see the group's third message
+   * before the second reader saw its second.
+   */
+  private serveReaders(): void {
+    if (this.state !== 'active' && this.state !== 'subscribing') return;
+    while (this.readers.length > 0 && this.buffer.length > 0) {
+      const reader = this.readers.shift()!;
+      if (reader.takeMax !== undefined && reader.resolveTake !== undefined) {
+        const taken: Message[] = [];
+        while (taken.length < reader.takeMax && this.buffer.length > 0) taken.push(this.takeBuffered());
+        reader.resolveTake(taken);
       } else {
-        this.buffer.push(message);
+        reader.resolve({ done: false, value: this.takeBuffered() });
       }
     }
-    this.grant();
   }
 
   private onSubscriptionEnd(subscriptionId: number, error: BerthClientError): void {
