@@ -323,3 +323,31 @@ describe('Berth SDK reconnects after a server restart', () => {
     }
   });
 });
+
+describe('berth serve --group-commit-delay-ms', () => {
+  test('a server that waits 2 ms to batch fsyncs starts, and what it acknowledges is delivered', async () => {
+    // The option was documented but a server given it refused to open its first queue: the
+    // log's delay timer had no clock.
+    const { server, url } = await startNative(['--group-commit-delay-ms', '2']);
+    const berth = await Berth.connect({ url });
+    try {
+      const queue = uniqueName('delayed-commit');
+      await berth.createQueue(queue);
+      const sent = await berth.send(queue, Array.from({ length: 20 }, (_, index) => ({ body: `m${index}` })));
+      assert.ok(sent.every((result) => !(result instanceof Error)), 'every send acknowledged');
+      const stream = berth.consume(queue, { prefetch: 20 });
+      const bodies: string[] = [];
+      while (bodies.length < 20) {
+        const messages = await stream.take(20, 10_000);
+        assert.ok(messages.length > 0, 'messages keep coming');
+        bodies.push(...messages.map((message) => message.body));
+        await stream.ackAll(messages);
+      }
+      assert.deepEqual(bodies.sort(), Array.from({ length: 20 }, (_, index) => `m${index}`).sort());
+      await stream.close();
+    } finally {
+      await berth.close();
+      await server.stop();
+    }
+  });
+});

@@ -193,7 +193,8 @@ export class PartitionRunner {
   }): Promise<PartitionRunner> {
     const options = { ...defaultPartitionOptions, ...parameters.options };
     const startedMs = parameters.clock.monotonicMs();
-    const log = await openPartitionLog(parameters.fs, parameters.directory, options.logOptions);
+    // The log's timers (a group commit delay) run on the partition's clock unless the caller gave one.
+    const log = await openPartitionLog(parameters.fs, parameters.directory, { clock: parameters.clock, ...options.logOptions });
     const checkpoint = await log.readCheckpoint();
     const machine = checkpoint === undefined ? new QueueMachine(parameters.config, { windowMessagesMax: options.windowMessagesMax }) : QueueMachine.restore(checkpoint.state);
     let from = checkpoint?.offset ?? log.startOffset;
