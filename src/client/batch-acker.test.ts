@@ -66,3 +66,12 @@ test('flush sends the open group at once', async () => {
   assert.equal(frames.length, 1);
   await acked;
 });
+
+test('single acks and ackAll calls of one tick share the frame; a single ack fails only with its own entry', async () => {
+  const { berth, frames } = recordingBerth();
+  const acker = new BatchAcker(berth, 'q');
+  const batch = [message(berth, 'a0'), message(berth, 'a1')];
+  const outcomes = await Promise.allSettled([acker.ack('s0'), acker.ackAll(batch), acker.ack('bad-s1'), acker.ack('s2')]);
+  assert.deepEqual(frames, [['s0', 'a0', 'a1', 'bad-s1', 's2']]);
+  assert.deepEqual(outcomes.map((outcome) => outcome.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+});

@@ -396,10 +396,11 @@ interface AckGroup {
   reject: (error: unknown) => void;
 }
 
-/** Collects acks issued in the same tick into one ACK frame; each ack resolves with its own outcome. */
+/**
+ * Collects the acks of one tick (ack() and ackAll() alike) into one ACK frame of up to
+ * 1,000 entries; each ack resolves with its own entry's outcome.
+ */
 export class BatchAcker {
-  private waiting: Array<{ handle: string; resolve: () => void; reject: (error: unknown) => void }> = [];
-  private scheduled = false;
   private group: AckGroup | undefined;
   private readonly inFlight = new Set<Promise<void>>();
 
@@ -409,19 +410,15 @@ export class BatchAcker {
   ) {}
 
   ack(receiptHandle: string): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.waiting.push({ handle: receiptHandle, resolve, reject });
-      if (this.waiting.length >= ackBatchMax) this.send();
-      else if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.send());
-      }
-    });
+    const group = this.openGroup();
+    const index = group.handles.length;
+    group.handles.push(receiptHandle);
+    return group.outcome.then((results) => throwFirstFailure(results.slice(index, index + 1), 1));
   }
 
   /**
    * Settles the unsettled `messages` (all of this queue) now and acks them with whatever
-   * other ackAll calls of this tick ack: one ACK frame of up to 1,000 for all of them (a
+   * else this tick acks: one ACK frame of up to 1,000 for all of them (a
    * consumer's concurrent readers then cost the server one delete record, not one each).
    */
   ackAll(messages: readonly Message[]): Promise<void> {
@@ -454,11 +451,10 @@ export class BatchAcker {
 
   async flush(): Promise<void> {
     if (this.group !== undefined) this.sendGroup();
-    this.send();
     await Promise.allSettled([...this.inFlight]);
   }
 
-  /** The group this tick's ackAll calls fill; a full one leaves now and a new one opens. */
+  /** The group this tick's acks fill; a full one leaves now and a new one opens. */
   private openGroup(): AckGroup {
     if (this.group !== undefined && this.group.handles.length < ackBatchMax) return this.group;
     if (this.group !== undefined) this.sendGroup();
@@ -494,29 +490,6 @@ export class BatchAcker {
     );
     this.inFlight.add(tracked);
     void tracked.then(() => this.inFlight.delete(tracked));
-  }
-
-  private send(): void {
-    this.scheduled = false;
-    if (this.waiting.length === 0) return;
-    const batch = this.waiting.splice(0, ackBatchMax);
-    if (this.waiting.length > 0 && !this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.send());
-    }
-    const sending = this.berth.ack(this.queue, batch.map((entry) => entry.handle)).then(
-      (results) => {
-        batch.forEach((entry, index) => {
-          const result = results[index];
-          if (result === null) entry.resolve();
-          else entry.reject(result ?? new BerthClientError('ProtocolError', 0, 'ACK answered fewer entries than sent'));
-        });
-      },
-      (error: unknown) => {
-        for (const entry of batch) entry.reject(error);
-      },
-    );
-    this.track(sending);
   }
 }
 
