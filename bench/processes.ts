@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { berthNodeFlags, berthProcessEnvironment } from '../src/io/berth-process.js';
 
 const liveChildren = new Set<ChildProcess>();
 const directoriesToRemove = new Set<string>();
@@ -75,19 +76,19 @@ export interface Launched {
 }
 
 /**
- * Node flags for a Berth server the bench starts: with BERTH_BENCH_CPU_PROFILE_DIR set, the
- * server writes a V8 CPU profile there when it stops (open it in Chrome DevTools or
- * speedscope), which is how the hot path is profiled under the bench's own load.
+ * Node flags for a Berth server the bench starts: those bin/berth.js's shebang gives, and
+ * with BERTH_BENCH_CPU_PROFILE_DIR set, a V8 CPU profile written there when the server
+ * stops (open it in Chrome DevTools or speedscope), which is how the hot path is profiled
+ * under the bench's own load.
  */
-/** Node flags of a Berth server: the young generation bin/berth.js asks for (its shebang), and a CPU profile on request. */
 export function berthNodeArguments(): string[] {
   const directory = process.env['BERTH_BENCH_CPU_PROFILE_DIR'];
-  return ['--max-semi-space-size=64', ...(directory === undefined || directory === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${directory}`])];
+  return [...berthNodeFlags, ...(directory === undefined || directory === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${directory}`])];
 }
 
-/** Environment of a Berth server: the fixed glibc mmap threshold bin/berth.js's shebang sets (see there). */
+/** Environment of a Berth server the bench starts (what bin/berth.js's shebang sets). */
 export function berthEnvironment(): NodeJS.ProcessEnv {
-  return { ...process.env, MALLOC_MMAP_THRESHOLD_: '131072' };
+  return berthProcessEnvironment();
 }
 
 export function launch(command: string, args: string[], options: LaunchOptions): Launched {

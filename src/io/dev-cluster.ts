@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { berthNodeFlags, berthProcessEnvironment } from './berth-process.js';
 import { freePort } from './free-port.js';
 
 export interface DevClusterOptions {
@@ -63,12 +64,12 @@ export async function runDevCluster(options: DevClusterOptions): Promise<void> {
       // Native ports sit 100 above the HTTP ones (9424, 9425, ... by default).
       const nativePort = options.basePort === 0 ? await freePort() : options.basePort + 100 + index - 1;
       const nodePeerPort = await freePort();
-      // The young-generation size and glibc mmap threshold bin/berth.js's shebang asks for (see there).
+      // The Node flags and environment bin/berth.js's shebang gives (see there).
       const child = spawn(process.execPath, [
-        '--max-semi-space-size=64', options.berthBin, 'serve', '--port', String(port), '--native-port', String(nativePort), '--data-dir', path.join(root, `n${index}`),
+        ...berthNodeFlags, options.berthBin, 'serve', '--port', String(port), '--native-port', String(nativePort), '--data-dir', path.join(root, `n${index}`),
         '--node-id', `n${index}`, '--etcd', etcdUrl, '--peer-port', String(nodePeerPort), '--zone', `zone-${index}`,
         '--default-replica-count', String(options.replicaCount), '--default-partition-count', String(options.partitionCount), '--log-level', 'warn',
-      ], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '131072' } });
+      ], { stdio: ['ignore', 'inherit', 'inherit'], env: berthProcessEnvironment() });
       children.push(child);
       endpoints.push(`http://127.0.0.1:${port}`);
       nativeUrls.push(`berth://127.0.0.1:${nativePort}`);
