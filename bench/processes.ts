@@ -83,7 +83,8 @@ export interface Launched {
  */
 export function berthNodeArguments(): string[] {
   const directory = process.env['BERTH_BENCH_CPU_PROFILE_DIR'];
-  return [...berthNodeFlags, ...(directory === undefined || directory === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${directory}`])];
+  const extra = (process.env['BERTH_BENCH_NODE_FLAGS'] ?? '').split(' ').filter((flag) => flag !== '');
+  return [...berthNodeFlags, ...extra, ...(directory === undefined || directory === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${directory}`])];
 }
 
 /** Environment of a Berth server the bench starts (what bin/berth.js's shebang sets). */

@@ -1,10 +1,19 @@
 // Cluster replication against real etcd and three real `berth serve` nodes on loopback:
-// acknowledgement at the replica count, a backup that dies and catches up, and a restart
-// of every node at once.
+// acknowledgement at the replica count, a backup that dies and catches up, dead-letter
+// moves and redrives between replicated FIFO queues, and a restart of every node at once.
 
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { CreateQueueCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import {
+  CreateQueueCommand,
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  ListMessageMoveTasksCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  StartMessageMoveTaskCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
 import { clusterClients, startCluster, type TestCluster } from './harness/cluster.js';
 
 const accountUrl = (base: string, queue: string): string => `${base}/000000000000/${queue}`;
@@ -119,6 +128,53 @@ describe('cluster replication (3 nodes, real etcd)', { timeout: 240_000 }, () =>
     }
     const seen = await drain(clientOf(primary), cluster.node(primary).url, 'rejoin', acknowledged, cluster);
     for (const id of acknowledged) assert.ok(seen.has(id), `acknowledged ${id} was lost`);
+  });
+
+  test('FIFO dead-letter move and redrive across nodes: the message arrives once each way, with its id, body and group', async () => {
+    const n1 = clientOf('n1');
+    const n2 = clientOf('n2');
+    const n3 = clientOf('n3');
+    const fifo = { FifoQueue: 'true', ReplicaCount: '3' };
+    await n1.send(new CreateQueueCommand({ QueueName: 'dead.fifo', Attributes: fifo as Record<string, string> }));
+    const arnOf = async (queue: string): Promise<string> =>
+      (await n1.send(new GetQueueAttributesCommand({ QueueUrl: accountUrl(cluster.node('n1').url, queue), AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
+    const deadArn = await arnOf('dead.fifo');
+    const redrivePolicy = JSON.stringify({ deadLetterTargetArn: deadArn, maxReceiveCount: 1 });
+    await n1.send(new CreateQueueCommand({ QueueName: 'poisoned.fifo', Attributes: { ...fifo, RedrivePolicy: redrivePolicy } as Record<string, string> }));
+    const sourceArn = await arnOf('poisoned.fifo');
+    const sent = await n1.send(new SendMessageCommand({ QueueUrl: accountUrl(cluster.node('n1').url, 'poisoned.fifo'), MessageBody: 'poison', MessageGroupId: 'g', MessageDeduplicationId: 'd-1' }));
+    const receive = (client: SQSClient, node: string, queue: string) =>
+      client.send(new ReceiveMessageCommand({ QueueUrl: accountUrl(cluster.node(node).url, queue), MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 0, MessageSystemAttributeNames: ['All'] }));
+    const visibleIn = async (queue: string): Promise<number> =>
+      Number((await n3.send(new GetQueueAttributesCommand({ QueueUrl: accountUrl(cluster.node('n3').url, queue), AttributeNames: ['ApproximateNumberOfMessages'] }))).Attributes!.ApproximateNumberOfMessages);
+
+    // One delivery (visibility 0: visible again at once); the next receive moves it.
+    let deliveries = 0;
+    await cluster.waitFor(async () => {
+      deliveries += (await receive(n2, 'n2', 'poisoned.fifo')).Messages?.length ?? 0;
+      return (await visibleIn('dead.fifo')) === 1;
+    }, 'the message to reach the FIFO dead-letter queue', 30_000);
+    assert.equal(deliveries, 1, 'delivered maxReceiveCount times, then moved');
+    const dead = (await receive(n3, 'n3', 'dead.fifo')).Messages ?? [];
+    assert.equal(dead.length, 1, 'exactly one copy in the dead-letter queue');
+    assert.equal(dead[0]!.MessageId, sent.MessageId);
+    assert.equal(dead[0]!.Body, 'poison');
+    assert.equal(dead[0]!.Attributes?.MessageGroupId, 'g');
+    assert.equal(dead[0]!.Attributes?.DeadLetterQueueSourceArn, sourceArn);
+
+    // Back to the source with a move task started on another node.
+    await n2.send(new StartMessageMoveTaskCommand({ SourceArn: deadArn }));
+    await cluster.waitFor(async () => {
+      const tasks = await n2.send(new ListMessageMoveTasksCommand({ SourceArn: deadArn }));
+      return tasks.Results?.[0]?.Status === 'COMPLETED';
+    }, 'the move task to complete', 30_000);
+    assert.equal(await visibleIn('dead.fifo'), 0);
+    const back = (await receive(n1, 'n1', 'poisoned.fifo')).Messages ?? [];
+    assert.equal(back.length, 1, 'exactly one copy back in the source queue');
+    assert.equal(back[0]!.MessageId, sent.MessageId);
+    assert.equal(back[0]!.Body, 'poison');
+    assert.equal(back[0]!.Attributes?.MessageGroupId, 'g');
+    assert.equal(back[0]!.Attributes?.DeadLetterQueueSourceArn, undefined, 'a redriven message no longer names a dead-letter source');
   });
 
   test('restart every node at once: nothing acknowledged is lost', async () => {

@@ -22,7 +22,7 @@ import type { EnqueuePayload } from '../queue/records.js';
 import type { QueueConfig, QueueCounts, ReceivedMessage, SendInput, SendOutcome } from '../queue/types.js';
 import { FileMetadataStore, type MetadataSnapshot, type MetadataStore, type QueueMetadata } from './metadata-store.js';
 import { PartitionRunner, type PartitionLogger, type PartitionOptions } from './partition.js';
-import { byReceipt, parseQueueConfig, partitionOfGroup, queueArn, queueNameFromArn, receiptHandleOf, receivedMessage, topicAttributes, type QueueIdentity } from './queue-calls.js';
+import { byReceipt, movedCopy, movedDeduplicationId, parseQueueConfig, partitionOfGroup, queueArn, queueNameFromArn, receiptHandleOf, receivedMessage, topicAttributes, type QueueIdentity } from './queue-calls.js';
 import { parseFilterPolicy } from '../queue/filter.js';
 import { MoveTaskRunner } from './move-tasks.js';
 import type { MoveTask, QueueDescription, QueueService, ReceiveInput, VisibilityChange } from './service.js';
@@ -408,11 +408,7 @@ export class LocalBroker implements QueueService {
     this.refuseSubscription(queue);
     const byPartition = new Map<number, EnqueuePayload[]>();
     for (const payload of payloads) {
-      const moved: EnqueuePayload = { ...payload, deadLetterQueueSourceArn: sourceArn, delaySeconds: 0 };
-      // The caller gives each moved copy a deduplication id of its own (message id plus
-      // its offset where it came from), so a retried move is deduplicated and a moved
-      // message is never taken for a duplicate of an unrelated earlier send.
-      if (sourceArn === undefined) delete moved.deadLetterQueueSourceArn;
+      const moved = movedCopy(payload, sourceArn, queue.config.replicaCount);
       const partition = this.partitionForSend(queue, payload.groupId);
       let list = byPartition.get(partition);
       if (list === undefined) byPartition.set(partition, (list = []));
@@ -432,7 +428,7 @@ export class LocalBroker implements QueueService {
     for (const [index, partition] of queue.partitions.entries()) {
       const deliveries = await partition.receive({ maxMessages: maxMessages - taken.length, waitTimeSeconds: 0, visibilityTimeoutSeconds: 60, logicalQueueId: queue.logicalQueueId });
       for (const delivery of deliveries) {
-        const payload = { ...delivery.payload, deduplicationId: `${delivery.payload.messageId}-${sequenceNumberOf(delivery.sequenceOffset)}` };
+        const payload = { ...delivery.payload, deduplicationId: movedDeduplicationId(delivery.payload.messageId, delivery.sequenceOffset) };
         taken.push({ payload, receiptHandle: receiptHandleOf(identity(queue), index, delivery) });
       }
       if (taken.length >= maxMessages) break;

@@ -1,12 +1,14 @@
 // What the single-node broker and the cluster node do alike around a queue's partitions:
 // ARNs, parsing a queue's attributes into its config, turning a delivery into the
 // message a receiver sees (with its receipt handle), choosing a FIFO group's partition,
-// and splitting receipt handles by partition. Pure functions over the queue's identity.
+// splitting receipt handles by partition, and the copy of a message that a dead-letter
+// move or a redrive enqueues. Pure functions over the queue's identity.
 
 import { createHash } from 'node:crypto';
 import { BerthError } from '../protocol/errors.js';
 import { queueConfigFromAttributes } from '../queue/config.js';
 import { sequenceNumberOf, type Receipt } from '../queue/machine.js';
+import type { EnqueuePayload } from '../queue/records.js';
 import type { QueueConfig, ReceivedMessage } from '../queue/types.js';
 import type { Delivery } from './partition.js';
 import { decodeReceiptHandle, encodeReceiptHandle } from './receipt.js';
@@ -119,4 +121,26 @@ export async function byReceipt<T>(
     }),
   );
   return results;
+}
+
+/**
+ * The deduplication id of a message's moved copy (a dead-letter move, a redrive): its id
+ * and its place in the queue it leaves. Stable, so a retried move is deduplicated by a FIFO
+ * target; its own, so a moved message is never taken for a duplicate of an unrelated send.
+ */
+export function movedDeduplicationId(messageId: string, sequenceOffset: number): string {
+  return `${messageId}-${sequenceNumberOf(sequenceOffset)}`;
+}
+
+/**
+ * The copy of a message that a move enqueues: id, body, attributes, send time and
+ * deduplication id kept (the taker gave it movedDeduplicationId), no delay, no more
+ * replicas than the target keeps, and the dead-letter source ARN set (a dead-letter move)
+ * or cleared (a redrive back out of a dead-letter queue).
+ */
+export function movedCopy(payload: EnqueuePayload, sourceArn: string | undefined, targetReplicaCount: number): EnqueuePayload {
+  const moved: EnqueuePayload = { ...payload, delaySeconds: 0, replicaCount: Math.min(payload.replicaCount, targetReplicaCount) };
+  if (sourceArn === undefined) delete moved.deadLetterQueueSourceArn;
+  else moved.deadLetterQueueSourceArn = sourceArn;
+  return moved;
 }
