@@ -6,13 +6,15 @@
 // Lease states: granting -> alive (keepalives confirmed) -> lost (etcd says expired: the
 // node was paused or cut off longer than the TTL) -> granting again. After a loss, the
 // fence stays shut until a full view has been read *after* the new lease was granted, so a
-// node coming back from a pause learns it was replaced before it acknowledges anything.
+// node coming back from a pause learns it was replaced before it acknowledges anything
+// (the fence itself is src/cluster/lease-fence.ts, which the cluster simulator shares).
 //
 // The view is polled (a full range read of the prefix) every pollIntervalMs: simple, always
 // consistent at one revision, and cheap at the cluster sizes Berth targets.
 
 import { Etcd3, EtcdLeaseInvalidError, type Lease } from 'etcd3';
 import type { QueueMetadata } from '../broker/metadata-store.js';
+import { LeaseFence } from '../cluster/lease-fence.js';
 import { viewFromEntries, emptyView, partitionKey, type ClusterView, type Coordinator, type NodeInfo, type PartitionAssignment } from '../cluster/coordinator.js';
 
 export interface EtcdCoordinatorOptions {
@@ -33,10 +35,7 @@ export class EtcdCoordinator implements Coordinator {
   private self: NodeInfo | undefined;
   private current: ClusterView = emptyView();
   private readonly listeners: Array<(view: ClusterView) => void> = [];
-  private validUntilMs = 0;
-  /** Monotonic time the current lease was granted; a view read before it does not open the fence. */
-  private leaseGrantedAtMs = Number.POSITIVE_INFINITY;
-  private viewReadAfterGrant = false;
+  private readonly fence: LeaseFence;
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private regranting: Promise<void> | undefined;
@@ -45,6 +44,7 @@ export class EtcdCoordinator implements Coordinator {
   constructor(private readonly options: EtcdCoordinatorOptions) {
     this.client = new Etcd3({ hosts: options.endpoints, dialTimeout: 2000 });
     this.prefix = options.prefix ?? '/berth/';
+    this.fence = new LeaseFence(options.leaseTtlSeconds * 1000, options.fenceMarginMs);
   }
 
   async start(self: NodeInfo): Promise<void> {
@@ -73,7 +73,7 @@ export class EtcdCoordinator implements Coordinator {
   }
 
   acknowledgeUntilMs(): number {
-    return this.viewReadAfterGrant ? this.validUntilMs : 0;
+    return this.fence.acknowledgeUntilMs();
   }
 
   async refresh(): Promise<ClusterView> {
@@ -87,7 +87,7 @@ export class EtcdCoordinator implements Coordinator {
     const view = viewFromEntries(String(response.header.revision), entries);
     if (BigInt(view.revision) < BigInt(this.current.revision)) return this.current;
     this.current = view;
-    if (startedMs >= this.leaseGrantedAtMs) this.viewReadAfterGrant = true;
+    this.fence.viewRead(startedMs);
     // Our own registration vanished (the lease expired while we were away): take a new one.
     if (this.self !== undefined && !view.nodes.has(this.self.id) && this.regranting === undefined && !this.closed) this.lost('node key missing');
     for (const listener of this.listeners) listener(view);
@@ -147,7 +147,7 @@ export class EtcdCoordinator implements Coordinator {
     this.closed = true;
     clearInterval(this.keepaliveTimer);
     clearTimeout(this.pollTimer);
-    this.validUntilMs = 0;
+    this.fence.close();
     try {
       await this.lease?.revoke();
     } catch {
@@ -167,8 +167,7 @@ export class EtcdCoordinator implements Coordinator {
     this.leaseId = await lease.grant();
     this.lease = lease;
     await lease.put(`${this.prefix}nodes/${self.id}`).value(JSON.stringify(self));
-    this.leaseGrantedAtMs = performance.now();
-    this.validUntilMs = sentMs + this.options.leaseTtlSeconds * 1000 - this.options.fenceMarginMs;
+    this.fence.granted(sentMs, performance.now());
     this.options.logger.info({ leaseId: this.leaseId, node: self.id }, 'registered in etcd');
   }
 
@@ -179,7 +178,7 @@ export class EtcdCoordinator implements Coordinator {
     lease.keepaliveOnce().then(
       (response) => {
         if (this.lease !== lease || Number(response.TTL) <= 0) return;
-        this.validUntilMs = Math.max(this.validUntilMs, sentMs + this.options.leaseTtlSeconds * 1000 - this.options.fenceMarginMs);
+        this.fence.renewed(sentMs);
       },
       (error: unknown) => {
         if (error instanceof EtcdLeaseInvalidError && this.lease === lease) this.lost('lease expired');
@@ -189,9 +188,7 @@ export class EtcdCoordinator implements Coordinator {
 
   private lost(reason: string): void {
     if (this.regranting !== undefined || this.closed) return;
-    this.validUntilMs = 0;
-    this.viewReadAfterGrant = false;
-    this.leaseGrantedAtMs = Number.POSITIVE_INFINITY;
+    this.fence.lost();
     this.options.logger.warn({ reason }, 'etcd lease lost: acknowledgements stop until registered again and the view is re-read');
     const attempt = async (): Promise<void> => {
       for (;;) {

@@ -9,10 +9,9 @@
 // votes by itself, etcd is its consensus).
 //
 // SimCoordinator is src/io/etcd-coordinator.ts's state machine on a node's clock: the same
-// lease states (granting -> alive -> lost -> granting), the same fence (a keepalive
-// confirmed after being sent at monotonic t keeps acknowledgements open until
-// t + TTL - margin, by the node's own, possibly drifting, clock; shut after a loss until a
-// view was read after the new grant), and the same polled view (a full read every
+// lease states (granting -> alive -> lost -> granting), the same fence (the one LeaseFence
+// of src/cluster/lease-fence.ts, on the node's own, possibly drifting, clock), and the same
+// polled view (a full read every
 // pollIntervalMs; etcd3's watch is not used by the real adapter either). Each call to etcd
 // crosses the simulated network: a seeded delay each way, and no answer while the node is
 // cut off from etcd (the call then fails after its timeout).
@@ -20,6 +19,7 @@
 import type { QueueMetadata } from '../../broker/metadata-store.js';
 import { repeatOn, sleepOn, type TimerHandle } from '../../core/clock.js';
 import { emptyView, partitionKey, viewFromEntries, type ClusterView, type Coordinator, type NodeInfo, type PartitionAssignment } from '../../cluster/coordinator.js';
+import { LeaseFence } from '../../cluster/lease-fence.js';
 import type { ProcessClock } from '../simulator/sim-process.js';
 import type { NodeClock } from './node-clock.js';
 import type { SimNetwork } from './sim-network.js';
@@ -135,15 +135,15 @@ export class SimCoordinator implements Coordinator {
   private readonly listeners: Array<(view: ClusterView) => void> = [];
   private self: NodeInfo | undefined;
   private leaseId = 0;
-  private validUntilMs = 0;
-  private leaseGrantedAtMs = Number.POSITIVE_INFINITY;
-  private viewReadAfterGrant = false;
+  private readonly fence: LeaseFence;
   private keepaliveTimer: TimerHandle | undefined;
   private pollTimer: TimerHandle | undefined;
   private regranting: Promise<void> | undefined;
   private closed = false;
 
-  constructor(private readonly options: SimCoordinatorOptions) {}
+  constructor(private readonly options: SimCoordinatorOptions) {
+    this.fence = new LeaseFence(options.leaseTtlMs, options.fenceMarginMs);
+  }
 
   /** One call to etcd across the network; rejects after the timeout when no answer came. */
   private call<T>(operation: (etcd: SimEtcd) => T): Promise<T> {
@@ -198,7 +198,7 @@ export class SimCoordinator implements Coordinator {
   }
 
   acknowledgeUntilMs(): number {
-    return this.viewReadAfterGrant ? this.validUntilMs : 0;
+    return this.fence.acknowledgeUntilMs();
   }
 
   async refresh(): Promise<ClusterView> {
@@ -206,7 +206,7 @@ export class SimCoordinator implements Coordinator {
     const view = await this.call((etcd) => etcd.range());
     if (BigInt(view.revision) < BigInt(this.current.revision)) return this.current;
     this.current = view;
-    if (startedMs >= this.leaseGrantedAtMs) this.viewReadAfterGrant = true;
+    this.fence.viewRead(startedMs);
     if (this.self !== undefined && !view.nodes.has(this.self.id) && this.regranting === undefined && !this.closed) this.lost('node key missing');
     for (const listener of this.listeners) listener(view);
     return view;
@@ -251,7 +251,7 @@ export class SimCoordinator implements Coordinator {
     this.closed = true;
     this.keepaliveTimer?.cancel();
     this.pollTimer?.cancel();
-    this.validUntilMs = 0;
+    this.fence.close();
     const leaseId = this.leaseId;
     if (leaseId !== 0) await this.call((etcd) => etcd.revoke(leaseId)).catch(() => undefined);
   }
@@ -269,8 +269,7 @@ export class SimCoordinator implements Coordinator {
       return id;
     });
     this.leaseId = leaseId;
-    this.leaseGrantedAtMs = this.options.clock.monotonicMs();
-    this.validUntilMs = sentMs + ttlMs - this.options.fenceMarginMs;
+    this.fence.granted(sentMs, this.options.clock.monotonicMs());
     this.options.logger.info({ leaseId, node: self.id }, 'registered in etcd');
   }
 
@@ -285,7 +284,7 @@ export class SimCoordinator implements Coordinator {
           this.lost('lease expired');
           return;
         }
-        this.validUntilMs = Math.max(this.validUntilMs, sentMs + this.options.leaseTtlMs - this.options.fenceMarginMs);
+        this.fence.renewed(sentMs);
       },
       () => undefined,
     );
@@ -293,9 +292,7 @@ export class SimCoordinator implements Coordinator {
 
   private lost(reason: string): void {
     if (this.regranting !== undefined || this.closed) return;
-    this.validUntilMs = 0;
-    this.viewReadAfterGrant = false;
-    this.leaseGrantedAtMs = Number.POSITIVE_INFINITY;
+    this.fence.lost();
     this.options.logger.warn({ reason }, 'etcd lease lost: acknowledgements stop until registered again and the view is re-read');
     const attempt = async (): Promise<void> => {
       for (;;) {
