@@ -59,6 +59,13 @@ export interface CommitTracker {
    * (replaced, fenced by its lease) or the replicas did not answer in time.
    */
   waitCommitted(endOffset: number, replicaCount: number): Promise<void>;
+  /**
+   * Throws BerthError('ServiceUnavailable') when a state change made now could not be
+   * acknowledged (waitCommitted would reject it for the same reason). Checked before a
+   * caller's change is appended, so a node that has lost its lease or its leadership does
+   * not append (and lease out, or enqueue) what its caller is then told failed.
+   */
+  refuseUnlessAcknowledgeable?(): void;
   /** Called synchronously after every local append, in offset order (a primary ships it). */
   onAppend?(record: LogRecord): void;
   /** Checkpoints may cover records below this end only (every one committed). */
@@ -586,9 +593,11 @@ export class PartitionRunner {
     if (this.closed) throw new BerthError('ServiceUnavailable', `partition ${this.name} is closed`);
   }
 
+  /** Before a caller's state change: this node leads the partition and could acknowledge the change now. */
   private assertPrimary(): void {
     this.assertOpen();
     if (this.role !== 'primary') throw new BerthError('NotPrimary', `partition ${this.name} is not led by this node any more`);
+    this.tracker.refuseUnlessAcknowledgeable?.();
   }
 
   /** Wall-clock time that never goes backwards within this partition. */
@@ -635,6 +644,10 @@ export class PartitionRunner {
       exclude: this.deadLetterPending,
       logicalQueueId: request.logicalQueueId,
     });
+    // Nor may a node that could not acknowledge the receive lease messages out (they would
+    // stay in flight, undelivered, until their visibility timeout). A poll that finds
+    // nothing keeps waiting: the fence may open again before anything arrives.
+    if (plan.payload !== undefined || plan.deadLetter.length > 0) this.tracker.refuseUnlessAcknowledgeable?.();
     if (plan.deadLetter.length > 0) this.moveToDeadLetter(plan.deadLetter, request.logicalQueueId ?? 0);
     if (plan.payload !== undefined) this.appendAndApply(RecordType.Receive, plan.payload, nowMs);
     if (plan.deliver.length === 0) {

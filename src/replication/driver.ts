@@ -114,7 +114,7 @@ export class PrimaryDriver implements CommitTracker {
   // ---- CommitTracker -------------------------------------------------------------
 
   async waitCommitted(endOffset: number, replicaCount: number): Promise<void> {
-    this.checkFence();
+    this.refuseUnlessAcknowledgeable();
     await this.options.runner.waitLocallyDurable(endOffset);
     if (replicaCount > 1 && this.state.committedEnd(this.options.runner.durableEndOffset, replicaCount) < endOffset) {
       await new Promise<void>((resolve, reject) => {
@@ -132,7 +132,7 @@ export class PrimaryDriver implements CommitTracker {
         this.waiters.add(waiter);
       });
     }
-    this.checkFence();
+    this.refuseUnlessAcknowledgeable();
     this.options.onCommitted?.(endOffset, replicaCount);
   }
 
@@ -142,6 +142,13 @@ export class PrimaryDriver implements CommitTracker {
 
   checkpointSafeEnd(): number {
     return this.state.checkpointSafeEnd(this.options.runner.durableEndOffset);
+  }
+
+  refuseUnlessAcknowledgeable(): void {
+    if (this.stopped || this.state.superseded) throw new BerthError('ServiceUnavailable', `partition ${this.options.key}: this node no longer leads it; retry`);
+    if (!this.options.mayAcknowledge()) {
+      throw new BerthError('ServiceUnavailable', `partition ${this.options.key}: this node's cluster lease is not confirmed; it may not acknowledge (retry)`);
+    }
   }
 
   // ---- acknowledgements ----------------------------------------------------------
@@ -167,13 +174,6 @@ export class PrimaryDriver implements CommitTracker {
   }
 
   // ---- internals -----------------------------------------------------------------
-
-  private checkFence(): void {
-    if (this.stopped || this.state.superseded) throw new BerthError('ServiceUnavailable', `partition ${this.options.key}: this node no longer leads it; retry`);
-    if (!this.options.mayAcknowledge()) {
-      throw new BerthError('ServiceUnavailable', `partition ${this.options.key}: this node's cluster lease is not confirmed; it may not acknowledge (retry)`);
-    }
-  }
 
   private checkWaiters(): void {
     if (this.waiters.size === 0) return;
