@@ -70,6 +70,36 @@ describe('Berth SDK against berth serve (open mode)', () => {
     }, 'queue empty after the acks');
   });
 
+  test('message attributes (String, Number, Binary) arrive as sent, by receive and by push delivery; a message without any has none', async () => {
+    const queue = uniqueName('attributes');
+    await berth.createQueue(queue);
+    const attributes = {
+      colour: { dataType: 'String', stringValue: 'red' },
+      count: { dataType: 'Number.int', stringValue: '42' },
+      blob: { dataType: 'Binary', binaryValue: Buffer.from([0, 1, 2, 254, 255]) },
+    };
+    await berth.send(queue, [{ body: 'with', attributes }, { body: 'without' }]);
+    const expectAttributes = (messages: Message[]): void => {
+      const byBody = new Map(messages.map((message) => [message.body, message]));
+      const withAttributes = byBody.get('with')!;
+      assert.deepEqual(Object.keys(withAttributes.attributes).sort(), ['blob', 'colour', 'count']);
+      assert.deepEqual(withAttributes.attributes['colour'], { dataType: 'String', stringValue: 'red' });
+      assert.deepEqual(withAttributes.attributes['count'], { dataType: 'Number.int', stringValue: '42' });
+      assert.equal(withAttributes.attributes['blob']!.dataType, 'Binary');
+      assert.deepEqual([...withAttributes.attributes['blob']!.binaryValue!], [0, 1, 2, 254, 255]);
+      assert.deepEqual(byBody.get('without')!.attributes, {});
+    };
+    const received: Message[] = [];
+    while (received.length < 2) received.push(...(await berth.receive(queue, { maxMessages: 10, waitMs: 1_000, visibilityTimeoutSeconds: 0 })));
+    expectAttributes(received);
+    const stream = berth.consume(queue, { prefetch: 10 });
+    const pushed: Message[] = [];
+    while (pushed.length < 2) pushed.push(...(await stream.take(2 - pushed.length, 10_000)));
+    expectAttributes(pushed);
+    await stream.ackAll(pushed);
+    await stream.close();
+  });
+
   test('take() waits its own time for nothing, ends early on a message; ackAll settles a batch with one call', async () => {
     const queue = uniqueName('take-ackall');
     await berth.createQueue(queue);

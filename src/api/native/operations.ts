@@ -6,7 +6,7 @@
 
 import type { QueueDescription, QueueService } from '../../broker/service.js';
 import { BerthError, errorCatalogue, isBerthError, type ErrorCode } from '../../protocol/errors.js';
-import type { MessageAttributes, ReceivedMessage, SendInput } from '../../queue/types.js';
+import type { SendInput } from '../../queue/types.js';
 import { validateSend, type QueueSendRules } from '../sqs/messages.js';
 import type { MessageAttributeInput, Params } from '../sqs/params.js';
 import {
@@ -23,7 +23,6 @@ import {
 import {
   batchEntriesMax,
   receiveWaitMsMax,
-  type WireAttributes,
   type WireError,
   type WireMessage,
   type WireSendEntry,
@@ -155,7 +154,9 @@ export class NativeOperations {
       ...(visibilityTimeoutSeconds >= 0 ? { visibilityTimeoutSeconds } : {}),
       ...(signal === undefined ? {} : { signal }),
     });
-    return messages.map(toWireMessage);
+    // A ReceivedMessage is a WireMessage already (encodeMessages reads only the wire's
+    // fields, and writes empty attribute maps as none): no second object per message.
+    return messages;
   }
 
   async ack(queue: string, receiptHandles: string[]): Promise<Array<WireError | null>> {
@@ -338,33 +339,3 @@ function checkVisibility(seconds: number, allowDefault: boolean): void {
   }
 }
 
-function toWireAttributes(attributes: MessageAttributes): WireAttributes | undefined {
-  let result: WireAttributes | undefined;
-  for (const name of Object.keys(attributes)) {
-    result ??= {};
-    const attribute = attributes[name]!;
-    result[name] = attribute.binaryValue !== undefined ? { dataType: attribute.dataType, binaryValue: attribute.binaryValue } : { dataType: attribute.dataType, stringValue: attribute.stringValue ?? '' };
-  }
-  return result;
-}
-
-export function toWireMessage(message: ReceivedMessage): WireMessage {
-  const wire: WireMessage = {
-    messageId: message.messageId,
-    receiptHandle: message.receiptHandle,
-    body: message.body,
-    sentTimestampMs: message.sentTimestampMs,
-    receiveCount: message.receiveCount,
-    firstReceiveTimestampMs: message.firstReceiveTimestampMs,
-    senderId: message.senderId,
-  };
-  if (message.groupId !== undefined) wire.groupId = message.groupId;
-  if (message.deduplicationId !== undefined) wire.deduplicationId = message.deduplicationId;
-  if (message.sequenceNumber !== undefined) wire.sequenceNumber = message.sequenceNumber;
-  if (message.deadLetterQueueSourceArn !== undefined) wire.deadLetterQueueSourceArn = message.deadLetterQueueSourceArn;
-  const attributes = toWireAttributes(message.attributes);
-  if (attributes !== undefined) wire.attributes = attributes;
-  const systemAttributes = toWireAttributes(message.systemAttributes);
-  if (systemAttributes !== undefined) wire.systemAttributes = systemAttributes;
-  return wire;
-}
