@@ -7,12 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../core/clock.js';
 import { BerthError } from '../protocol/errors.js';
-import { SimFileSystem } from '../testing/sim-filesystem.js';
+import { openTestRunner } from '../testing/test-partition.js';
 import { testPayload } from '../testing/test-payloads.js';
-import { queueConfigFromAttributes } from '../queue/config.js';
-import { PartitionRunner, type CommitTracker } from './partition.js';
-
-const logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+import type { CommitTracker, PartitionRunner } from './partition.js';
 
 async function openFencedPrimary(): Promise<{ runner: PartitionRunner; clock: ManualClock; fence: { open: boolean } }> {
   const clock = new ManualClock();
@@ -29,17 +26,7 @@ async function openFencedPrimary(): Promise<{ runner: PartitionRunner; clock: Ma
     },
     refuseUnlessAcknowledgeable: refuse,
   };
-  const runner = await PartitionRunner.open({
-    name: 'fenced',
-    fs: new SimFileSystem(),
-    directory: '/fenced',
-    config: queueConfigFromAttributes({}, { replicaCount: 1 }),
-    clock,
-    hooks: { deadLetter: async () => undefined },
-    logger,
-    options: { maintenanceIntervalMs: 3_600_000 },
-    replication: { role: 'primary', epoch: 1, tracker },
-  });
+  const runner = await openTestRunner({ name: 'fenced', clock, replication: { role: 'primary', epoch: 1, tracker } });
   opened = runner;
   return { runner, clock, fence };
 }

@@ -6,28 +6,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../core/clock.js';
-import { SimFileSystem } from '../testing/sim-filesystem.js';
+import { openTestRunner } from '../testing/test-partition.js';
 import { testPayload } from '../testing/test-payloads.js';
-import { queueConfigFromAttributes } from '../queue/config.js';
 import type { EnqueuePayload } from '../queue/records.js';
-import { PartitionRunner, type Delivery } from './partition.js';
-
-const logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+import type { Delivery, PartitionRunner } from './partition.js';
 
 async function openPrimary(): Promise<{ runner: PartitionRunner; clock: ManualClock }> {
   const clock = new ManualClock();
-  const runner = await PartitionRunner.open({
-    name: 'wake',
-    fs: new SimFileSystem(),
-    directory: '/wake',
-    config: queueConfigFromAttributes({}, { replicaCount: 1 }),
-    clock,
-    hooks: { deadLetter: async () => undefined },
-    logger,
-    options: { maintenanceIntervalMs: 3_600_000 },
-    replication: { role: 'primary', epoch: 1 },
-  });
-  return { runner, clock };
+  return { runner: await openTestRunner({ name: 'wake', clock }), clock };
 }
 
 function payloads(clock: ManualClock, from: number, count: number): EnqueuePayload[] {

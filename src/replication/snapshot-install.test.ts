@@ -7,27 +7,14 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../core/clock.js';
 import { SimFileSystem } from '../testing/sim-filesystem.js';
+import { openTestRunner } from '../testing/test-partition.js';
 import { testPayload } from '../testing/test-payloads.js';
-import { PartitionRunner, type PartitionRole } from '../broker/partition.js';
-import { queueConfigFromAttributes } from '../queue/config.js';
+import type { PartitionRole, PartitionRunner } from '../broker/partition.js';
 import type { EnqueuePayload } from '../queue/records.js';
 
-const logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
-const config = queueConfigFromAttributes({}, { replicaCount: 1 });
-
-function openRunner(fs: SimFileSystem, clock: ManualClock, directory: string, role: PartitionRole, epoch: number): Promise<PartitionRunner> {
-  return PartitionRunner.open({
-    name: directory,
-    fs,
-    directory,
-    config,
-    clock,
-    hooks: { deadLetter: async () => undefined },
-    logger,
-    // Small segments so deletion happens; maintenance never runs on its own (the clock stands still).
-    options: { logOptions: { segmentBytesMax: 4096 }, maintenanceIntervalMs: 3_600_000 },
-    replication: { role, epoch },
-  });
+function openRunner(fs: SimFileSystem, clock: ManualClock, name: string, role: PartitionRole, epoch: number): Promise<PartitionRunner> {
+  // Small segments, so that deletion happens.
+  return openTestRunner({ name, clock, fs, replication: { role, epoch }, logOptions: { segmentBytesMax: 4096 } });
 }
 
 function payload(clock: ManualClock, index: number): EnqueuePayload {
@@ -49,7 +36,7 @@ describe('snapshot install (partition runners on the simulated disk)', () => {
     test(`the backup serves what the primary holds${restartMidway ? ', also after a restart before it reached the checkpoint' : ''}`, async () => {
       const fs = new SimFileSystem();
       const clock = new ManualClock();
-      const primary = await openRunner(fs, clock, '/primary', 'primary', 2);
+      const primary = await openRunner(fs, clock, 'primary', 'primary', 2);
       // 60 messages; the first 40 are received and deleted, so the ACK level and the log start move.
       await primary.send(Array.from({ length: 60 }, (_, index) => payload(clock, index)));
       for (let round = 0; round < 4; round++) {
@@ -67,7 +54,7 @@ describe('snapshot install (partition runners on the simulated disk)', () => {
       assert.equal(records.length, primaryEnd - primary.startOffset);
 
       // A backup with an older log of its own (two records of another history).
-      let backup = await openRunner(fs, clock, '/backup', 'primary', 1);
+      let backup = await openRunner(fs, clock, 'backup', 'primary', 1);
       await backup.send([payload(clock, 900), payload(clock, 901)]);
       backup.setReplication({ role: 'backup', epoch: 2 });
       await backup.installSnapshot(primary.startOffset, checkpoint.offset, checkpoint.state, checkpoint.lastEpoch);
@@ -81,7 +68,7 @@ describe('snapshot install (partition runners on the simulated disk)', () => {
       if (restartMidway) {
         await backup.waitLocallyDurable(backup.endOffset);
         await backup.close();
-        backup = await openRunner(fs, clock, '/backup', 'backup', 2);
+        backup = await openRunner(fs, clock, 'backup', 'backup', 2);
         assert.equal(backup.logHoldsState, false);
         assert.equal(backup.cutFloorOffset, backup.endOffset, 'mid catch-up, the only cut allowed is none');
       }
