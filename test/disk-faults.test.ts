@@ -11,9 +11,9 @@ import { SeededRandom } from '../src/core/random.js';
 import { BerthError } from '../src/protocol/errors.js';
 import type { SendInput } from '../src/queue/types.js';
 import { SimFileSystem } from '../src/testing/sim-filesystem.js';
+import { silentLogger as silent } from '../src/testing/test-partition.js';
 import { ProcessFileSystem } from '../src/testing/simulator/sim-process.js';
 
-const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /** One server process over the shared disk; `kill` makes its view of the disk dead. */
 async function openServer(disk: SimFileSystem, clock: ManualClock, random: SeededRandom, options: { checkpointEveryRecords?: number } = {}) {

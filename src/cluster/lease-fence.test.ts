@@ -5,6 +5,14 @@ import { LeaseFence } from './lease-fence.js';
 const ttlMs = 10_000;
 const marginMs = 1_000;
 
+/** A fence opened the usual way: a lease granted (sent at 0, done at 10), then a view read at 20. */
+function openFence(): LeaseFence {
+  const fence = new LeaseFence(ttlMs, marginMs);
+  fence.granted(0, 10);
+  fence.viewRead(20);
+  return fence;
+}
+
 test('the fence opens only after a grant and a view read that started after it, until sent + TTL - margin', () => {
   const fence = new LeaseFence(ttlMs, marginMs);
   assert.equal(fence.acknowledgeUntilMs(), 0, 'shut before any lease');
@@ -19,9 +27,7 @@ test('the fence opens only after a grant and a view read that started after it, 
 });
 
 test('keepalives extend the fence from their send time and never shorten it', () => {
-  const fence = new LeaseFence(ttlMs, marginMs);
-  fence.granted(0, 10);
-  fence.viewRead(20);
+  const fence = openFence();
   fence.renewed(3_000);
   assert.equal(fence.acknowledgeUntilMs(), 3_000 + ttlMs - marginMs);
   fence.renewed(2_000); // an older keepalive confirmed late
@@ -29,9 +35,7 @@ test('keepalives extend the fence from their send time and never shorten it', ()
 });
 
 test('after a loss the fence stays shut through late keepalives until a new grant and a fresh view', () => {
-  const fence = new LeaseFence(ttlMs, marginMs);
-  fence.granted(0, 10);
-  fence.viewRead(20);
+  const fence = openFence();
   fence.lost();
   assert.equal(fence.acknowledgeUntilMs(), 0);
   fence.renewed(5_000); // a keepalive of the lost lease, answered late
@@ -44,9 +48,7 @@ test('after a loss the fence stays shut through late keepalives until a new gran
 });
 
 test('a new grant needs its own view read, even when the fence was open before it', () => {
-  const fence = new LeaseFence(ttlMs, marginMs);
-  fence.granted(0, 10);
-  fence.viewRead(20);
+  const fence = openFence();
   fence.granted(1_000, 1_010);
   assert.equal(fence.acknowledgeUntilMs(), 0);
   fence.viewRead(1_010);
@@ -54,9 +56,7 @@ test('a new grant needs its own view read, even when the fence was open before i
 });
 
 test('a closed fence stays shut', () => {
-  const fence = new LeaseFence(ttlMs, marginMs);
-  fence.granted(0, 10);
-  fence.viewRead(20);
+  const fence = openFence();
   fence.close();
   assert.equal(fence.acknowledgeUntilMs(), 0);
   fence.granted(100, 110);

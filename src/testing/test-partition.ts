@@ -8,6 +8,7 @@ import { queueConfigFromAttributes } from '../queue/config.js';
 import type { PartitionLogOptions } from '../storage/types.js';
 import { SimFileSystem } from './sim-filesystem.js';
 
+/** A logger that drops everything (partition runners and brokers in tests). */
 export const silentLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 export function openTestRunner(options: {
