@@ -13,7 +13,8 @@ import { nodeEndpointFor, nodeEndpointsExtra } from './drivers/cluster.js';
 import type { Driver } from './drivers/types.js';
 import { groupOf } from './load-protocol.js';
 import { decodeMessage, encodeMessage, messageBytes } from './message.js';
-import { chartSvg, clusterMarkdownTable, clusterRatioLines, latestMarkdown, markdownTable, sectionTitle, singleNodeShare, updateBenchmarksDocument, type BenchRun, type SystemRun } from './report.js';
+import { chartSvg, clusterMarkdownTable, clusterRatioLines, latestMarkdown, markdownTable, sectionTitle, singleNodeShare, updateBenchmarksDocument, w1Cell, w2Cell, type BenchRun, type SystemRun } from './report.js';
+import { medianRun, spreadText } from './repeats.js';
 import { selectSystems, workloadsOf } from './selection.js';
 import type { WorkloadResult } from './workloads.js';
 
@@ -143,6 +144,34 @@ function fakeDriver(id: string, cluster: boolean): Driver {
     consumer: unused,
   };
 }
+
+describe('repeated runs', () => {
+  const w1 = (messagesPerSecond: number, status: WorkloadResult['status'] = 'ok'): WorkloadResult => ({ workload: 'W1', status, messages: 1000, messagesPerSecond });
+  const w2 = (p99Ms: number): WorkloadResult => ({ workload: 'W2', status: 'ok', messages: 1000, messagesPerSecond: 5000, latency: { p50Ms: 1, p99Ms, p999Ms: p99Ms * 2, maxMs: p99Ms * 3 } });
+
+  test('W1 reports the median run by throughput, with every run\'s figure in the order run', () => {
+    const result = medianRun([w1(21_000), w1(17_000), w1(19_000)]);
+    assert.equal(result.messagesPerSecond, 19_000);
+    assert.deepEqual(result.repeats, { metric: 'msg/s', values: [21_000, 17_000, 19_000] });
+  });
+
+  test('W2 reports the median run by p99, and the cell shows the spread', () => {
+    const result = medianRun([w2(80), w2(30), w2(45)]);
+    assert.equal(result.latency?.p99Ms, 45);
+    assert.equal(result.latency?.maxMs, 135, 'the reported figures all come from the median run');
+    const system: SystemRun = { id: 'berth-native', label: 'Berth native', durabilityNote: 'fsync', fsyncPerAck: true, isBerth: true, status: 'ok', workloads: { W2: result } };
+    assert.equal(w2Cell(system), '1.00 / 45.0 / 90.0 / 135 (p99 30.0-80.0, median of 3)');
+    assert.equal(w1Cell({ ...system, workloads: { W1: medianRun([w1(2_000), w1(1_000)]) } }), '2,000 (1,000-2,000, median of 2)');
+  });
+
+  test('a failed run is reported, never averaged away, and a single run has no spread', () => {
+    const failed = w1(0, 'FAILED');
+    assert.equal(medianRun([w1(20_000), failed, w1(19_000)]), failed);
+    const single = medianRun([w1(20_000)]);
+    assert.equal(single.repeats, undefined);
+    assert.equal(spreadText(single, String), '');
+  });
+});
 
 describe('W5 system selection', () => {
   // Registry order, with a cluster row listed before a single-node one to check the sort.

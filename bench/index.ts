@@ -21,6 +21,7 @@ import { commandExists, removeOnExit, runCommand } from './processes.js';
 import { measureRawDurableWrites } from './raw-disk.js';
 import { chartSvg, clusterRatioLines, clusterTerminalTable, latestMarkdown, ratioLines, rawDiskLines, terminalTable, updateBenchmarksDocument, type BenchRun, type SystemRun } from './report.js';
 import { allWorkloads, selectSystems, workloadsOf } from './selection.js';
+import { medianRun } from './repeats.js';
 import { runWorkload, type WorkloadResult, type WorkloadSettings } from './workloads.js';
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -44,6 +45,7 @@ interface Options {
   clusterRate: number;
   duration?: number;
   fifoMessages?: number;
+  repeats?: number;
   quick: boolean;
   reportOnly: boolean;
   updateDoc: boolean;
@@ -62,6 +64,7 @@ const program = new Command()
   .option('--cluster-rate <n>', 'W5 latency run: offered rate in msg/s', positiveInteger, 1000)
   .option('--duration <s>', 'W2 seconds (default 20; --quick 5)', positiveInteger)
   .option('--fifo-messages <n>', 'W4 messages (default 50,000; --quick 10,000)', positiveInteger)
+  .option('--repeats <n>', 'runs of W1 and W2 per system, the median reported (default 3; --quick 1)', positiveInteger)
   .option('--quick', 'short run', false)
   .option('--no-update-doc', 'do not rewrite the section in BENCHMARKS.md')
   .option('--report-only', 'rewrite latest.md, latest.svg and BENCHMARKS.md from latest.json without running', false)
@@ -168,6 +171,7 @@ async function main(): Promise<void> {
     duration: raw.duration ?? (quick ? 5 : 20),
     fifoMessages: raw.fifoMessages ?? (quick ? 10_000 : 50_000),
   };
+  const repeats = raw.repeats ?? (quick ? 1 : 3);
   const workloads = (raw.workloads ?? allWorkloads).map((workload) => {
     const upper = workload.toUpperCase() as BenchWorkloadId;
     if (!allWorkloads.includes(upper)) throw new InvalidArgumentError(`unknown workload ${workload}`);
@@ -238,19 +242,28 @@ async function main(): Promise<void> {
             continue;
           }
           const settings = settingsFor(workload, driver, driver.cluster === undefined ? options : { ...options, rate: options.clusterRate });
-          const bar = bars.create(settings.messages, 0, { system: driver.id.padEnd(9), workload, phase: 'starting', rate: '' });
-          const began = Date.now();
-          const result = await runWorkload(driver, system, settings, (progress) => {
-            const seconds = (Date.now() - began) / 1000;
-            bar.setTotal(progress.total);
-            bar.update(progress.done, { phase: progress.phase.padEnd(10), rate: seconds > 0 ? `${Math.round(progress.done / seconds)}/s` : '' });
-          });
+          const runs: WorkloadResult[] = [];
+          const times = workload === 'W1' || workload === 'W2' ? repeats : 1;
+          for (let attempt = 1; attempt <= times; attempt++) {
+            const label = times === 1 ? workload : `${workload} ${attempt}/${times}`;
+            const bar = bars.create(settings.messages, 0, { system: driver.id.padEnd(9), workload: label, phase: 'starting', rate: '' });
+            const began = Date.now();
+            const attemptResult = await runWorkload(driver, system, settings, (progress) => {
+              const seconds = (Date.now() - began) / 1000;
+              bar.setTotal(progress.total);
+              bar.update(progress.done, { phase: progress.phase.padEnd(10), rate: seconds > 0 ? `${Math.round(progress.done / seconds)}/s` : '' });
+            });
+            bar.update({ phase: attemptResult.status.padEnd(10) });
+            bar.stop();
+            // The result line below replaces the finished bar (a kept bar is redrawn forever).
+            bars.remove(bar);
+            bars.log(`${driver.id} ${times === 1 ? '' : `(${attempt}/${times}) `}${formatResultLine(attemptResult)}\n`);
+            runs.push(attemptResult);
+            // A failed run is what gets reported; running again would not change that.
+            if (attemptResult.status !== 'ok') break;
+          }
+          const result = medianRun(runs);
           if (workload === 'W4' && driver.fifo.kind === 'single-queue-order') result.note = [driver.fifo.note, result.note].filter(Boolean).join('; ');
-          bar.update({ phase: result.status.padEnd(10) });
-          bar.stop();
-          // The result line below replaces the finished bar (a kept bar is redrawn forever).
-          bars.remove(bar);
-          bars.log(`${driver.id} ${formatResultLine(result)}\n`);
           systemRun.workloads[workload] = result;
           if (result.status === 'FAILED' || result.status === 'error') systemRun.status = 'FAILED';
         }

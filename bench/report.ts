@@ -8,6 +8,7 @@ import Table from 'cli-table3';
 import type { BenchWorkloadId, ClusterShape, WorkloadId } from './drivers/types.js';
 import type { RawDiskResult } from './raw-disk.js';
 import type { WorkloadResult } from './workloads.js';
+import { spreadText } from './repeats.js';
 
 export interface SystemRun {
   id: string;
@@ -58,7 +59,7 @@ function statusCell(result: WorkloadResult | undefined): string | undefined {
 
 export function w1Cell(system: SystemRun): string {
   const result = system.workloads.W1;
-  return statusCell(result) ?? formatCount(result?.messagesPerSecond);
+  return statusCell(result) ?? `${formatCount(result?.messagesPerSecond)}${spreadText(result, formatCount)}`;
 }
 
 export function w2Cell(system: SystemRun): string {
@@ -67,7 +68,7 @@ export function w2Cell(system: SystemRun): string {
   if (status !== undefined) return status;
   const latency = result?.latency;
   if (latency === undefined) return 'no data';
-  const figures = `${formatMs(latency.p50Ms)} / ${formatMs(latency.p99Ms)} / ${formatMs(latency.p999Ms)} / ${formatMs(latency.maxMs)}`;
+  const figures = `${formatMs(latency.p50Ms)} / ${formatMs(latency.p99Ms)} / ${formatMs(latency.p999Ms)} / ${formatMs(latency.maxMs)}${spreadText(result, formatMs, 'p99 ')}`;
   // Below the offered rate the open-loop schedule runs ahead of the system and latency is queueing time.
   const achieved = result?.messagesPerSecond;
   const offered = result?.offeredPerSecond;
@@ -401,6 +402,7 @@ export function methodMarkdown(): string {
 
 Method. The bench starts each system itself (Berth as \`MALLOC_MMAP_THRESHOLD_=131072 node --max-semi-space-size=64 bin/berth.js serve\`, the flags and environment its \`berth\` command runs with) on 127.0.0.1 in a fresh temp directory, runs the workloads against it, stops it and removes the directory, then moves to the next system, so only one system loads the machine at a time. Messages are 1 KiB and carry their id, message group, sequence in group and send time. Producers and consumers run in worker threads of the bench process (4 + 4), each with its own connection; producers send batches of 10 (SQS SendMessageBatch, a Redis pipeline, 10 confirmed AMQP publishes, 10 JetStream publishes, BullMQ addBulk) and consumers receive up to 10 and delete/ack them (DeleteMessageBatch, XACK+XDEL, basic.ack, JetStream ack, BullMQ job completion).
 
+- Repeats: W1 and W2 run three times on each system (each on a new queue of the same running server) and the table shows the median run, by throughput for W1 and by p99 for W2, with the range of the three beside it ("median of 3"); a failed run is reported instead of any median. One run of each swung by 15-20% between consecutive runs on this shared VM (Redis Streams' W1 measured 17,257 and 21,681 msg/s ten minutes apart), enough to flip a target. \`--repeats\` sets the count (\`--quick\`: 1). W3 and W4 run once.
 - W1 throughput: 4 producer threads (8 batches in flight each) + 4 consumer threads (4 receive loops each: 16 concurrent receivers; every loop has its own connection, except Berth native, where the 4 loops of a consumer thread take from one SDK client and one push subscription, as the SDK is meant to be used, since a stream serves any number of readers); messages per second from the start until the last message is deleted/acked. A receive loop overlaps its acknowledgement with its next receive (one ack outstanding per loop, as a consumer that processes while its last ack travels); the run ends when the last ack is answered. Redis acks on a second connection per loop, so an XACK never waits behind the next blocking XREADGROUP. (Until session 3 each loop waited for its ack before receiving again, which measured the ack's round trip for Berth and Redis, whose acks are durable, and not for RabbitMQ, NATS and BullMQ, whose acks are not awaited.)
 - W2 latency: an open-loop schedule at a fixed offered rate (5,000 msg/s for 20 s, split over 4 producers); each message carries its *intended* send time and latency is taken from that to receipt by a consumer, so a system that stalls the producer is charged for the wait (no coordinated omission). Before the measured pass, every system (cluster rows included) gets the same load for 3 s on the same queue, unmeasured, and must deliver and acknowledge all of it first: the queue's leader may be a process that has served nothing yet, and without the warm-up its first second (code not yet optimised by V8, buffers and connections growing) built a backlog that the whole run's p99 carried. Each producer sends whatever is due (up to 10 per call, up to 64 calls in flight), so at 5,000 msg/s most calls carry 1-2 messages. When a system cannot sustain the offered rate the cell says "saturated" with the rate it achieved, and the percentiles are mostly queueing time. Percentiles from HdrHistogram (hdr-histogram-js) merged over consumers.
 - W3 backlog: the producers enqueue the whole backlog first, then the consumers drain it; the server's RSS (VmRSS from /proc/<pid>/status) is sampled every 250 ms; reported as peak and growth over the baseline (the idle server's RSS when W3 begins: in a full run, after W1 and W2 ran on the same server process, so a working set any load brings, such as a grown young generation and the record cache, is in the baseline), with fill and drain rates.

@@ -13,6 +13,7 @@ import type { Driver, QueueSpec, RunningSystem, WorkloadId } from './drivers/typ
 import { Counter, counterCount, type MainMessage, type ProducerPlan, type WorkerInput, type WorkerMessage, type WorkerResult } from './load-protocol.js';
 import { nowUs } from './message.js';
 import { processCpuMs, residentBytes } from './processes.js';
+import type { RepeatSummary } from './repeats.js';
 
 export interface WorkloadSettings {
   id: WorkloadId;
@@ -70,6 +71,8 @@ export interface WorkloadResult {
   ackErrors?: number;
   resources?: ResourceSummary;
   firstError?: string;
+  /** W1 and W2: every run's headline figure when the workload was repeated (this result is the median run). */
+  repeats?: RepeatSummary;
 }
 
 export interface Progress {
