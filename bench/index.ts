@@ -197,7 +197,7 @@ async function main(): Promise<void> {
       loadAverageStart: loadavg(),
       loadAverageEnd: [],
     },
-    options: { systems: selected.map((driver) => driver.id), workloads, messages: options.messages, backlog: options.backlog, ratePerSecond: options.rate, clusterRatePerSecond: options.clusterRate, latencySeconds: options.duration, fifoMessages: options.fifoMessages, fifoGroups: 1000, quick },
+    options: { systems: selected.map((driver) => driver.id), workloads, messages: options.messages, backlog: options.backlog, ratePerSecond: options.rate, clusterRatePerSecond: options.clusterRate, latencySeconds: options.duration, fifoMessages: options.fifoMessages, fifoGroups: 1000, quick, repeats },
     rawDisk: [],
     systems: [],
   };

@@ -1,7 +1,7 @@
 // W1 and W2 are run several times on the same running system (each time on a new queue)
 // and the median run is reported, with the spread beside it. One run of each swung by
 // 15-20% here from one minute to the next on this shared 2-core VM (Redis Streams' W1 went
-// from 17,257 to 21,681 msg/s between two runs of the same build), enough to turn a target
+// from 21,681 to 17,257 msg/s between two runs of the same build), enough to turn a target
 // met into one missed; a median of three is steadier, and the spread says how steady.
 
 import type { WorkloadResult } from './workloads.js';
