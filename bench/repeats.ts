@@ -29,11 +29,9 @@ export function medianRun(results: readonly WorkloadResult[]): WorkloadResult {
   if (first === undefined) throw new Error('medianRun needs at least one result');
   const broken = results.find((result) => result.status !== 'ok');
   if (broken !== undefined || results.length === 1) return broken ?? first;
-  const ranked = results
-    .map((result) => ({ result, value: headlineOf(result).value ?? Number.NaN }))
-    .sort((a, b) => a.value - b.value);
-  const median = ranked[Math.floor(ranked.length / 2)]!.result;
   const values = results.map((result) => headlineOf(result).value ?? Number.NaN);
+  const byValue = values.map((_, index) => index).sort((a, b) => values[a]! - values[b]!);
+  const median = results[byValue[Math.floor(byValue.length / 2)]!]!;
   return { ...median, repeats: { metric: headlineOf(first).metric, values } };
 }
 

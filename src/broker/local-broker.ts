@@ -22,7 +22,7 @@ import type { EnqueuePayload } from '../queue/records.js';
 import type { QueueConfig, QueueCounts, ReceivedMessage, SendInput, SendOutcome } from '../queue/types.js';
 import { FileMetadataStore, type MetadataSnapshot, type MetadataStore, type QueueMetadata } from './metadata-store.js';
 import { PartitionRunner, type PartitionLogger, type PartitionOptions } from './partition.js';
-import { byReceipt, movedCopy, movedDeduplicationId, parseQueueConfig, partitionOfGroup, queueArn, queueNameFromArn, receiptHandleOf, receivedMessage, topicAttributes, type QueueIdentity } from './queue-calls.js';
+import { byReceipt, movedCopy, parseQueueConfig, partitionOfGroup, queueArn, queueNameFromArn, receiptHandleOf, receivedMessage, takenForMove, topicAttributes, type QueueIdentity } from './queue-calls.js';
 import { parseFilterPolicy } from '../queue/filter.js';
 import { MoveTaskRunner } from './move-tasks.js';
 import type { MoveTask, QueueDescription, QueueService, ReceiveInput, VisibilityChange } from './service.js';
@@ -428,8 +428,7 @@ export class LocalBroker implements QueueService {
     for (const [index, partition] of queue.partitions.entries()) {
       const deliveries = await partition.receive({ maxMessages: maxMessages - taken.length, waitTimeSeconds: 0, visibilityTimeoutSeconds: 60, logicalQueueId: queue.logicalQueueId });
       for (const delivery of deliveries) {
-        const payload = { ...delivery.payload, deduplicationId: movedDeduplicationId(delivery.payload.messageId, delivery.sequenceOffset) };
-        taken.push({ payload, receiptHandle: receiptHandleOf(identity(queue), index, delivery) });
+        taken.push({ payload: takenForMove(delivery.payload, delivery.sequenceOffset), receiptHandle: receiptHandleOf(identity(queue), index, delivery) });
       }
       if (taken.length >= maxMessages) break;
     }

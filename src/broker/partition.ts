@@ -32,7 +32,7 @@ import { openPartitionLog } from '../storage/segmented-log.js';
 import { QueueMachine, type Receipt } from '../queue/machine.js';
 import { RecordType, decodeEnqueue, decodeRelocate, encodeRelocate, type EnqueuePayload } from '../queue/records.js';
 import type { QueueConfig, QueueCounts } from '../queue/types.js';
-import { movedDeduplicationId } from './queue-calls.js';
+import { takenForMove } from './queue-calls.js';
 import { RecordCache } from './record-cache.js';
 
 export interface PartitionLogger {
@@ -723,7 +723,7 @@ export class PartitionRunner {
         // A deduplication id fixed by this copy of the message, so a move retried after a
         // crash is deduplicated by a FIFO dead-letter queue instead of arriving twice.
         const sequenceOffset = this.machine.message(offset, undefined, logicalQueueId)?.sequenceOffset ?? offset;
-        payloads.push({ ...payload, deduplicationId: movedDeduplicationId(payload.messageId, sequenceOffset) });
+        payloads.push(takenForMove(payload, sequenceOffset));
       }
       // Copies first, durably; only then remove from this queue: a crash in between
       // leaves a duplicate (at least once), never a loss.

@@ -132,6 +132,11 @@ export function movedDeduplicationId(messageId: string, sequenceOffset: number):
   return `${messageId}-${sequenceNumberOf(sequenceOffset)}`;
 }
 
+/** A message taken for a move, carrying the deduplication id of this copy of it (movedDeduplicationId). */
+export function takenForMove(payload: EnqueuePayload, sequenceOffset: number): EnqueuePayload {
+  return { ...payload, deduplicationId: movedDeduplicationId(payload.messageId, sequenceOffset) };
+}
+
 /**
  * The copy of a message that a move enqueues: id, body, attributes, send time and
  * deduplication id kept (the taker gave it movedDeduplicationId), no delay, no more

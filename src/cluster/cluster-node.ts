@@ -20,7 +20,7 @@
 // acknowledged record is lost, and writes the new assignment with compare-and-swap. It also
 // replaces a replica gone longer than replicaReplaceAfterMs by a live node outside the set.
 
-import { byReceipt, movedCopy, movedDeduplicationId, parseQueueConfig, partitionOfGroup, queueArn, queueNameFromArn, receiptHandleOf, receivedMessage, topicAttributes, type QueueIdentity } from '../broker/queue-calls.js';
+import { byReceipt, movedCopy, parseQueueConfig, partitionOfGroup, queueArn, queueNameFromArn, receiptHandleOf, receivedMessage, takenForMove, topicAttributes, type QueueIdentity } from '../broker/queue-calls.js';
 import { repeatOn, sleepOn, type Clock, type TimerHandle } from '../core/clock.js';
 import type { FileSystem } from '../core/filesystem.js';
 import { assert } from '../core/assert.js';
@@ -998,10 +998,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
       const deliveries = (await this.callPartition(queue, index, 'p.receive', {
         input: { maxMessages: maxMessages - taken.length, waitTimeSeconds: 0, visibilityTimeoutSeconds: 60 },
       })) as Delivery[];
-      for (const delivery of deliveries) {
-        const payload = { ...delivery.payload, deduplicationId: movedDeduplicationId(delivery.payload.messageId, delivery.sequenceOffset) };
-        taken.push({ payload, receiptHandle: receiptHandleOf(identityOf(queue), index, delivery) });
-      }
+      for (const delivery of deliveries) taken.push({ payload: takenForMove(delivery.payload, delivery.sequenceOffset), receiptHandle: receiptHandleOf(identityOf(queue), index, delivery) });
     }
     return taken;
   }
