@@ -814,6 +814,18 @@ class SegmentedLog implements ReplicaLog {
     return bytes;
   }
 
+  get bufferedBytes(): number {
+    let bytes = 0;
+    for (const spare of this.spareBuffers) bytes += spare.byteLength;
+    for (const entry of this.readCache) bytes += entry.bytes.byteLength;
+    return bytes;
+  }
+
+  releaseBuffers(): void {
+    this.spareBuffers = [];
+    this.readCache = [];
+  }
+
   private releaseBuffer(buffer: Uint8Array): void {
     if (buffer.length > this.options.groupCommitBytesMax) return;
     this.spareBuffers.push(buffer);

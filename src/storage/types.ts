@@ -128,6 +128,12 @@ export interface PartitionLog {
   writeCheckpoint(offset: number, state: Uint8Array, lastEpoch?: number): Promise<void>;
   readCheckpoint(): Promise<StoredCheckpoint | undefined>;
 
+  /** Bytes held only for speed (read-ahead, spare write buffers), which releaseBuffers frees. */
+  readonly bufferedBytes: number;
+
+  /** Frees what bufferedBytes counts (an idle partition need not hold it); later reads and writes allocate again. */
+  releaseBuffers(): void;
+
   /** Flushes, fsyncs and closes. Appends after close throw. */
   close(): Promise<void>;
 }
