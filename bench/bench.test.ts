@@ -342,3 +342,13 @@ describe('W2 warm-up', () => {
     }
   });
 });
+
+describe('driver loaders', () => {
+  test('a load worker can load every system the registry lists, each on its own, and gets that same driver', async () => {
+    const { drivers } = await import('./drivers/registry.js');
+    const { driverLoaders, loadDriver } = await import('./drivers/loaders.js');
+    assert.deepEqual(Object.keys(driverLoaders).sort(), drivers.map((driver) => driver.id).sort());
+    for (const driver of drivers) assert.equal(await loadDriver(driver.id), driver, driver.id);
+    await assert.rejects(loadDriver('kafka'), /unknown system "kafka"/);
+  });
+});

@@ -11,7 +11,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import hdr from 'hdr-histogram-js';
-import { driverById } from './drivers/registry.js';
+import { loadDriver } from './drivers/loaders.js';
 import type { Consumer, Delivery, OutgoingMessage, Producer } from './drivers/types.js';
 import { Counter, groupOf, type MainMessage, type WorkerInput, type WorkerMessage, type WorkerResult } from './load-protocol.js';
 import { decodeMessage, encodeMessage, nowUs } from './message.js';
@@ -210,7 +210,7 @@ async function main(): Promise<void> {
   const port = parentPort;
   if (port === null) throw new Error('load-worker must run in a worker thread');
   const input = workerData as WorkerInput;
-  const driver = driverById(input.driverId);
+  const driver = await loadDriver(input.driverId);
   const goPromise = new Promise<number>((resolve) => {
     port.on('message', (message: MainMessage) => {
       if (message.kind === 'go') resolve(message.startUs);

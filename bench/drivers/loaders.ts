@@ -1,0 +1,26 @@
+// The driver of one system, imported on its own: a load worker drives one system, and
+// importing the registry made each of the 8 workers load every peer's client (ioredis,
+// bullmq, amqplib, nats, the AWS SDK), ~3 s of CPU per worker at each workload's start.
+// bench.test.ts checks that this table and the registry name the same drivers.
+
+import type { Driver } from './types.js';
+
+export const driverLoaders: Readonly<Record<string, () => Promise<Driver>>> = {
+  berth: async () => (await import('./berth-sqs.js')).berthSqsDriver,
+  'berth-native': async () => (await import('./berth-native.js')).berthNativeDriver,
+  'berth-sdk': async () => (await import('./berth-sqs.js')).berthAwsSdkDriver,
+  redis: async () => (await import('./redis-streams.js')).redisStreamsDriver,
+  bullmq: async () => (await import('./bullmq.js')).bullmqDriver,
+  rabbitmq: async () => (await import('./rabbitmq.js')).rabbitmqDriver,
+  nats: async () => (await import('./nats.js')).natsDriver,
+  'berth-cluster': async () => (await import('./berth-cluster.js')).berthClusterDriver,
+  'berth-cluster-native': async () => (await import('./berth-cluster.js')).berthClusterNativeDriver,
+  'rabbitmq-cluster': async () => (await import('./rabbitmq-cluster.js')).rabbitmqClusterDriver,
+  'nats-cluster': async () => (await import('./nats-cluster.js')).natsClusterDriver,
+};
+
+export async function loadDriver(id: string): Promise<Driver> {
+  const load = driverLoaders[id];
+  if (load === undefined) throw new Error(`unknown system "${id}"; known: ${Object.keys(driverLoaders).join(', ')}`);
+  return await load();
+}
