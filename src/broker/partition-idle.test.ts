@@ -10,7 +10,7 @@ import { openTestRunner } from '../testing/test-partition.js';
 import { testPayload } from '../testing/test-payloads.js';
 import { defaultPartitionOptions } from './partition.js';
 
-const idleReleaseMs = defaultPartitionOptions.idleReleaseMs!;
+const idleReleaseMs = defaultPartitionOptions.idleReleaseMs;
 
 test('a partition keeps its recent records and log buffers while appends come, frees them after idleReleaseMs without one, and still ships every record from disk', async () => {
   const clock = new ManualClock();

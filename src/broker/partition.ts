@@ -97,7 +97,7 @@ export interface PartitionOptions {
    * speed (recent records for shipping, the log's read-ahead and spare write buffers):
    * about 10 MiB per partition in a cluster, which every drained queue held for good.
    */
-  idleReleaseMs?: number;
+  idleReleaseMs: number;
 }
 
 export const defaultPartitionOptions: PartitionOptions = {
@@ -901,7 +901,7 @@ export class PartitionRunner {
       this.idle = { endOffset, sinceMs: nowMs, released: false };
       return;
     }
-    if (this.idle.released || nowMs - this.idle.sinceMs < (this.options.idleReleaseMs ?? Number.POSITIVE_INFINITY)) return;
+    if (this.idle.released || nowMs - this.idle.sinceMs < this.options.idleReleaseMs) return;
     this.idle.released = true;
     this.recent = [];
     this.log.releaseBuffers();
