@@ -41,3 +41,18 @@ test('lease extensions do not pile up stale deadlines; counts stay exact through
   assert.equal(tracker.inflightCount(1_000 + 500 * 1_000 + 99), 0);
   assert.equal(tracker.heapSize, 0);
 });
+
+test('once nothing is in flight the deadline heap holds nothing: a drained queue keeps no deleted entries alive', () => {
+  const tracker = new InflightTracker();
+  const received = Array.from({ length: 500 }, (_, offset) => entry(offset, 12 * 3600 * 1000 + offset));
+  for (const each of received) tracker.track(each);
+  for (const each of received.slice(0, 499)) tracker.untrack(each);
+  assert.equal(tracker.heapSize, 500, 'below the compaction threshold, deleted entries wait as stale items while one is in flight');
+  tracker.untrack(received[499]!);
+  assert.equal(tracker.heapSize, 0);
+  assert.equal(tracker.inflightCount(0), 0);
+  const again = entry(1_000, 5_000);
+  tracker.track(again);
+  assert.equal(tracker.inflightCount(0), 1, 'tracking works as before after the heap was emptied');
+  assert.equal(tracker.next(0), again);
+});

@@ -268,7 +268,10 @@ export class InflightTracker {
     if (entry.tracked) {
       entry.tracked = false;
       this.trackedCount--;
-      if (this.heap.size > staleCompactionItemsMin && this.heap.size > 2 * this.trackedCount) this.compact();
+      // Nothing in flight: every item left is stale (a drained queue kept up to 1,024 of
+      // them, with their entries, until their deadlines passed, which may be 12 hours).
+      if (this.trackedCount === 0) this.heap.clear();
+      else if (this.heap.size > staleCompactionItemsMin && this.heap.size > 2 * this.trackedCount) this.compact();
     }
   }
 
