@@ -2,7 +2,8 @@
 // metrics, the broker and the HTTP routes, and owns the process lifecycle (readiness,
 // graceful stop on SIGTERM/SIGINT, forced exit on a second SIGINT).
 
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { randomUuid } from '../core/uuid.js';
 import path from 'node:path';
 import { NodeFileSystem } from '../io/node-filesystem.js';
 import { SystemClock } from '../io/system-clock.js';
@@ -57,7 +58,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     logger: logger.child({ component: 'broker' }),
     region: config.region,
     accountId: config.accountId,
-    newId: () => randomUUID(),
+    newId: randomUuid,
     newIncarnation: () => randomBytes(8).toString('hex'),
     partitionOptions: { logOptions: { groupCommitDelayMs: config.groupCommitDelayMs, segmentBytesMax: config.segmentBytesMax }, ...(config.checkpointIntervalMs === undefined ? {} : { checkpointIntervalMs: config.checkpointIntervalMs }) },
   });
@@ -229,7 +230,7 @@ async function startCluster(config: ServerConfig, dataDirectory: string, clock: 
     fs: new NodeFileSystem(),
     clock,
     logger: logger.child({ component: 'cluster', node: config.nodeId }),
-    newId: () => randomUUID(),
+    newId: randomUuid,
     newIncarnation: () => randomBytes(8).toString('hex'),
     partitionOptions: { logOptions: { groupCommitDelayMs: config.groupCommitDelayMs, segmentBytesMax: config.segmentBytesMax }, ...(config.checkpointIntervalMs === undefined ? {} : { checkpointIntervalMs: config.checkpointIntervalMs }) },
   });

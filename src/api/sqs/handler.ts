@@ -9,11 +9,11 @@
 // Expected failures are BerthErrors mapped to the SQS error shape of the protocol; any
 // other exception becomes a logged 500 InternalError and never escapes the handler.
 
-import { randomUUID } from 'node:crypto';
 import type { QueueDescription, QueueService } from '../../broker/service.js';
 import type { Clock } from '../../core/clock.js';
 import { BerthError, errorCatalogue, isBerthError, type ErrorCode } from '../../protocol/errors.js';
 import { setOwn } from '../../core/own-property.js';
+import { randomUuid } from '../../core/uuid.js';
 import type { MessageAttributes, ReceivedMessage } from '../../queue/types.js';
 import { accessKeyIdFromAuthorization, SigV4Verifier } from '../../auth/sigv4.js';
 import { md5OfBody, md5OfMessageAttributes } from './md5.js';
@@ -774,7 +774,7 @@ export function createSqsHandler(service: QueueService, options: SqsApiOptions):
 
   return async function handle(request: HttpRequest, signal?: AbortSignal): Promise<HttpResponse> {
     const startedMs = options.clock.monotonicMs();
-    const requestId = randomUUID();
+    const requestId = randomUuid();
     const target = headerValue(request.headers, 'x-amz-target');
     const protocol: 'json' | 'query' = target !== undefined ? 'json' : 'query';
     let action = 'Unknown';
