@@ -17,25 +17,6 @@ async function messagesCounted(cluster: TestCluster, id: string, queue: string, 
   return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
-/**
- * The primary of each of the queue's partitions once every node agrees on it and the
- * primary itself serves it: a routing check against an assignment still settling (a node
- * restarted by the test before, a primary that has not taken its role yet) would count
- * calls a moving primary legitimately forwarded.
- */
-async function settledPrimaries(cluster: TestCluster, ids: string[], queue: string, partitions: number): Promise<string[]> {
-  let primaries: string[] = [];
-  await cluster.waitFor(async () => {
-    const statuses = await Promise.all(ids.map((id) => cluster.status(id)));
-    primaries = Array.from({ length: partitions }, (_, partition) => statuses[0]!.partitions.find((entry) => entry.queue === queue && entry.partition === partition)?.primary ?? '');
-    return primaries.every((primary, partition) =>
-      primary !== '' &&
-      statuses.every((status) => status.partitions.some((entry) => entry.queue === queue && entry.partition === partition && entry.primary === primary)) &&
-      statuses[ids.indexOf(primary)]!.local.some((entry) => entry.queue === queue && entry.partition === partition && entry.role === 'primary'));
-  }, `the primaries of ${queue} to settle`, 30_000);
-  return primaries;
-}
-
 function nativeUrlOf(cluster: TestCluster, id: string): string {
   const port = cluster.node(id).nativePort;
   assert.ok(port !== undefined, `node ${id} has a native port`);
@@ -109,14 +90,14 @@ describe('SDK cluster routing (3 nodes, real etcd)', { timeout: 240_000 }, () =>
     await berth.send('routed', [{ body: 'routed to the successor' }]);
     assert.equal(await messagesCounted(cluster, successor, 'routed', 'sent'), before + 1);
     await cluster.start(primary);
-    await cluster.waitFor(async () => (await cluster.status(seed)).nodes.filter((node) => node.health === 'healthy').length === 3, 'the restarted node to rejoin');
+    await cluster.waitAllHealthy(seed); // the next test starts from a settled cluster
   });
 
   test('a FIFO queue with 3 partitions: a batch over many groups is split by partition, each group keeps its order, receipts go back to their partitions', async () => {
     const admin = await connect('n1', false);
     await admin.createQueue('split.fifo', { attributes: { FifoQueue: 'true', ReplicaCount: '2', PartitionCount: '3' } });
     assert.equal((await admin.getQueueAttributes('split.fifo'))['PartitionCount'], '3');
-    const primaries = await settledPrimaries(cluster, ['n1', 'n2', 'n3'], 'split.fifo', 3);
+    const primaries = await cluster.settledPrimaries('split.fifo', 3);
     const berth = await connect('n3', { zone: 'nowhere' });
     const router = berth.router as ClusterRouter;
     // As in the test above: the client's first view of a queue created a moment ago may lag.

@@ -48,6 +48,14 @@ export interface TestCluster {
   status(id: string): Promise<ClusterStatusReport>;
   /** The primary of partition `partition` of `queue` as the named (or any live) node sees it. */
   primaryOf(queue: string, partition?: number, via?: string): Promise<string>;
+  /**
+   * The primary of each of the queue's partitions once every live node agrees on it and
+   * the primary itself serves it (a view taken right after a create or a restart may still
+   * be settling).
+   */
+  settledPrimaries(queue: string, partitions: number): Promise<string[]>;
+  /** Waits until every node of the cluster is registered healthy (as `via`, default the first node, sees it). */
+  waitAllHealthy(via?: string): Promise<void>;
   waitFor(predicate: () => Promise<boolean> | boolean, what: string, timeoutMs?: number): Promise<void>;
   /** What node `id` reports about its replica of `queue`'s partition (undefined when it hosts none). */
   local(id: string, queue: string, partition?: number): Promise<ClusterStatusReport['local'][number] | undefined>;
@@ -187,6 +195,22 @@ export async function startCluster(options: StartClusterOptions): Promise<TestCl
       }
       throw new Error(`no node knows the primary of ${queue}#${partition}`);
     },
+    async settledPrimaries(queue, partitions) {
+      const ids = handles.filter((handle) => handle.process !== undefined).map((handle) => handle.id);
+      let primaries: string[] = [];
+      await cluster.waitFor(async () => {
+        const statuses = await Promise.all(ids.map((id) => cluster.status(id)));
+        primaries = Array.from({ length: partitions }, (_, partition) => statuses[0]!.partitions.find((entry) => entry.queue === queue && entry.partition === partition)?.primary ?? '');
+        return primaries.every((primary, partition) =>
+          ids.includes(primary) &&
+          statuses.every((status) => status.partitions.some((entry) => entry.queue === queue && entry.partition === partition && entry.primary === primary)) &&
+          statuses[ids.indexOf(primary)]!.local.some((entry) => entry.queue === queue && entry.partition === partition && entry.role === 'primary'));
+      }, `the primaries of ${queue} to settle`);
+      return primaries;
+    },
+    waitAllHealthy(via = handles[0]!.id) {
+      return cluster.waitFor(async () => (await cluster.status(via)).nodes.filter((node) => node.health === 'healthy').length === handles.length, `${handles.length} nodes registered healthy`);
+    },
     waitFor(predicate, what, timeoutMs = 30_000) {
       return waitUntil(async () => {
         try {
@@ -216,7 +240,7 @@ export async function startCluster(options: StartClusterOptions): Promise<TestCl
   };
   try {
     await Promise.all(handles.map((handle) => cluster.start(handle.id)));
-    await cluster.waitFor(async () => (await cluster.status(handles[0]!.id)).nodes.filter((node) => node.health === 'healthy').length === options.nodes, `${options.nodes} nodes registered`);
+    await cluster.waitAllHealthy();
   } catch (error) {
     await cluster.stop();
     throw error;
