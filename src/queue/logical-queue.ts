@@ -247,8 +247,13 @@ class DeadlineHeap {
  * instead of with the messages in flight. Assumes `nowMs` does not go backwards between calls; if it does, messages
  * whose deadline fell between the two times count as visible a little early (for the
  * in-flight limit only).
+ *
+ * Below `staleCompactionItemsMin` items the heap is never rebuilt, so that many stale items
+ * (each holding a deleted message's entry) may wait per logical queue while anything is in
+ * flight. At 1,024 that was ~200 KB per queue, which adds up across many queues; a smaller
+ * minimum costs no more per untrack, since a rebuild of S items follows at least S/2 stale ones.
  */
-const staleCompactionItemsMin = 1024;
+const staleCompactionItemsMin = 64;
 
 export class InflightTracker {
   private heap = new DeadlineHeap();
