@@ -16,7 +16,7 @@
 //
 // States: open -> closing (close() called: no new sends, queued ones are flushed) -> closed.
 
-import { randomUUID } from 'node:crypto';
+import { randomUuid } from '../core/uuid.js';
 import type { Berth, SendOptions, SendResult, SendMessageInput } from './berth.js';
 import { BerthClientError, clientClosed, isRetryable } from './errors.js';
 
@@ -75,7 +75,7 @@ export class Producer {
       if (this.state !== 'open') throw clientClosed(`producer for ${this.queue}`);
     }
     const message: SendMessageInput = { body, ...options };
-    if (this.fifo && message.deduplicationId === undefined) message.deduplicationId = randomUUID();
+    if (this.fifo && message.deduplicationId === undefined) message.deduplicationId = randomUuid();
     return new Promise<SendResult>((resolve, reject) => {
       this.queued.push({ message, resolve, reject });
       this.schedule();

@@ -1,4 +1,5 @@
-// Version 4 UUIDs for message and request ids: one per message on the send path.
+// Version 4 UUIDs for message and request ids (one per message on the send path) and the
+// SDK producer's FIFO deduplication ids.
 // crypto.randomUUID builds each from ~20 string pieces that are flattened when the id is
 // first written (~550 B of garbage, ~0.7 us); this writes the 36 characters into one
 // reused buffer and makes one flat string of them (~0.35 us). The randomness is the same:
