@@ -250,8 +250,9 @@ class DeadlineHeap {
  *
  * Below `staleCompactionItemsMin` items the heap is never rebuilt, so that many stale items
  * (each holding a deleted message's entry) may wait per logical queue while anything is in
- * flight. At 1,024 that was ~200 KB per queue, which adds up across many queues; a smaller
- * minimum costs no more per untrack, since a rebuild of S items follows at least S/2 stale ones.
+ * flight. At 1,024 that was an estimated 150-200 KB per queue (an entry and its id string
+ * each), which adds up across many queues; a smaller minimum costs no more per untrack, since
+ * a rebuild of S items follows at least S/2 stale ones.
  */
 const staleCompactionItemsMin = 64;
 
