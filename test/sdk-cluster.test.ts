@@ -23,6 +23,19 @@ function nativeUrlOf(cluster: TestCluster, id: string): string {
   return `berth://127.0.0.1:${port}`;
 }
 
+/**
+ * Waits until the client routes partition p of `queue` to `primaries[p]`: its view of a
+ * queue created (or failed over) a moment ago may lag by a watch event, and routes refresh
+ * every 5 s.
+ */
+function clientRoutesTo(cluster: TestCluster, router: ClusterRouter, queue: string, primaries: readonly string[], timeoutMs: number): Promise<void> {
+  return cluster.waitFor(
+    async () => (await Promise.all(primaries.map((_, partition) => router.nodeFor(queue, partition)))).every((id, partition) => id === primaries[partition]),
+    `the client routes each partition of ${queue} to its primary (${primaries.join(', ')})`,
+    timeoutMs,
+  );
+}
+
 describe('SDK cluster routing (3 nodes, real etcd)', { timeout: 240_000 }, () => {
   let cluster: TestCluster;
   const clients: Berth[] = [];
@@ -48,8 +61,7 @@ describe('SDK cluster routing (3 nodes, real etcd)', { timeout: 240_000 }, () =>
     const berth = await connect(seed);
     assert.ok(berth.router instanceof ClusterRouter);
     const router = berth.router;
-    // The seed's view of a queue created a moment ago may lag by a watch event; routes refresh every 5 s.
-    await cluster.waitFor(async () => (await router.nodeFor('routed')) === primary, `the client routes routed to its primary ${primary}`, 20_000);
+    await clientRoutesTo(cluster, router, 'routed', [primary], 20_000);
 
     const sent = await berth.send('routed', Array.from({ length: 20 }, (_, index) => ({ body: `m${index}` })));
     assert.ok(sent.every((result) => !(result instanceof BerthClientError)), String(sent.find((result) => result instanceof BerthClientError)));
@@ -85,7 +97,7 @@ describe('SDK cluster routing (3 nodes, real etcd)', { timeout: 240_000 }, () =>
       delivered = result !== undefined && !(result instanceof BerthClientError);
       return delivered;
     }, 'a send through the routed client after the failover', 60_000);
-    await cluster.waitFor(async () => (await router.nodeFor('routed')) === successor, 'the client routes to the new primary', 30_000);
+    await clientRoutesTo(cluster, router, 'routed', [successor], 30_000);
     const before = await messagesCounted(cluster, successor, 'routed', 'sent');
     await berth.send('routed', [{ body: 'routed to the successor' }]);
     assert.equal(await messagesCounted(cluster, successor, 'routed', 'sent'), before + 1);
@@ -100,9 +112,7 @@ describe('SDK cluster routing (3 nodes, real etcd)', { timeout: 240_000 }, () =>
     const primaries = await cluster.settledPrimaries('split.fifo', 3);
     const berth = await connect('n3', { zone: 'nowhere' });
     const router = berth.router as ClusterRouter;
-    // As in the test above: the client's first view of a queue created a moment ago may lag.
-    await cluster.waitFor(async () => (await Promise.all(primaries.map((_, partition) => router.nodeFor('split.fifo', partition)))).every((id, partition) => id === primaries[partition]),
-      `the client routes each partition of split.fifo to its primary (${primaries.join(', ')})`, 20_000);
+    await clientRoutesTo(cluster, router, 'split.fifo', primaries, 20_000);
     const groups = Array.from({ length: 12 }, (_, index) => `g${index}`);
     for (let round = 0; round < 3; round++) {
       const results = await berth.send('split.fifo', groups.map((group) => ({ body: `${group}:${round}`, groupId: group, deduplicationId: `${group}-${round}` })));
