@@ -23,7 +23,7 @@ import type { QueueConfig, QueueCounts, ReceivedMessage, SendInput, SendOutcome 
 import { FileMetadataStore, type MetadataSnapshot, type MetadataStore, type QueueMetadata } from './metadata-store.js';
 import { PartitionRunner, type PartitionLogger, type PartitionOptions } from './partition.js';
 import { byReceipt, movedCopy, parseQueueConfig, partitionOfGroup, queueArn, queueNameFromArn, receiptHandleOf, receivedMessage, takenForMove, topicAttributes, type QueueIdentity } from './queue-calls.js';
-import { parseFilterPolicy } from '../queue/filter.js';
+import { checkSubscriptionConfig, checkTopicAttributes, kindOf, reconcileSubscriptions, refuseOnSubscription, refuseOnTopic, refuseReceiveOnTopic, requireTopic, wantedSubscriptions } from './topics.js';
 import { MoveTaskRunner } from './move-tasks.js';
 import type { MoveTask, QueueDescription, QueueService, ReceiveInput, VisibilityChange } from './service.js';
 
@@ -52,13 +52,6 @@ interface OpenQueue {
   nextReceivePartition: number;
   /** The logical queue this queue reads in its partitions: 0 for a plain queue, the subscription's id for a subscription. */
   logicalQueueId: number;
-}
-
-type QueueKind = 'queue' | 'topic' | 'subscription';
-
-function kindOf(metadata: QueueMetadata): QueueKind {
-  if (metadata.subscription !== undefined) return 'subscription';
-  return metadata.attributes[topicAttributes.kind] === 'topic' ? 'topic' : 'queue';
 }
 
 const queueDeletedRecentlyMs = 60_000;
@@ -254,7 +247,7 @@ export class LocalBroker implements QueueService {
 
   async purgeQueue(name: string): Promise<void> {
     const queue = this.requireQueue(name);
-    this.refuseTopic(queue, 'PurgeQueue', 'purge each subscription instead');
+    refuseOnTopic(queue.metadata, 'PurgeQueue', 'purge each subscription instead');
     for (const partition of queue.partitions) await partition.purge(queue.logicalQueueId);
   }
 
@@ -263,7 +256,7 @@ export class LocalBroker implements QueueService {
   async send(name: string, messages: SendInput[]): Promise<Array<SendOutcome | BerthError>> {
     this.assertOpen();
     const queue = this.requireQueue(name);
-    this.refuseSubscription(queue);
+    refuseOnSubscription(queue.metadata);
     const nowMs = this.options.clock.nowMs();
     const results: Array<SendOutcome | BerthError | undefined> = new Array(messages.length);
     const byPartition = new Map<number, Array<{ index: number; payload: EnqueuePayload }>>();
@@ -319,7 +312,7 @@ export class LocalBroker implements QueueService {
   async receive(name: string, input: ReceiveInput): Promise<ReceivedMessage[]> {
     this.assertOpen();
     const queue = this.requireQueue(name);
-    this.refuseTopic(queue, 'ReceiveMessage', `receive from one of its subscriptions (a queue created with attribute ${topicAttributes.topic}=${name})`);
+    refuseReceiveOnTopic(queue.metadata);
     const partitions = queue.partitions;
     const request = {
       maxMessages: input.maxMessages,
@@ -405,7 +398,7 @@ export class LocalBroker implements QueueService {
   /** Copies messages into a queue with their ids and send times kept (dead-letter moves and redrives). */
   async enqueueMoved(name: string, payloads: EnqueuePayload[], sourceArn: string | undefined): Promise<void> {
     const queue = this.requireQueue(name);
-    this.refuseSubscription(queue);
+    refuseOnSubscription(queue.metadata);
     const byPartition = new Map<number, EnqueuePayload[]>();
     for (const payload of payloads) {
       const moved = movedCopy(payload, sourceArn, queue.config.replicaCount);
@@ -460,48 +453,15 @@ export class LocalBroker implements QueueService {
 
   private requireTopic(name: string): OpenQueue {
     const topic = this.queues.get(name);
-    if (topic === undefined || topic.partitions.length === 0) {
-      throw new BerthError('QueueDoesNotExist', `The topic ${name} named by ${topicAttributes.topic} does not exist; create it first with CreateQueue and attribute ${topicAttributes.kind}=topic.`);
-    }
-    if (kindOf(topic.metadata) !== 'topic') {
-      throw new BerthError('InvalidParameterValue', `Queue ${name} named by ${topicAttributes.topic} is not a topic (it was not created with ${topicAttributes.kind}=topic).`);
-    }
-    return topic;
+    requireTopic(name, topic === undefined || topic.partitions.length === 0 ? undefined : topic.metadata);
+    return topic!;
   }
 
   /** A subscription's settings: its own attributes, the topic's FIFO-ness; the filter policy checked. */
   private subscriptionConfig(topic: OpenQueue, attributes: Record<string, string>): QueueConfig {
     const config = this.configFor(attributes);
-    if (config.fifo !== topic.config.fifo) {
-      throw new BerthError(
-        'InvalidParameterValue',
-        topic.config.fifo
-          ? `Topic ${topic.metadata.name} is FIFO: its subscriptions must be FIFO queues too (name ending .fifo, FifoQueue=true).`
-          : `Topic ${topic.metadata.name} is a standard topic: its subscriptions must be standard queues.`,
-      );
-    }
-    const filterPolicy = attributes[topicAttributes.filterPolicy];
-    if (filterPolicy !== undefined && filterPolicy !== '') {
-      const parsed = parseFilterPolicy(filterPolicy);
-      if ('error' in parsed) throw new BerthError('InvalidParameterValue', `Value for parameter ${topicAttributes.filterPolicy} is invalid. Reason: ${parsed.error}`);
-    }
+    checkSubscriptionConfig(topic.metadata.name, topic.config.fifo, config, attributes);
     return config;
-  }
-
-  private refuseTopic(queue: OpenQueue, operation: string, instead: string): void {
-    if (kindOf(queue.metadata) === 'topic') {
-      throw new BerthError('UnsupportedOperation', `${operation} is not supported on topic ${queue.metadata.name}: ${instead}.`);
-    }
-  }
-
-  private refuseSubscription(queue: OpenQueue): void {
-    const subscription = queue.metadata.subscription;
-    if (subscription !== undefined) {
-      throw new BerthError(
-        'InvalidParameterValue',
-        `Queue ${queue.metadata.name} is a subscription of topic ${subscription.topic}: it only receives. Publish with SendMessage to the topic's queue URL.`,
-      );
-    }
   }
 
   /** Registers a subscription over its topic's partitions (the topic must be open). */
@@ -519,28 +479,11 @@ export class LocalBroker implements QueueService {
     this.queues.set(metadata.name, { metadata, config, partitions: topic.partitions, nextSendPartition: 0, nextReceivePartition: 0, logicalQueueId: subscription.logicalQueueId });
   }
 
-  /**
-   * Brings a topic's partitions in line with metadata.json: a Subscribe record for each
-   * subscription they lack (or whose settings differ), an Unsubscribe record for each
-   * logical queue no subscription names (logical queue 0 included: a topic has none).
-   */
+  /** Brings a topic's partitions in line with metadata.json (topics.ts, reconcileSubscriptions). */
   private async reconcileTopic(topic: OpenQueue): Promise<void> {
-    const wanted = new Map<number, { config: QueueConfig; filterPolicy: string | undefined }>();
-    for (const queue of this.queues.values()) {
-      const subscription = queue.metadata.subscription;
-      if (subscription === undefined || subscription.topic !== topic.metadata.name || queue.partitions.length === 0) continue;
-      const filterPolicy = queue.metadata.attributes[topicAttributes.filterPolicy];
-      wanted.set(subscription.logicalQueueId, { config: queue.config, filterPolicy: filterPolicy === '' ? undefined : filterPolicy });
-    }
-    for (const partition of topic.partitions) {
-      const present = new Map(partition.subscriptions().map((each) => [each.logicalQueueId, each]));
-      for (const id of present.keys()) if (!wanted.has(id)) await partition.unsubscribe(id);
-      for (const [id, settings] of wanted) {
-        const current = present.get(id);
-        if (current !== undefined && JSON.stringify(current.config) === JSON.stringify(settings.config) && current.filterPolicy === settings.filterPolicy) continue;
-        await partition.subscribe(id, settings.config, settings.filterPolicy);
-      }
-    }
+    const subscriptions = [...this.queues.values()].filter((queue) => queue.partitions.length > 0);
+    const wanted = wantedSubscriptions(topic.metadata, subscriptions.map((queue) => queue.metadata), (metadata) => this.queues.get(metadata.name)!.config);
+    for (const partition of topic.partitions) await reconcileSubscriptions(partition, wanted);
   }
 
   private assertOpen(): void {
@@ -650,17 +593,6 @@ export class LocalBroker implements QueueService {
     } catch (error) {
       this.options.logger.warn({ err: error, incarnation }, 'could not remove a deleted queue\'s data yet; will retry at next start');
     }
-  }
-}
-
-/** Topic attributes that do not go together (the SQS layer has checked each value alone). */
-function checkTopicAttributes(attributes: Record<string, string>, subscription: boolean): void {
-  const filterPolicy = attributes[topicAttributes.filterPolicy];
-  if (!subscription && filterPolicy !== undefined && filterPolicy !== '') {
-    throw new BerthError('InvalidParameterValue', `${topicAttributes.filterPolicy} applies to subscriptions only: create the queue with ${topicAttributes.topic}=<topic name> too.`);
-  }
-  if (subscription && attributes[topicAttributes.kind] === 'topic') {
-    throw new BerthError('InvalidParameterValue', `A queue is either a topic (${topicAttributes.kind}=topic) or a subscription (${topicAttributes.topic}), not both.`);
   }
 }
 

@@ -18,8 +18,12 @@ export interface QueueMetadata {
   partitionCount: number;
   /** A topic (attribute Berth.Kind=topic): the logical queue id its next subscription gets (ids are never reused). */
   nextLogicalQueueId?: number;
-  /** A subscription (attribute Berth.Topic): its topic and its logical queue in the topic's partitions. */
-  subscription?: { topic: string; logicalQueueId: number };
+  /**
+   * A subscription (attribute Berth.Topic): its topic and its logical queue in the topic's
+   * partitions; in a cluster also the topic's incarnation, so a subscription left behind by
+   * a deleted topic never attaches to a new topic of the same name.
+   */
+  subscription?: { topic: string; logicalQueueId: number; topicIncarnation?: string };
 }
 
 export interface MetadataSnapshot {

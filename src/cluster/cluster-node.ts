@@ -19,6 +19,17 @@
 // and last epoch, picks the most up-to-date (highest last epoch, then longest log) so no
 // acknowledged record is lost, and writes the new assignment with compare-and-swap. It also
 // replaces a replica gone longer than replicaReplaceAfterMs by a live node outside the set.
+//
+// Topics (docs/topics.md): a topic is a queue with partitions like any other; a
+// subscription is a queue entry in etcd without partitions of its own, naming its topic (and
+// the topic's incarnation) and its logical queue in the topic's partitions, where every call
+// on it is routed. etcd says which subscriptions exist; the primary of each topic partition
+// brings its log in line with it (Subscribe / Unsubscribe records) whenever a view shows a
+// difference, always against a freshly read view, and at once when a create, change or
+// delete of a subscription asks it to (p.syncSubscriptions), so the call answers only when
+// every partition has the record. A new primary after a failover does the same from its
+// first view. Ids of logical queues come from the topic's nextLogicalQueueId, taken by
+// compare-and-swap before the subscription is created, and are never reused.
 
 import { byReceipt, movedCopy, parseQueueConfig, partitionOfGroup, queueArn, queueNameFromArn, receiptHandleOf, receivedMessage, takenForMove, topicAttributes, type QueueIdentity } from '../broker/queue-calls.js';
 import { repeatOn, sleepOn, type Clock, type TimerHandle } from '../core/clock.js';
@@ -29,6 +40,7 @@ import { sequenceNumberOf } from '../queue/machine.js';
 import type { EnqueuePayload } from '../queue/records.js';
 import type { QueueConfig, QueueCounts, ReceivedMessage, SendInput, SendOutcome } from '../queue/types.js';
 import type { QueueMetadata } from '../broker/metadata-store.js';
+import { checkSubscriptionConfig, checkTopicAttributes, kindOf, reconcileSubscriptions, refuseOnSubscription, refuseOnTopic, refuseReceiveOnTopic, requireTopic, subscribesTo, subscriptionsDiffer, wantedSubscriptions } from '../broker/topics.js';
 import { PartitionRunner, type Delivery, type PartitionLogger, type PartitionOptions } from '../broker/partition.js';
 import { MoveTaskRunner, type MoveTaskBroker } from '../broker/move-tasks.js';
 import type { MoveTask, QueueDescription, QueueRouting, QueueService, ReceiveInput, VisibilityChange } from '../broker/service.js';
@@ -88,12 +100,18 @@ interface Hosted {
   snapshot?: SnapshotAssembly;
   /** Backup: the last Ok acknowledgement sent, and on which connection (see handleReplicate). */
   lastOkAck?: { reply: (ack: AckFrame) => void; epoch: number; durableEnd: number };
+  /** Primary of a topic partition: the running reconciliation of its subscriptions with etcd, if any. */
+  subscriptionSync?: Promise<void>;
 }
 
 interface QueueView {
   metadata: QueueMetadata;
   modRevision: string;
   config: QueueConfig;
+  /** Whose partitions serve the queue: its own incarnation, or its topic's for a subscription. */
+  partitionIncarnation: string;
+  /** The logical queue it reads in those partitions: 0, or the subscription's. */
+  logicalQueueId: number;
 }
 
 const queueDeletedRecentlyMs = 60_000;
@@ -211,6 +229,45 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
       const stillHere = versioned !== undefined && versioned.assignment.replicas.includes(selfId) && queue?.metadata.incarnation === hosted.incarnation;
       if (!stillHere && hosted.runner !== undefined && !hosted.closing) void this.closeHosted(hosted, versioned === undefined);
     }
+    // Topic partitions this node leads whose logs differ from the subscriptions etcd names.
+    for (const hosted of this.hosted.values()) {
+      if (hosted.role !== 'primary' || hosted.driver === undefined || hosted.runner === undefined || hosted.closing || hosted.subscriptionSync !== undefined) continue;
+      const topic = view.queues.get(hosted.queue)?.metadata;
+      if (topic === undefined || topic.incarnation !== hosted.incarnation || kindOf(topic) !== 'topic') continue;
+      if (!subscriptionsDiffer(hosted.runner, this.wantedSubscriptions(view, topic))) continue;
+      this.syncSubscriptions(hosted).catch((error: unknown) => this.options.logger.warn({ err: error, partition: hosted.key }, 'could not bring a topic partition in line with its subscriptions; will retry'));
+    }
+  }
+
+  /**
+   * Brings a topic partition this node leads in line with the subscriptions etcd names, read
+   * afresh: a view older than a Subscribe record already in the log could otherwise end a
+   * subscription that exists. One run at a time per partition; a call waits for its own run.
+   */
+  private syncSubscriptions(hosted: Hosted): Promise<void> {
+    const run = async (): Promise<void> => {
+      const view = await this.etcd(this.options.coordinator.refresh());
+      const topic = view.queues.get(hosted.queue)?.metadata;
+      if (topic === undefined || topic.incarnation !== hosted.incarnation) return; // deleted: its partitions close
+      const runner = hosted.runner;
+      if (runner === undefined || hosted.role !== 'primary' || hosted.closing) {
+        throw new BerthError('NotPrimary', `node ${this.options.self.id} does not lead partition ${hosted.key} now; retry`);
+      }
+      await reconcileSubscriptions(runner, this.wantedSubscriptions(view, topic));
+    };
+    const next = (hosted.subscriptionSync ?? Promise.resolve()).then(run, run);
+    const clear = (): void => {
+      if (hosted.subscriptionSync === next) hosted.subscriptionSync = undefined;
+    };
+    hosted.subscriptionSync = next;
+    next.then(clear, clear);
+    return next;
+  }
+
+  /** The logical queues a topic's partitions should hold, from a view; a subscription's settings default to the topic's replica count. */
+  private wantedSubscriptions(view: ClusterView, topic: QueueMetadata): ReturnType<typeof wantedSubscriptions> {
+    const replicaCount = this.configFor(topic.attributes).replicaCount;
+    return wantedSubscriptions(topic, [...view.queues.values()].map((entry) => entry.metadata), (subscription) => parseQueueConfig(subscription.attributes, replicaCount));
   }
 
   private async openHosted(hosted: Hosted, metadata: QueueMetadata): Promise<void> {
@@ -223,7 +280,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
         clock: this.options.clock,
         logger: this.options.logger,
         options: this.options.partitionOptions,
-        hooks: { deadLetter: (payloads) => this.deadLetter(metadata.name, payloads) },
+        hooks: { deadLetter: (payloads, logicalQueueId) => this.deadLetter(this.logicalQueueName(metadata, logicalQueueId), payloads) },
         replication: { role: 'backup', epoch: Math.max(1, hosted.knownEpoch), tracker: this.backupTracker(hosted), recentRecordsMax: 8192 },
       });
     } catch (error) {
@@ -335,26 +392,30 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
     if (hosted === undefined || runner === undefined || hosted.role !== 'primary' || hosted.driver === undefined || runner.isClosed) {
       throw new BerthError('NotPrimary', `node ${this.options.self.id} does not lead partition ${request.key} now; retry`);
     }
+    const logicalQueueId = (request['logicalQueueId'] as number | undefined) ?? 0;
     switch (method) {
       case 'p.send':
         return (await runner.send(request['payloads'] as EnqueuePayload[])).map((outcome) => (outcome instanceof BerthError ? errorOrNull(outcome) : outcome));
       case 'p.receive': {
-        const input = request['input'] as { maxMessages: number; visibilityTimeoutSeconds?: number; waitTimeSeconds: number; attemptId?: string };
+        const input = request['input'] as { maxMessages: number; visibilityTimeoutSeconds?: number; waitTimeSeconds: number; attemptId?: string; logicalQueueId?: number };
         return runner.receive({ ...input, signal });
       }
       case 'p.delete':
-        return (await runner.deleteMessages(request['receipts'] as Array<{ messageOffset: number; receiveOffset: number }>)).map(errorOrNull);
+        return (await runner.deleteMessages(request['receipts'] as Array<{ messageOffset: number; receiveOffset: number }>, logicalQueueId)).map(errorOrNull);
       case 'p.changeVisibility':
-        return (await runner.changeVisibility(request['changes'] as Array<{ receipt: { messageOffset: number; receiveOffset: number }; visibilityTimeoutSeconds: number }>)).map(errorOrNull);
+        return (await runner.changeVisibility(request['changes'] as Array<{ receipt: { messageOffset: number; receiveOffset: number }; visibilityTimeoutSeconds: number }>, logicalQueueId)).map(errorOrNull);
       case 'p.counts':
-        return runner.counts();
+        return runner.counts(logicalQueueId);
       case 'p.purge':
-        await runner.purge();
+        await runner.purge(logicalQueueId);
         return null;
       case 'p.peek':
-        return runner.peek(request['maxMessages'] as number);
+        return runner.peek(request['maxMessages'] as number, logicalQueueId);
       case 'p.setConfig':
         await runner.setConfig(request['config'] as QueueConfig);
+        return null;
+      case 'p.syncSubscriptions':
+        await this.syncSubscriptions(hosted);
         return null;
       default:
         throw new BerthError('InvalidAction', `unknown peer method ${method}`);
@@ -495,6 +556,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
     }
     this.isController = view.controller === this.options.self.id && coordinator.acknowledgeUntilMs() > this.options.clock.monotonicMs();
     if (!this.isController) return;
+    await this.deleteOrphanSubscriptions(view);
     const nowMs = this.options.clock.monotonicMs();
     for (const id of [...this.downSinceMs.keys()]) if (view.nodes.has(id)) this.downSinceMs.delete(id);
     for (const versioned of view.partitions.values()) {
@@ -571,7 +633,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
 
   /** Calls the primary of a partition, here or remote; retries while the partition has no working primary. */
   private async callPartition(queue: QueueView, partition: number, method: string, body: Record<string, unknown>, options: { timeoutMs?: number; signal?: AbortSignal; retry?: boolean | 'refusals' } = {}): Promise<unknown> {
-    const key = partitionKey(queue.metadata.incarnation, partition);
+    const key = partitionKey(queue.partitionIncarnation, partition);
     const deadlineMs = this.options.clock.monotonicMs() + this.options.routeTimeoutMs;
     let lastError: unknown;
     for (let attempt = 0; ; attempt++) {
@@ -607,13 +669,48 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
   }
 
   private async queueView(name: string): Promise<QueueView> {
-    let entry = this.options.coordinator.view().queues.get(name);
-    if (entry === undefined) entry = (await this.etcd(this.options.coordinator.refresh())).queues.get(name);
+    let view = this.options.coordinator.view();
+    let entry = view.queues.get(name);
+    if (entry === undefined) entry = (view = await this.etcd(this.options.coordinator.refresh())).queues.get(name);
     if (entry === undefined) throw new BerthError('QueueDoesNotExist', 'The specified queue does not exist.');
+    const topic = this.topicOf(view, entry.metadata);
     // Parsed once per metadata object the view holds, not on every call.
     let config = this.parsedConfigs.get(entry.metadata);
-    if (config === undefined) this.parsedConfigs.set(entry.metadata, (config = this.configFor(entry.metadata.attributes)));
-    return { metadata: entry.metadata, modRevision: entry.modRevision, config };
+    if (config === undefined) this.parsedConfigs.set(entry.metadata, (config = this.queueConfigOf(entry.metadata, topic)));
+    return this.viewOf(entry.metadata, entry.modRevision, config, topic);
+  }
+
+  private viewOf(metadata: QueueMetadata, modRevision: string, config: QueueConfig, topic: QueueMetadata | undefined): QueueView {
+    return { metadata, modRevision, config, partitionIncarnation: topic?.incarnation ?? metadata.incarnation, logicalQueueId: metadata.subscription?.logicalQueueId ?? 0 };
+  }
+
+  /** A subscription's topic (undefined for other queues); QueueDoesNotExist when the topic is gone (its subscriptions go with it). */
+  private topicOf(view: ClusterView, metadata: QueueMetadata): QueueMetadata | undefined {
+    const subscription = metadata.subscription;
+    if (subscription === undefined) return undefined;
+    const topic = view.queues.get(subscription.topic)?.metadata;
+    if (topic === undefined || !subscribesTo(metadata, topic)) throw new BerthError('QueueDoesNotExist', 'The specified queue does not exist.');
+    return topic;
+  }
+
+  /** A queue's settings; a subscription's replica count defaults to its topic's. */
+  private queueConfigOf(metadata: QueueMetadata, topic: QueueMetadata | undefined): QueueConfig {
+    return topic === undefined ? this.configFor(metadata.attributes) : parseQueueConfig(metadata.attributes, this.configFor(topic.attributes).replicaCount);
+  }
+
+  /** The queue a logical queue of a partition answers to: the partition's queue (0) or one of its topic's subscriptions. */
+  private logicalQueueName(physical: QueueMetadata, logicalQueueId: number): string {
+    if (logicalQueueId === 0) return physical.name;
+    for (const entry of this.options.coordinator.view().queues.values()) {
+      if (subscribesTo(entry.metadata, physical) && entry.metadata.subscription!.logicalQueueId === logicalQueueId) return entry.metadata.name;
+    }
+    return `${physical.name}#subscription-${logicalQueueId}`; // removed meanwhile: the dead-letter move fails and is retried, then ignored
+  }
+
+  /** Asks the primary of each of a topic's partitions to bring its log in line with etcd now. */
+  private async syncTopic(topic: QueueMetadata): Promise<void> {
+    const view = this.viewOf(topic, '', this.configFor(topic.attributes), undefined);
+    await Promise.all(Array.from({ length: topic.partitionCount }, (_, index) => this.callPartition(view, index, 'p.syncSubscriptions', {})));
   }
 
   /** etcd unreachable from this node (a cut, a timeout) is ServiceUnavailable to the caller, not an internal error. */
@@ -627,7 +724,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
   }
 
   private replicaSetSizeOf(queue: QueueView, partition: number): number {
-    return this.options.coordinator.view().partitions.get(partitionKey(queue.metadata.incarnation, partition))?.assignment.replicas.length ?? 1;
+    return this.options.coordinator.view().partitions.get(partitionKey(queue.partitionIncarnation, partition))?.assignment.replicas.length ?? 1;
   }
 
   // ---- QueueService: queues --------------------------------------------------------
@@ -654,13 +751,22 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
             throw new BerthError('QueueNameExists', `A queue already exists with the same name and a different value for attribute ${key}`);
           }
         }
+        // A create retried after its subscription's records were not all written finishes them.
+        const topic = existing.metadata.subscription === undefined ? undefined : view.queues.get(existing.metadata.subscription.topic)?.metadata;
+        if (topic !== undefined && subscribesTo(existing.metadata, topic)) await this.syncTopic(topic);
         return describe(existing.metadata);
       }
       const deletedAtMs = view.deletedRecently.get(name);
       if (deletedAtMs !== undefined && this.options.clock.nowMs() - deletedAtMs < queueDeletedRecentlyMs) {
         throw new BerthError('QueueDeletedRecently', `You must wait 60 seconds after deleting a queue before you can create another with the same name (${name}).`);
       }
-      refuseTopicAttributes(attributes);
+      const topicName = attributes[topicAttributes.topic];
+      checkTopicAttributes(attributes, topicName !== undefined);
+      if (topicName !== undefined) {
+        const created = await this.createSubscription(view, name, topicName, attributes, tags);
+        if (created !== undefined) return created;
+        continue;
+      }
       const withReplicaCount = { ...attributes };
       if (withReplicaCount['ReplicaCount'] === undefined) withReplicaCount['ReplicaCount'] = String(Math.min(this.options.defaultReplicaCount, Math.max(1, view.nodes.size)));
       const config = this.configFor(withReplicaCount);
@@ -682,6 +788,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
         lastModifiedTimestampMs: nowMs,
         partitionCount,
       };
+      if (kindOf(metadata) === 'topic') metadata.nextLogicalQueueId = 1;
       const assignments: PartitionAssignment[] = sets.map((replicas, partition) => ({
         queue: name,
         incarnation: metadata.incarnation,
@@ -692,25 +799,80 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
       }));
       if (await this.etcd(this.options.coordinator.createQueue(metadata, assignments))) {
         await this.etcd(this.options.coordinator.refresh());
-        // Answer once every partition has a serving primary, so the first send does not wait.
-        const queue: QueueView = { metadata, modRevision: '', config };
-        await Promise.all(assignments.map((assignment) => this.callPartition(queue, assignment.partition, 'p.counts', {}).catch(() => undefined)));
+        // Answer once every partition has a serving primary, so the first send does not wait
+        // (a topic's primaries also end its logical queue 0: a topic holds none of its own).
+        const queue = this.viewOf(metadata, '', config, undefined);
+        if (kindOf(metadata) === 'topic') await this.syncTopic(metadata).catch(() => undefined);
+        else await Promise.all(assignments.map((assignment) => this.callPartition(queue, assignment.partition, 'p.counts', {}).catch(() => undefined)));
         return describe(metadata);
       }
     }
     throw new BerthError('ServiceUnavailable', `could not create queue ${name}: concurrent changes; retry`);
   }
 
+  /**
+   * Creates a subscription: takes the next logical queue id from the topic (compare-and-swap;
+   * an id taken by a create that then loses is skipped, never reused), writes the
+   * subscription's entry, and answers once every topic partition has its Subscribe record.
+   * Undefined when a concurrent change won a step: the caller reads the view again.
+   */
+  private async createSubscription(view: ClusterView, name: string, topicName: string, attributes: Record<string, string>, tags: Record<string, string>): Promise<QueueDescription | undefined> {
+    const topicEntry = view.queues.get(topicName);
+    const topic = requireTopic(topicName, topicEntry?.metadata);
+    const topicConfig = this.configFor(topic.attributes);
+    checkSubscriptionConfig(topic.name, topicConfig.fifo, parseQueueConfig(attributes, topicConfig.replicaCount), attributes);
+    const logicalQueueId = topic.nextLogicalQueueId ?? 1;
+    const taken: QueueMetadata = { ...topic, nextLogicalQueueId: logicalQueueId + 1 };
+    if (!(await this.etcd(this.options.coordinator.updateQueue(taken, topicEntry!.modRevision)))) return undefined;
+    const nowMs = this.options.clock.nowMs();
+    const metadata: QueueMetadata = {
+      name,
+      incarnation: this.options.newIncarnation(),
+      attributes: { ...attributes },
+      tags: { ...tags },
+      createdTimestampMs: nowMs,
+      lastModifiedTimestampMs: nowMs,
+      partitionCount: topic.partitionCount,
+      subscription: { topic: topic.name, logicalQueueId, topicIncarnation: topic.incarnation },
+    };
+    if (!(await this.etcd(this.options.coordinator.createQueue(metadata, [])))) return undefined;
+    await this.etcd(this.options.coordinator.refresh());
+    await this.syncTopic(topic);
+    return describe(metadata);
+  }
+
   async deleteQueue(name: string): Promise<void> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const queue = await this.queueView(name);
       if (await this.etcd(this.options.coordinator.deleteQueue(queue.metadata, queue.modRevision, this.options.clock.nowMs()))) {
-        await this.etcd(this.options.coordinator.refresh());
+        const view = await this.etcd(this.options.coordinator.refresh());
+        const subscription = queue.metadata.subscription;
+        if (subscription !== undefined) {
+          // Unsubscribe: the topic's log stays; the logical queue and its hold on storage go.
+          const topic = view.queues.get(subscription.topic)?.metadata;
+          if (topic !== undefined && topic.incarnation === queue.partitionIncarnation) await this.syncTopic(topic);
+        } else if (kindOf(queue.metadata) === 'topic') {
+          // A topic takes its subscriptions with it (any this misses, the controller removes).
+          await this.deleteOrphanSubscriptions(view);
+        }
         return;
       }
       await this.etcd(this.options.coordinator.refresh());
     }
     throw new BerthError('ServiceUnavailable', `could not delete queue ${name}: concurrent changes; retry`);
+  }
+
+  /** Deletes the entries of subscriptions whose topic is gone (or was created again since). */
+  private async deleteOrphanSubscriptions(view: ClusterView): Promise<void> {
+    for (const entry of view.queues.values()) {
+      const subscription = entry.metadata.subscription;
+      if (subscription === undefined) continue;
+      const topic = view.queues.get(subscription.topic)?.metadata;
+      if (topic !== undefined && subscribesTo(entry.metadata, topic)) continue;
+      if (await this.etcd(this.options.coordinator.deleteQueue(entry.metadata, entry.modRevision, this.options.clock.nowMs()))) {
+        this.options.logger.info({ queue: entry.metadata.name, topic: subscription.topic }, 'removed a subscription whose topic is gone');
+      }
+    }
   }
 
   async describeQueue(name: string): Promise<QueueDescription> {
@@ -722,9 +884,22 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
   }
 
   async setQueueAttributes(name: string, attributes: Record<string, string>): Promise<void> {
-    refuseTopicAttributes(attributes);
+    if ((await this.queueView(name)).metadata.subscription !== undefined) {
+      // A subscription's settings live in its topic's partitions, as its Subscribe records.
+      const queue = await this.updateMetadata(name, (metadata) => {
+        const merged = { ...metadata.attributes, ...attributes };
+        checkTopicAttributes(merged, true);
+        const topic = this.topicOf(this.options.coordinator.view(), metadata)!;
+        const topicConfig = this.configFor(topic.attributes);
+        checkSubscriptionConfig(topic.name, topicConfig.fifo, parseQueueConfig(merged, topicConfig.replicaCount), merged);
+        return { ...metadata, attributes: merged, lastModifiedTimestampMs: this.options.clock.nowMs() };
+      });
+      await this.syncTopic(this.topicOf(this.options.coordinator.view(), queue.metadata)!);
+      return;
+    }
     const queue = await this.updateMetadata(name, (metadata) => {
       const merged = { ...metadata.attributes, ...attributes };
+      checkTopicAttributes(merged, false);
       const config = this.configFor(merged);
       const smallest = Math.min(...Array.from({ length: metadata.partitionCount }, (_, index) => this.options.coordinator.view().partitions.get(partitionKey(metadata.incarnation, index))?.assignment.replicas.length ?? 1));
       if (config.replicaCount > smallest) {
@@ -745,7 +920,8 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
       const next = change(queue.metadata);
       if (await this.etcd(this.options.coordinator.updateQueue(next, queue.modRevision))) {
         await this.etcd(this.options.coordinator.refresh());
-        return { metadata: next, modRevision: '', config: this.configFor(next.attributes) };
+        const topic = next.subscription === undefined ? undefined : this.topicOf(this.options.coordinator.view(), next);
+        return this.viewOf(next, '', this.queueConfigOf(next, topic), topic);
       }
       await this.etcd(this.options.coordinator.refresh());
     }
@@ -754,7 +930,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
 
   async queueCounts(name: string): Promise<QueueCounts> {
     const queue = await this.queueView(name);
-    const counts = (await Promise.all(Array.from({ length: queue.metadata.partitionCount }, (_, index) => this.callPartition(queue, index, 'p.counts', {})))) as QueueCounts[];
+    const counts = (await Promise.all(Array.from({ length: queue.metadata.partitionCount }, (_, index) => this.callPartition(queue, index, 'p.counts', { logicalQueueId: queue.logicalQueueId })))) as QueueCounts[];
     const total: QueueCounts = { visible: 0, inflight: 0, delayed: 0, oldestMessageAgeSeconds: 0 };
     for (const count of counts) {
       total.visible += count.visible;
@@ -767,13 +943,15 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
 
   async purgeQueue(name: string): Promise<void> {
     const queue = await this.queueView(name);
-    for (let index = 0; index < queue.metadata.partitionCount; index++) await this.callPartition(queue, index, 'p.purge', {});
+    refuseOnTopic(queue.metadata, 'PurgeQueue', 'purge each subscription instead');
+    for (let index = 0; index < queue.metadata.partitionCount; index++) await this.callPartition(queue, index, 'p.purge', { logicalQueueId: queue.logicalQueueId });
   }
 
   // ---- QueueService: messages ------------------------------------------------------
 
   async send(name: string, messages: SendInput[]): Promise<Array<SendOutcome | BerthError>> {
     const queue = await this.queueView(name);
+    refuseOnSubscription(queue.metadata);
     const nowMs = this.options.clock.nowMs();
     const results: Array<SendOutcome | BerthError | undefined> = new Array(messages.length);
     const byPartition = new Map<number, Array<{ index: number; payload: EnqueuePayload }>>();
@@ -835,9 +1013,9 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
     const healthy: number[] = [];
     for (let step = 0; step < count; step++) {
       const index = (start + step) % count;
-      const assignment = view.partitions.get(partitionKey(queue.metadata.incarnation, index))?.assignment;
+      const assignment = view.partitions.get(partitionKey(queue.partitionIncarnation, index))?.assignment;
       if (assignment === undefined) continue;
-      const hosted = this.hosted.get(partitionKey(queue.metadata.incarnation, index));
+      const hosted = this.hosted.get(partitionKey(queue.partitionIncarnation, index));
       if (hosted?.role === 'primary' && hosted.driver !== undefined) return index;
       if (view.nodes.has(assignment.primary)) healthy.push(index);
     }
@@ -846,8 +1024,9 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
 
   async receive(name: string, input: ReceiveInput): Promise<ReceivedMessage[]> {
     const queue = await this.queueView(name);
+    refuseReceiveOnTopic(queue.metadata);
     const count = queue.metadata.partitionCount;
-    const request = { maxMessages: input.maxMessages, visibilityTimeoutSeconds: input.visibilityTimeoutSeconds, attemptId: input.receiveRequestAttemptId };
+    const request = { maxMessages: input.maxMessages, visibilityTimeoutSeconds: input.visibilityTimeoutSeconds, attemptId: input.receiveRequestAttemptId, logicalQueueId: queue.logicalQueueId };
     const receiveFrom = async (index: number, waitTimeSeconds: number, signal?: AbortSignal): Promise<ReceivedMessage[]> => {
       // Only refusals are retried: a receive that failed after its primary appended the
       // receive record (a lost lease, a lost answer) may survive a failover and hold the
@@ -861,7 +1040,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
         ...(signal ? { signal } : {}),
       })) as Delivery[];
       // The partition's replica set, primary first: the hosts that hold these messages.
-      const assignment = this.options.coordinator.view().partitions.get(partitionKey(queue.metadata.incarnation, index))?.assignment;
+      const assignment = this.options.coordinator.view().partitions.get(partitionKey(queue.partitionIncarnation, index))?.assignment;
       const replicaHosts = assignment === undefined ? undefined : [assignment.primary, ...assignment.replicas.filter((id) => id !== assignment.primary)];
       return deliveries.map((delivery) => {
         const message = receivedMessage(identityOf(queue), index, delivery);
@@ -922,7 +1101,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
   async deleteMessages(name: string, receiptHandles: string[]): Promise<Array<BerthError | null>> {
     const queue = await this.queueView(name);
     return byReceipt(identityOf(queue), receiptHandles.map((handle) => ({ handle, value: undefined })), async (partition, items) => {
-      const raw = (await this.callPartition(queue, partition, 'p.delete', { receipts: items.map((item) => item.receipt) })) as Array<{ code: string; message: string } | null>;
+      const raw = (await this.callPartition(queue, partition, 'p.delete', { receipts: items.map((item) => item.receipt), logicalQueueId: queue.logicalQueueId })) as Array<{ code: string; message: string } | null>;
       return raw.map((entry) => (entry === null ? null : toBerthError(entry)));
     });
   }
@@ -935,6 +1114,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
       async (partition, items) => {
         const raw = (await this.callPartition(queue, partition, 'p.changeVisibility', {
           changes: items.map((item) => ({ receipt: item.receipt, visibilityTimeoutSeconds: item.value! })),
+          logicalQueueId: queue.logicalQueueId,
         })) as Array<{ code: string; message: string } | null>;
         return raw.map((entry) => (entry === null ? null : toBerthError(entry)));
       },
@@ -945,7 +1125,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
     const queue = await this.queueView(name);
     const messages: ReceivedMessage[] = [];
     for (let index = 0; index < queue.metadata.partitionCount && messages.length < maxMessages; index++) {
-      const deliveries = (await this.callPartition(queue, index, 'p.peek', { maxMessages: maxMessages - messages.length })) as Delivery[];
+      const deliveries = (await this.callPartition(queue, index, 'p.peek', { maxMessages: maxMessages - messages.length, logicalQueueId: queue.logicalQueueId })) as Delivery[];
       for (const delivery of deliveries) messages.push(receivedMessage(identityOf(queue), index, delivery, false));
     }
     return messages;
@@ -976,6 +1156,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
 
   async enqueueMoved(name: string, payloads: EnqueuePayload[], sourceArn: string | undefined): Promise<void> {
     const queue = await this.queueView(name);
+    refuseOnSubscription(queue.metadata);
     const byPartition = new Map<number, EnqueuePayload[]>();
     for (const payload of payloads) {
       const moved = movedCopy(payload, sourceArn, queue.config.replicaCount);
@@ -996,7 +1177,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
     const taken: Array<{ payload: EnqueuePayload; receiptHandle: string }> = [];
     for (let index = 0; index < queue.metadata.partitionCount && taken.length < maxMessages; index++) {
       const deliveries = (await this.callPartition(queue, index, 'p.receive', {
-        input: { maxMessages: maxMessages - taken.length, waitTimeSeconds: 0, visibilityTimeoutSeconds: 60 },
+        input: { maxMessages: maxMessages - taken.length, waitTimeSeconds: 0, visibilityTimeoutSeconds: 60, logicalQueueId: queue.logicalQueueId },
       })) as Delivery[];
       for (const delivery of deliveries) taken.push({ payload: takenForMove(delivery.payload, delivery.sequenceOffset), receiptHandle: receiptHandleOf(identityOf(queue), index, delivery) });
     }
@@ -1032,7 +1213,9 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
     const view = this.options.coordinator.view();
     const queue = view.queues.get(name);
     if (queue === undefined) throw new BerthError('QueueDoesNotExist', 'The specified queue does not exist.');
-    const { incarnation, partitionCount, attributes } = queue.metadata;
+    const { partitionCount, attributes } = queue.metadata;
+    // A subscription is served by its topic's partitions.
+    const incarnation = this.topicOf(view, queue.metadata)?.incarnation ?? queue.metadata.incarnation;
     const partitions: QueueRouting['partitions'] = [];
     for (let partition = 0; partition < partitionCount; partition++) {
       const versioned = view.partitions.get(partitionKey(incarnation, partition));
@@ -1132,13 +1315,4 @@ function identityOf(queue: QueueView): QueueIdentity {
 function toBerthError(value: { code: string; message: string } | BerthError): BerthError {
   if (value instanceof BerthError) return value;
   return new BerthError(value.code as BerthError['code'], value.message);
-}
-
-/** Topics and subscriptions (docs/topics.md) run on a single node only for now: say so rather than make a plain queue. */
-function refuseTopicAttributes(attributes: Record<string, string>): void {
-  for (const name of Object.values(topicAttributes)) {
-    if (attributes[name] !== undefined) {
-      throw new BerthError('UnsupportedOperation', `Attribute ${name} (topics and subscriptions) is supported on a single-node server only, not in cluster mode yet.`);
-    }
-  }
 }
