@@ -20,9 +20,10 @@ import {
   type Message,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import { Etcd3 } from 'etcd3';
 import { Berth, type Message as BerthMessage } from '../src/client/index.js';
 import { clusterClients, startCluster, type TestCluster } from './harness/cluster.js';
-import { drain, expectSqsError, queueAttributes } from './harness/sqs.js';
+import { drain, expectSqsError, queueArn, queueAttributes } from './harness/sqs.js';
 
 const urlOf = (cluster: TestCluster, id: string, queue: string): string => `${cluster.node(id).url}/000000000000/${queue}`;
 
@@ -156,6 +157,71 @@ describe('topics on a cluster (3 nodes, real etcd)', { timeout: 300_000 }, () =>
       `no events* queue listed on ${live[1]}`,
       10_000,
     );
+  });
+
+  test('a subscription dead-letters to a queue of its own; the other subscription keeps the message', async () => {
+    const client = clients.of('n2');
+    await client.send(new CreateQueueCommand({ QueueName: 'jobs', Attributes: { 'Berth.Kind': 'topic' } as never }));
+    await client.send(new CreateQueueCommand({ QueueName: 'jobs-dlq' }));
+    const redrive = JSON.stringify({ deadLetterTargetArn: queueArn('jobs-dlq'), maxReceiveCount: 1 });
+    await client.send(new CreateQueueCommand({ QueueName: 'jobs-strict', Attributes: { 'Berth.Topic': 'jobs', RedrivePolicy: redrive } as never }));
+    await client.send(new CreateQueueCommand({ QueueName: 'jobs-lenient', Attributes: { 'Berth.Topic': 'jobs' } as never }));
+    const sent = await client.send(new SendMessageCommand({ QueueUrl: urlOf(cluster, 'n2', 'jobs'), MessageBody: 'poison' }));
+    await cluster.waitFor(
+      async () => {
+        await client.send(new ReceiveMessageCommand({ QueueUrl: urlOf(cluster, 'n2', 'jobs-strict'), VisibilityTimeout: 0, WaitTimeSeconds: 1 }));
+        return (await queueAttributes(client, urlOf(cluster, 'n2', 'jobs-dlq'), ['ApproximateNumberOfMessages'])).ApproximateNumberOfMessages === '1';
+      },
+      'the message to reach jobs-dlq',
+      30_000,
+    );
+    const [dead] = await drain(client, urlOf(cluster, 'n2', 'jobs-dlq'), 1, { extra: { MessageSystemAttributeNames: ['All'] } });
+    assert.equal(dead?.MessageId, sent.MessageId);
+    assert.equal(dead?.Attributes?.DeadLetterQueueSourceArn, queueArn('jobs-strict'));
+    const [kept] = await drain(client, urlOf(cluster, 'n2', 'jobs-lenient'), 1);
+    assert.equal(kept?.MessageId, sent.MessageId, 'jobs-lenient still has it');
+  });
+
+  test('a create that stopped between etcd and the logs heals: the primaries subscribe from their next view; the controller removes a subscription whose topic is gone', async () => {
+    // What a node that died right after writing a subscription's entry leaves behind: the
+    // entry in etcd and no Subscribe record in any partition. Written here by hand.
+    const client = clients.of('n3');
+    await client.send(new CreateQueueCommand({ QueueName: 'feed', Attributes: { 'Berth.Kind': 'topic', PartitionCount: '2' } as never }));
+    const etcd = new Etcd3({ hosts: cluster.etcdUrl });
+    try {
+      const topic = JSON.parse((await etcd.get('/berth/queues/feed').string())!) as { incarnation: string; nextLogicalQueueId: number; partitionCount: number };
+      const logicalQueueId = topic.nextLogicalQueueId;
+      await etcd.put('/berth/queues/feed').value(JSON.stringify({ ...topic, nextLogicalQueueId: logicalQueueId + 1 }));
+      const entry = (name: string, topicName: string, topicIncarnation: string): string =>
+        JSON.stringify({
+          name,
+          incarnation: 'ab'.repeat(8),
+          attributes: { 'Berth.Topic': topicName },
+          tags: {},
+          createdTimestampMs: Date.now(),
+          lastModifiedTimestampMs: Date.now(),
+          partitionCount: topic.partitionCount,
+          subscription: { topic: topicName, logicalQueueId, topicIncarnation },
+        });
+      await etcd.put('/berth/queues/feed-half').value(entry('feed-half', 'feed', topic.incarnation));
+      // Publish a probe at a time until one reaches the half-made subscription.
+      let probes = 0;
+      await cluster.waitFor(
+        async () => {
+          await client.send(new SendMessageCommand({ QueueUrl: urlOf(cluster, 'n3', 'feed'), MessageBody: `probe-${probes++}` }));
+          const received = await client.send(new ReceiveMessageCommand({ QueueUrl: urlOf(cluster, 'n3', 'feed-half'), WaitTimeSeconds: 1 }));
+          return (received.Messages?.length ?? 0) > 0;
+        },
+        'a probe to reach feed-half',
+        30_000,
+      );
+      // A subscription of a topic that no longer exists (a topic delete that stopped halfway).
+      await etcd.put('/berth/queues/ghost').value(entry('ghost', 'gone', 'cd'.repeat(8)));
+      await cluster.waitFor(async () => (await etcd.get('/berth/queues/ghost').string()) === null, 'the controller to remove ghost', 10_000);
+      assert.ok((await etcd.get('/berth/deleted/ghost').string()) !== null, 'ghost counts as deleted recently');
+    } finally {
+      etcd.close();
+    }
   });
 
   test('the native SDK: createTopic, subscribe, publish and receive, each call sent to the partition primaries', async () => {
