@@ -18,6 +18,14 @@
 //   drain     heal everything, let failovers and catch-up finish, receive and delete
 //             everything through random nodes, then check the replicas converged.
 //
+// With `topics` (opt-in, so the regression seeds keep their schedules): also a topic with
+// two subscriptions made at setup and a third made halfway through the run by whichever
+// node a step picks; steps publish to the topic and receive (and delete) from a
+// subscription. Every acknowledged publish must reach every subscription that existed when
+// its send started, at least once (the same excuse as a plain send: unless as many nodes as
+// the topic's replica count were faulty at once since its acknowledgement); a subscription
+// must never deliver a body nobody published. TopicCheck does that part.
+//
 // What a run guarantees, and checks (SimChecker does the client-visible part):
 //   - A node is "faulty" from a fault's start until recoveryWindowMs after it healed (a pair
 //     cut makes both nodes faulty; a broken connection makes nobody faulty). The run keeps
@@ -61,6 +69,8 @@ export interface ClusterSimulationOptions {
   seed: number;
   /** Workload steps before the drain. */
   steps: number;
+  /** Also a topic with subscriptions (see the header). Off by default: it changes every seed's schedule. */
+  topics?: boolean;
   onTrace?: (line: string) => void;
 }
 
@@ -80,6 +90,8 @@ export interface ClusterSimulationResult {
   simulatedMs: number;
   /** Known limitations met (not anomalies), e.g. a backup behind its primary's oldest segment. */
   limitations: string[];
+  /** With `topics`: publishes acknowledged, and deliveries from subscriptions. */
+  topic?: { acknowledged: number; excused: number; deliveries: number; subscriptions: number };
   anomalies: Anomaly[];
 }
 
@@ -164,6 +176,7 @@ class ClusterSimulation {
   private bodyCounter = 0;
   private deduplicationCounter = 0;
   private step = 0;
+  private readonly topic: TopicCheck | undefined;
 
   constructor(private readonly options: ClusterSimulationOptions) {
     this.random = new SeededRandom(options.seed);
@@ -192,6 +205,7 @@ class ClusterSimulation {
       this.record(`node ${id} wall offset ${node.wallOffsetMs} ms, clock rate ${node.rate}`);
     }
     this.record(`config nodes=${nodeCount} maxConcurrentFaults=${this.maxConcurrentFaults} partitions=${this.partitionCount}`);
+    if (options.topics === true) this.topic = new TopicCheck(new SeededRandom(options.seed ^ 0x1b873593));
   }
 
   async run(): Promise<ClusterSimulationResult> {
@@ -231,6 +245,7 @@ class ClusterSimulation {
       simulatedMs: this.timeline.nowMs() - startMs,
       limitations: [...this.limitations],
       anomalies: this.checker.anomalies,
+      ...(this.topic === undefined ? {} : { topic: this.topic.figures() }),
     };
   }
 
@@ -340,12 +355,131 @@ class ClusterSimulation {
       this.deliveredByQueue.set(queue.name, []);
       this.record(`create ${queue.name} ${JSON.stringify(attributes)}`);
     }
+    if (this.topic !== undefined) await this.setupTopic(this.topic);
+  }
+
+  private async setupTopic(topic: TopicCheck): Promise<void> {
+    const node = this.nodes[0]!.node!;
+    const create = async (name: string, attributes: Record<string, string>): Promise<void> => {
+      for (let attempt = 0; attempt < 20; attempt++) {
+        const created = await this.awaitPromise(node.createQueue(name, attributes, {}).then(() => true, (error: unknown) => {
+          this.record(`create ${name} failed ${describeError(error)}`);
+          return false;
+        }), 60_000);
+        if (created === true) {
+          this.record(`create ${name} ${JSON.stringify(attributes)}`);
+          return;
+        }
+        await this.advance(1000);
+      }
+      throw new Error(`could not create ${name}`);
+    };
+    await create(topicName, { 'Berth.Kind': 'topic', ReplicaCount: String(topic.replicaCount) });
+    for (const name of ['tp-a', 'tp-b']) {
+      await create(name, { 'Berth.Topic': topicName, VisibilityTimeout: String(1 + topic.random.int(20)) });
+      topic.subscribed(name, 0);
+    }
+  }
+
+  /** A topic step (with `topics`): publish, receive and delete from a subscription, or make the late subscription. */
+  private topicStep(topic: TopicCheck): void {
+    if (!topic.lateCreated && !topic.lateCreating && this.step >= this.options.steps / 2) {
+      topic.lateCreating = true;
+      const startOperation = this.operationCounter + 1;
+      this.launch(
+        'create tp-late',
+        (node) => node.createQueue('tp-late', { 'Berth.Topic': topicName }, {}),
+        (result, error, endOperation) => {
+          topic.lateCreating = false;
+          if (result === undefined) {
+            this.record(`answer ${startOperation} create tp-late error ${describeError(error)}`);
+            this.noteError(topicName, error);
+            return;
+          }
+          topic.lateCreated = true;
+          topic.subscribed('tp-late', endOperation);
+          this.record(`answer ${startOperation} create tp-late ok`);
+        },
+        () => { topic.lateCreating = false; },
+      );
+      return;
+    }
+    if (topic.random.int(2) === 0) this.startPublish(topic);
+    else this.startSubscriptionReceive(topic, topic.pickSubscription(), false);
+  }
+
+  private startPublish(topic: TopicCheck): void {
+    const entries: Array<SendInput & { body: string }> = [];
+    const count = 1 + topic.random.int(4);
+    for (let index = 0; index < count; index++) entries.push({ body: `t${++this.bodyCounter}`, attributes: {}, systemAttributes: {}, senderId: accountId });
+    const startOperation = this.operationCounter + 1;
+    for (const entry of entries) topic.published(entry.body);
+    this.launch(
+      `publish ${entries.map((entry) => entry.body).join(',')}`,
+      (node) => node.send(topicName, entries),
+      (results, error) => {
+        if (results === undefined) {
+          this.record(`answer ${startOperation} publish error ${describeError(error)}`);
+          this.noteError(topicName, error);
+          return;
+        }
+        const summary = results.map((result: SendOutcome | BerthError, index) => {
+          if (result instanceof BerthError) {
+            this.noteError(topicName, result);
+            return result.code;
+          }
+          topic.acknowledged(entries[index]!.body, result.messageId, startOperation);
+          return result.messageId;
+        });
+        this.excuseAcknowledged();
+        this.record(`answer ${startOperation} publish ${summary.join(',')}`);
+      },
+      () => undefined,
+    );
+  }
+
+  /** Receives from a subscription and deletes what came (the delete may fail or be undone: at least once is what is checked). */
+  private startSubscriptionReceive(topic: TopicCheck, subscription: string, drain: boolean): number {
+    const startOperation = this.operationCounter + 1;
+    const maxMessages = 1 + topic.random.int(10);
+    return this.launch(
+      `${drain ? 'drain-' : ''}receive ${subscription} max=${drain ? 10 : maxMessages}`,
+      (node) => node.receive(subscription, { maxMessages: drain ? 10 : maxMessages, waitTimeSeconds: 0, ...(drain ? { visibilityTimeoutSeconds: 3600 } : {}) }),
+      (messages: ReceivedMessage[] | undefined, error) => {
+        if (messages === undefined) {
+          this.record(`answer ${startOperation} receive ${subscription} error ${describeError(error)}`);
+          this.noteError(subscription, error);
+          return;
+        }
+        this.record(`answer ${startOperation} receive ${subscription} ${messages.map((message) => message.body).join(',')}`);
+        for (const message of messages) {
+          const problem = topic.delivered(subscription, message.messageId, message.body);
+          if (problem !== undefined) this.checker.report('topic-unknown-message', problem);
+        }
+        if (messages.length === 0) return;
+        const deleteOperation = this.operationCounter + 1;
+        this.launch(
+          `delete ${subscription} ${messages.map((message) => message.messageId).join(',')}`,
+          (node) => node.deleteMessages(subscription, messages.map((message) => message.receiptHandle)),
+          (results, deleteError) => {
+            if (results === undefined) this.noteError(subscription, deleteError);
+            this.record(`answer ${deleteOperation} delete ${subscription} ${results === undefined ? describeError(deleteError) : results.map((result) => result?.code ?? 'ok').join(',')}`);
+          },
+          () => undefined,
+        );
+      },
+      () => undefined,
+    );
   }
 
   // ---- one step --------------------------------------------------------------------
 
   private async oneStep(): Promise<void> {
     for (const node of this.nodes) if (node.fault !== undefined && node.fault.healStep <= this.step) await this.heal(node);
+    if (this.topic !== undefined && this.outstanding.size < outstandingOperationsMax && this.topic.random.int(3) === 0) {
+      this.topicStep(this.topic);
+      return;
+    }
     const roll = this.random.int(100);
     if (this.outstanding.size >= outstandingOperationsMax || roll < 18) {
       await this.advance(this.random.int(5) === 0 ? 2000 + this.random.int(8000) : this.random.int(1500));
@@ -468,6 +602,7 @@ class ClusterSimulation {
       entry.excused = true;
       this.checker.excuseLoss(entry.messageId);
     }
+    if (this.topic !== undefined && this.topic.replicaCount <= faulty) this.topic.excuseAll();
   }
 
   /** Whether an answer on this queue now may be undone by the faulty nodes (see excuseAcknowledged). */
@@ -780,6 +915,7 @@ class ClusterSimulation {
         if (deleteId !== undefined) await this.awaitOperation(deleteId);
       }
     }
+    if (this.topic !== undefined) await this.drainTopic(this.topic);
     await this.advance(5000);
     await this.checkConvergence();
     const counts = new Map<string, { visible: number; inflight: number; delayed: number }>();
@@ -790,6 +926,26 @@ class ClusterSimulation {
       else counts.set(queue, queueCounts);
     }
     this.checker.finish({ nowMs: this.timeline.nowMs() - skewToleranceMs, counts });
+  }
+
+  /** Receives every subscription empty (deleting as it goes), then checks every acknowledged publish reached each. */
+  private async drainTopic(topic: TopicCheck): Promise<void> {
+    for (const subscription of topic.subscriptions()) {
+      let emptyAnswers = 0;
+      for (let attempt = 0; attempt < 400 && emptyAnswers < 2; attempt++) {
+        const before = topic.deliveries;
+        await this.awaitOperation(this.startSubscriptionReceive(topic, subscription, true));
+        // Let the delete it started finish before the next receive.
+        await this.advance(200);
+        if (topic.deliveries === before) {
+          emptyAnswers++;
+          await this.advance(1000);
+        } else {
+          emptyAnswers = 0;
+        }
+      }
+    }
+    for (const problem of topic.missing()) this.checker.report('topic-lost-acknowledged', problem);
   }
 
   private async awaitOperation(id: number): Promise<void> {
@@ -886,4 +1042,80 @@ function hex(random: SeededRandom, length: number): string {
   let text = '';
   for (let index = 0; index < length; index++) text += '0123456789abcdef'[random.int(16)];
   return text;
+}
+
+const topicName = 'tp';
+
+/**
+ * The topic's part of the checks: which publishes were acknowledged (and from which
+ * operation), which subscription existed from which operation, and what each delivered.
+ */
+class TopicCheck {
+  readonly replicaCount: number;
+  lateCreating = false;
+  lateCreated = false;
+  deliveries = 0;
+  private readonly bodies = new Set<string>();
+  private readonly acknowledgedPublishes = new Map<string, { body: string; startOperation: number; excused: boolean }>();
+  private readonly since = new Map<string, number>();
+  private readonly seen = new Map<string, Set<string>>();
+
+  constructor(readonly random: SeededRandom) {
+    this.replicaCount = 1 + random.int(3);
+  }
+
+  subscribed(name: string, fromOperation: number): void {
+    this.since.set(name, fromOperation);
+    this.seen.set(name, new Set());
+  }
+
+  subscriptions(): string[] {
+    return [...this.since.keys()];
+  }
+
+  pickSubscription(): string {
+    const names = this.subscriptions();
+    return names[this.random.int(names.length)]!;
+  }
+
+  published(body: string): void {
+    this.bodies.add(body);
+  }
+
+  acknowledged(body: string, messageId: string, startOperation: number): void {
+    this.acknowledgedPublishes.set(messageId, { body, startOperation, excused: false });
+  }
+
+  excuseAll(): void {
+    for (const entry of this.acknowledgedPublishes.values()) entry.excused = true;
+  }
+
+  /** A problem, or undefined: every delivered body was published by some send (answered or not). */
+  delivered(subscription: string, messageId: string, body: string): string | undefined {
+    this.deliveries++;
+    this.seen.get(subscription)?.add(messageId);
+    if (!this.bodies.has(body)) return `${subscription}: delivered ${messageId} with a body no publish carried: ${JSON.stringify(body.slice(0, 40))}`;
+    const acknowledged = this.acknowledgedPublishes.get(messageId);
+    if (acknowledged !== undefined && acknowledged.body !== body) return `${subscription}: ${messageId} delivered with body ${body}, published with ${acknowledged.body}`;
+    return undefined;
+  }
+
+  /** Acknowledged, not excused publishes a subscription that existed when the send started never delivered. */
+  missing(): string[] {
+    const problems: string[] = [];
+    for (const [messageId, entry] of this.acknowledgedPublishes) {
+      if (entry.excused) continue;
+      for (const [subscription, fromOperation] of this.since) {
+        if (entry.startOperation > fromOperation && !this.seen.get(subscription)!.has(messageId)) {
+          problems.push(`${subscription}: acknowledged publish ${messageId} (${entry.body}, started at operation ${entry.startOperation}, subscribed from ${fromOperation}) never delivered`);
+        }
+      }
+    }
+    return problems;
+  }
+
+  figures(): { acknowledged: number; excused: number; deliveries: number; subscriptions: number } {
+    const entries = [...this.acknowledgedPublishes.values()];
+    return { acknowledged: entries.length, excused: entries.filter((entry) => entry.excused).length, deliveries: this.deliveries, subscriptions: this.since.size };
+  }
 }
