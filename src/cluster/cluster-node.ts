@@ -556,7 +556,6 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
     }
     this.isController = view.controller === this.options.self.id && coordinator.acknowledgeUntilMs() > this.options.clock.monotonicMs();
     if (!this.isController) return;
-    await this.deleteOrphanSubscriptions(view);
     const nowMs = this.options.clock.monotonicMs();
     for (const id of [...this.downSinceMs.keys()]) if (view.nodes.has(id)) this.downSinceMs.delete(id);
     for (const versioned of view.partitions.values()) {
@@ -583,6 +582,8 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
         }
       }
     }
+    // Last, and on its own: a failed etcd call here must not hold up the failovers above.
+    await this.deleteOrphanSubscriptions(view).catch((error: unknown) => this.options.logger.warn({ err: error }, 'could not remove subscriptions whose topic is gone; will retry'));
   }
 
   private async failover(versioned: VersionedAssignment, view: ClusterView): Promise<void> {
