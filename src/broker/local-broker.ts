@@ -481,8 +481,8 @@ export class LocalBroker implements QueueService {
 
   /** Brings a topic's partitions in line with metadata.json (topics.ts, reconcileSubscriptions). */
   private async reconcileTopic(topic: OpenQueue): Promise<void> {
-    const subscriptions = [...this.queues.values()].filter((queue) => queue.partitions.length > 0);
-    const wanted = wantedSubscriptions(topic.metadata, subscriptions.map((queue) => queue.metadata), (metadata) => this.queues.get(metadata.name)!.config);
+    const open = [...this.queues.values()].filter((queue) => queue.partitions.length > 0); // not a create's placeholder
+    const wanted = wantedSubscriptions(topic.metadata, open.map((queue) => queue.metadata), (metadata) => this.queues.get(metadata.name)!.config);
     for (const partition of topic.partitions) await reconcileSubscriptions(partition, wanted);
   }
 
