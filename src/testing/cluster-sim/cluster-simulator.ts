@@ -19,9 +19,9 @@
 //             everything through random nodes, then check the replicas converged.
 //
 // With `topics` (opt-in, so the regression seeds keep their schedules): also a topic with
-// two subscriptions made at setup and a third made halfway through the run by whichever
-// node a step picks; steps publish to the topic and receive (and delete) from a
-// subscription. Every acknowledged publish must reach every subscription that existed when
+// two subscriptions made at setup, a third made halfway through the run and the second
+// deleted (unsubscribed) three quarters through, each by whichever node a step picks; steps
+// publish to the topic and receive (and delete) from a subscription. Every acknowledged publish must reach every subscription that existed when
 // its send started, at least once (the same excuse as a plain send: unless as many nodes as
 // the topic's replica count were faulty at once since its acknowledgement); a subscription
 // must never deliver a body nobody published. TopicCheck does that part.
@@ -90,7 +90,7 @@ export interface ClusterSimulationResult {
   simulatedMs: number;
   /** Known limitations met (not anomalies), e.g. a backup behind its primary's oldest segment. */
   limitations: string[];
-  /** With `topics`: publishes acknowledged, and deliveries from subscriptions. */
+  /** With `topics`: publishes acknowledged, deliveries from subscriptions, subscriptions made (one is deleted later). */
   topic?: { acknowledged: number; excused: number; deliveries: number; subscriptions: number };
   anomalies: Anomaly[];
 }
@@ -383,6 +383,22 @@ class ClusterSimulation {
 
   /** A topic step (with `topics`): publish, receive and delete from a subscription, or make the late subscription. */
   private topicStep(topic: TopicCheck): void {
+    if (!topic.unsubscribing && this.step >= (this.options.steps * 3) / 4) {
+      // From the delete's start nothing more is promised for tp-b: what it still held goes with it.
+      topic.unsubscribing = true;
+      topic.unsubscribed('tp-b');
+      const startOperation = this.operationCounter + 1;
+      this.launch(
+        'delete tp-b',
+        (node) => node.deleteQueue('tp-b'),
+        (result, error) => {
+          if (error !== undefined) this.noteError('tp-b', error);
+          this.record(`answer ${startOperation} delete tp-b ${error === undefined ? 'ok' : describeError(error)}`);
+        },
+        () => undefined,
+      );
+      return;
+    }
     if (!topic.lateCreated && !topic.lateCreating && this.step >= this.options.steps / 2) {
       topic.lateCreating = true;
       const startOperation = this.operationCounter + 1;
@@ -1054,6 +1070,7 @@ class TopicCheck {
   readonly replicaCount: number;
   lateCreating = false;
   lateCreated = false;
+  unsubscribing = false;
   deliveries = 0;
   private readonly bodies = new Set<string>();
   private readonly acknowledgedPublishes = new Map<string, { body: string; startOperation: number; excused: boolean }>();
@@ -1064,9 +1081,16 @@ class TopicCheck {
     this.replicaCount = 1 + random.int(3);
   }
 
+  private made = 0;
+
   subscribed(name: string, fromOperation: number): void {
+    this.made++;
     this.since.set(name, fromOperation);
     this.seen.set(name, new Set());
+  }
+
+  unsubscribed(name: string): void {
+    this.since.delete(name);
   }
 
   subscriptions(): string[] {
@@ -1116,6 +1140,6 @@ class TopicCheck {
 
   figures(): { acknowledged: number; excused: number; deliveries: number; subscriptions: number } {
     const entries = [...this.acknowledgedPublishes.values()];
-    return { acknowledged: entries.length, excused: entries.filter((entry) => entry.excused).length, deliveries: this.deliveries, subscriptions: this.since.size };
+    return { acknowledged: entries.length, excused: entries.filter((entry) => entry.excused).length, deliveries: this.deliveries, subscriptions: this.made };
   }
 }
