@@ -20,7 +20,7 @@ import { BerthError } from '../protocol/errors.js';
 import { sequenceNumberOf } from '../queue/machine.js';
 import type { EnqueuePayload } from '../queue/records.js';
 import type { QueueConfig, QueueCounts, ReceivedMessage, SendInput, SendOutcome } from '../queue/types.js';
-import { FileMetadataStore, type MetadataSnapshot, type MetadataStore, type QueueMetadata } from './metadata-store.js';
+import { FileMetadataStore, newQueueMetadata, type MetadataSnapshot, type MetadataStore, type QueueMetadata } from './metadata-store.js';
 import { PartitionRunner, type PartitionLogger, type PartitionOptions } from './partition.js';
 import { byReceipt, movedCopy, parseQueueConfig, partitionOfGroup, queueArn, queueNameFromArn, receiptHandleOf, receivedMessage, takenForMove, topicAttributes, type QueueIdentity } from './queue-calls.js';
 import { checkSubscriptionConfig, checkTopicAttributes, kindOf, reconcileSubscriptions, refuseOnSubscription, refuseOnTopic, refuseReceiveOnTopic, requireTopic, wantedSubscriptions } from './topics.js';
@@ -137,16 +137,7 @@ export class LocalBroker implements QueueService {
     checkTopicAttributes(attributes, topicName !== undefined);
     const topic = topicName === undefined ? undefined : this.requireTopic(topicName);
     const config = topic === undefined ? this.configFor(attributes) : this.subscriptionConfig(topic, attributes);
-    const nowMs = this.options.clock.nowMs();
-    const metadata: QueueMetadata = {
-      name,
-      incarnation: this.options.newIncarnation(),
-      attributes: { ...attributes },
-      tags: { ...tags },
-      createdTimestampMs: nowMs,
-      lastModifiedTimestampMs: nowMs,
-      partitionCount: Number(attributes['PartitionCount'] ?? 1),
-    };
+    const metadata = newQueueMetadata(name, this.options.newIncarnation(), attributes, tags, this.options.clock.nowMs(), Number(attributes['PartitionCount'] ?? 1));
     if (kindOf(metadata) === 'topic') metadata.nextLogicalQueueId = 1;
     if (topic !== undefined) {
       metadata.partitionCount = topic.partitions.length;

@@ -26,6 +26,11 @@ export interface QueueMetadata {
   subscription?: { topic: string; logicalQueueId: number; topicIncarnation?: string };
 }
 
+/** The metadata of a queue created now: a fresh incarnation, copies of its attributes and tags. */
+export function newQueueMetadata(name: string, incarnation: string, attributes: Record<string, string>, tags: Record<string, string>, nowMs: number, partitionCount: number): QueueMetadata {
+  return { name, incarnation, attributes: { ...attributes }, tags: { ...tags }, createdTimestampMs: nowMs, lastModifiedTimestampMs: nowMs, partitionCount };
+}
+
 export interface MetadataSnapshot {
   queues: Record<string, QueueMetadata>;
   /** Name -> delete time, for QueueDeletedRecently (60 s). */

@@ -39,7 +39,7 @@ import { BerthError } from '../protocol/errors.js';
 import { sequenceNumberOf } from '../queue/machine.js';
 import type { EnqueuePayload } from '../queue/records.js';
 import type { QueueConfig, QueueCounts, ReceivedMessage, SendInput, SendOutcome } from '../queue/types.js';
-import type { QueueMetadata } from '../broker/metadata-store.js';
+import { newQueueMetadata, type QueueMetadata } from '../broker/metadata-store.js';
 import { checkSubscriptionConfig, checkTopicAttributes, kindOf, reconcileSubscriptions, refuseOnSubscription, refuseOnTopic, refuseReceiveOnTopic, requireTopic, subscribesTo, subscriptionsDiffer, wantedSubscriptions } from '../broker/topics.js';
 import { PartitionRunner, type Delivery, type PartitionLogger, type PartitionOptions } from '../broker/partition.js';
 import { MoveTaskRunner, type MoveTaskBroker } from '../broker/move-tasks.js';
@@ -779,16 +779,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
       const partitionCount = attributes['PartitionCount'] !== undefined ? Number(attributes['PartitionCount']) : this.options.defaultPartitionCount;
       if (attributes['PartitionCount'] === undefined) withReplicaCount['PartitionCount'] = String(partitionCount);
       const sets = placePartitions(live, partitionCount, replicaSetSize, loadOf([...view.partitions.values()].map((entry) => entry.assignment)), this.options.self.region);
-      const nowMs = this.options.clock.nowMs();
-      const metadata: QueueMetadata = {
-        name,
-        incarnation: this.options.newIncarnation(),
-        attributes: withReplicaCount,
-        tags: { ...tags },
-        createdTimestampMs: nowMs,
-        lastModifiedTimestampMs: nowMs,
-        partitionCount,
-      };
+      const metadata = newQueueMetadata(name, this.options.newIncarnation(), withReplicaCount, tags, this.options.clock.nowMs(), partitionCount);
       if (kindOf(metadata) === 'topic') metadata.nextLogicalQueueId = 1;
       const assignments: PartitionAssignment[] = sets.map((replicas, partition) => ({
         queue: name,
@@ -825,17 +816,8 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
     const logicalQueueId = topic.nextLogicalQueueId ?? 1;
     const taken: QueueMetadata = { ...topic, nextLogicalQueueId: logicalQueueId + 1 };
     if (!(await this.etcd(this.options.coordinator.updateQueue(taken, topicEntry!.modRevision)))) return undefined;
-    const nowMs = this.options.clock.nowMs();
-    const metadata: QueueMetadata = {
-      name,
-      incarnation: this.options.newIncarnation(),
-      attributes: { ...attributes },
-      tags: { ...tags },
-      createdTimestampMs: nowMs,
-      lastModifiedTimestampMs: nowMs,
-      partitionCount: topic.partitionCount,
-      subscription: { topic: topic.name, logicalQueueId, topicIncarnation: topic.incarnation },
-    };
+    const metadata = newQueueMetadata(name, this.options.newIncarnation(), attributes, tags, this.options.clock.nowMs(), topic.partitionCount);
+    metadata.subscription = { topic: topic.name, logicalQueueId, topicIncarnation: topic.incarnation };
     if (!(await this.etcd(this.options.coordinator.createQueue(metadata, [])))) return undefined;
     await this.etcd(this.options.coordinator.refresh());
     await this.syncTopic(topic);
