@@ -102,6 +102,8 @@ interface Hosted {
   lastOkAck?: { reply: (ack: AckFrame) => void; epoch: number; durableEnd: number };
   /** Primary of a topic partition: the running reconciliation of its subscriptions with etcd, if any. */
   subscriptionSync?: Promise<void>;
+  /** The last reconciliation's failure, logged once rather than at every view while it repeats. */
+  subscriptionSyncError?: string;
 }
 
 interface QueueView {
@@ -235,7 +237,16 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
       const topic = view.queues.get(hosted.queue)?.metadata;
       if (topic === undefined || topic.incarnation !== hosted.incarnation || kindOf(topic) !== 'topic') continue;
       if (!subscriptionsDiffer(hosted.runner, this.wantedSubscriptions(view, topic))) continue;
-      this.syncSubscriptions(hosted).catch((error: unknown) => this.options.logger.warn({ err: error, partition: hosted.key }, 'could not bring a topic partition in line with its subscriptions; will retry'));
+      this.syncSubscriptions(hosted).then(
+        () => {
+          hosted.subscriptionSyncError = undefined;
+        },
+        (error: unknown) => {
+          const text = error instanceof Error ? error.message : String(error);
+          if (hosted.subscriptionSyncError !== text) this.options.logger.warn({ err: error, partition: hosted.key }, 'could not bring a topic partition in line with its subscriptions; retrying at every view');
+          hosted.subscriptionSyncError = text;
+        },
+      );
     }
   }
 
