@@ -182,6 +182,37 @@ describe('topics on a cluster (3 nodes, real etcd)', { timeout: 300_000 }, () =>
     assert.equal(kept?.MessageId, sent.MessageId, 'jobs-lenient still has it');
   });
 
+  test('a FIFO topic over two partitions: each subscription gets every group in order', async () => {
+    const client = clients.of('n1');
+    await client.send(new CreateQueueCommand({ QueueName: 'orders.fifo', Attributes: { 'Berth.Kind': 'topic', FifoQueue: 'true', PartitionCount: '2' } as never }));
+    await expectSqsError(client.send(new CreateQueueCommand({ QueueName: 'orders-plain', Attributes: { 'Berth.Topic': 'orders.fifo' } as never })), 'InvalidParameterValue');
+    for (const name of ['orders-a.fifo', 'orders-b.fifo']) {
+      await clients.of('n2').send(new CreateQueueCommand({ QueueName: name, Attributes: { 'Berth.Topic': 'orders.fifo', FifoQueue: 'true' } as never }));
+    }
+    const groups = ['g0', 'g1', 'g2', 'g3'];
+    for (let index = 0; index < 40; index += 10) {
+      const entries = Array.from({ length: 10 }, (_, offset) => {
+        const sequence = index + offset;
+        const group = groups[sequence % groups.length]!;
+        return { Id: String(offset), MessageBody: `${group}:${sequence}`, MessageGroupId: group, MessageDeduplicationId: `d-${sequence}` };
+      });
+      const response = await clients.of('n3').send(new SendMessageBatchCommand({ QueueUrl: urlOf(cluster, 'n3', 'orders.fifo'), Entries: entries }));
+      assert.equal(response.Failed?.length ?? 0, 0, JSON.stringify(response.Failed));
+    }
+    for (const name of ['orders-a.fifo', 'orders-b.fifo']) {
+      const received = await drain(clients.of('n3'), urlOf(cluster, 'n3', name), 40);
+      const byGroup = new Map<string, number[]>();
+      for (const message of received) {
+        const [group, sequence] = message.Body!.split(':');
+        byGroup.set(group!, [...(byGroup.get(group!) ?? []), Number(sequence)]);
+      }
+      for (const group of groups) {
+        const expected = Array.from({ length: 10 }, (_, offset) => groups.indexOf(group) + offset * groups.length);
+        assert.deepEqual(byGroup.get(group), expected, `${name}: group ${group} in publish order`);
+      }
+    }
+  });
+
   test('a create that stopped between etcd and the logs heals: the primaries subscribe from their next view; the controller removes a subscription whose topic is gone', async () => {
     // What a node that died right after writing a subscription's entry leaves behind: the
     // entry in etcd and no Subscribe record in any partition. Written here by hand.

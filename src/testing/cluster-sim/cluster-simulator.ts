@@ -19,8 +19,9 @@
 //             everything through random nodes, then check the replicas converged.
 //
 // With `topics` (opt-in, so the regression seeds keep their schedules): also a topic with
-// two subscriptions made at setup, a third made halfway through the run and the second
-// deleted (unsubscribed) three quarters through, each by whichever node a step picks; steps
+// two subscriptions made at setup, a third made halfway through the run, the first's
+// visibility timeout changed at 60% and the second deleted (unsubscribed) three quarters
+// through, each by whichever node a step picks; steps
 // publish to the topic and receive (and delete) from a subscription. Every acknowledged publish must reach every subscription that existed when
 // its send started, at least once (the same excuse as a plain send: unless as many nodes as
 // the topic's replica count were faulty at once since its acknowledgement); a subscription
@@ -394,6 +395,22 @@ class ClusterSimulation {
         (result, error) => {
           if (error !== undefined) this.noteError('tp-b', error);
           this.record(`answer ${startOperation} delete tp-b ${error === undefined ? 'ok' : describeError(error)}`);
+        },
+        () => undefined,
+      );
+      return;
+    }
+    if (!topic.settingsChanged && this.step >= (this.options.steps * 3) / 5) {
+      // A changed subscription (a Subscribe record with new settings) keeps its messages and its place.
+      topic.settingsChanged = true;
+      const visibilityTimeoutSeconds = String(1 + topic.random.int(20));
+      const startOperation = this.operationCounter + 1;
+      this.launch(
+        `set tp-a VisibilityTimeout=${visibilityTimeoutSeconds}`,
+        (node) => node.setQueueAttributes('tp-a', { VisibilityTimeout: visibilityTimeoutSeconds }),
+        (_result, error) => {
+          if (error !== undefined) this.noteError('tp-a', error);
+          this.record(`answer ${startOperation} set tp-a ${error === undefined ? 'ok' : describeError(error)}`);
         },
         () => undefined,
       );
@@ -1071,6 +1088,7 @@ class TopicCheck {
   lateCreating = false;
   lateCreated = false;
   unsubscribing = false;
+  settingsChanged = false;
   deliveries = 0;
   private readonly bodies = new Set<string>();
   private readonly acknowledgedPublishes = new Map<string, { body: string; startOperation: number; excused: boolean }>();
