@@ -1,13 +1,14 @@
 // The web console in a real headless Chromium against a real `berth serve`: create a
 // queue, send a message, see the depth change, peek at it (it stays visible), purge with
-// confirmation, see depth 0; also the server and cluster pages render. Screenshots go to
+// confirmation, see depth 0; a topic and its subscription carry badges; also the server
+// and cluster pages render. Screenshots go to
 // test-artifacts/console/*.png (also on failure, for the last page seen).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { GetQueueAttributesCommand, GetQueueUrlCommand } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand } from '@aws-sdk/client-sqs';
 import { artifactsDir, httpRequest, makeTempDir, sqsClient, startBerth, type BerthProcess } from './harness/server.js';
 
 const chromiumPath = '/usr/bin/chromium';
@@ -97,6 +98,15 @@ test('console: create a queue, send, peek, purge', { timeout: 120_000 }, async (
     await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Queues' }).click();
     const row = page.locator(`tr[data-queue="${queue}"]`);
     await row.locator('[data-column="visible"]', { hasText: /^0$/ }).waitFor();
+
+    // A topic and its subscription carry badges; the subscription's links to its topic.
+    await client.send(new CreateQueueCommand({ QueueName: 'console-news', Attributes: { 'Berth.Kind': 'topic' } as never }));
+    await client.send(new CreateQueueCommand({ QueueName: 'console-news-a', Attributes: { 'Berth.Topic': 'console-news' } as never }));
+    await page.locator('tr[data-queue="console-news"] .badge', { hasText: /^topic$/ }).waitFor();
+    await page.locator('tr[data-queue="console-news-a"] .badge', { hasText: 'subscription of console-news' }).getByRole('link', { name: 'console-news' }).click();
+    await page.getByRole('heading', { name: /^console-news topic$/ }).waitFor();
+    await screenshot(page, '05b-topic');
+    await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Queues' }).click();
 
     // Server and cluster pages render their charts and tables.
     await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Server' }).click();

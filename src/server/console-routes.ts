@@ -168,9 +168,19 @@ const cancelRedriveInput = z.object({ taskHandle: z.string().min(1).max(4096) })
 // ---------------------------------------------------------------------------------------
 // Wire shapes of the JSON API (what the SPA reads)
 
+/** A queue's part in a topic, from its Berth.* attributes (none for a plain queue). */
+function topicRole(attributes: Record<string, string>): Pick<QueueSummary, 'kind' | 'topic'> {
+  const topic = attributes['Berth.Topic'];
+  if (topic !== undefined) return { kind: 'subscription', topic };
+  return attributes['Berth.Kind'] === 'topic' ? { kind: 'topic' } : {};
+}
+
 export interface QueueSummary {
   name: string;
   fifo: boolean;
+  /** Topics (docs/topics.md): set for a topic, and for a subscription with its topic's name. */
+  kind?: 'topic' | 'subscription';
+  topic?: string;
   counts: QueueCounts;
   rates: QueueRates;
   series: QueueSeries;
@@ -180,6 +190,8 @@ export interface QueueDetail {
   name: string;
   arn: string;
   fifo: boolean;
+  kind?: 'topic' | 'subscription';
+  topic?: string;
   attributes: Record<string, string>;
   tags: Record<string, string>;
   counts: QueueCounts;
@@ -233,7 +245,8 @@ export function createConsoleHandler(deps: ConsoleDependencies): (request: HttpR
     const summaries = await Promise.all(
       names.map(async (name): Promise<QueueSummary | undefined> => {
         try {
-          return { name, fifo: name.endsWith('.fifo'), counts: await countsOf(name), rates: metrics.queueRates(name), series: metrics.queueSeries(name, consoleLimits.queueListSeriesSeconds) };
+          const { attributes } = await service.describeQueue(name);
+          return { name, fifo: name.endsWith('.fifo'), ...topicRole(attributes), counts: await countsOf(name), rates: metrics.queueRates(name), series: metrics.queueSeries(name, consoleLimits.queueListSeriesSeconds) };
         } catch (error) {
           if (isBerthError(error) && error.code === 'QueueDoesNotExist') return undefined; // deleted meanwhile
           throw error;
@@ -267,6 +280,7 @@ export function createConsoleHandler(deps: ConsoleDependencies): (request: HttpR
       name,
       arn,
       fifo: description.attributes['FifoQueue'] === 'true' || name.endsWith('.fifo'),
+      ...topicRole(description.attributes),
       attributes,
       tags: description.tags,
       counts,

@@ -32,6 +32,9 @@ export interface ServerSeries extends Series {
 export interface QueueSummary {
   name: string;
   fifo: boolean;
+  /** Topics: set for a topic, and for a subscription with its topic's name. */
+  kind?: 'topic' | 'subscription';
+  topic?: string;
   counts: QueueCounts;
   rates: Rates;
   series: Series;
@@ -52,6 +55,8 @@ export interface QueueDetail {
   name: string;
   arn: string;
   fifo: boolean;
+  kind?: 'topic' | 'subscription';
+  topic?: string;
   attributes: Record<string, string>;
   tags: Record<string, string>;
   counts: QueueCounts;

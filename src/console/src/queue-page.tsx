@@ -7,7 +7,7 @@ import { navigate, usePoll } from './hooks.js';
 import { Chart, colors } from './chart.js';
 import { formatAge, formatCount, formatRate, formatTime } from './format.js';
 import { Link } from './app.js';
-import { Confirm, ErrorBanner, Stat } from './widgets.js';
+import { Confirm, ErrorBanner, Stat, TopicBadge } from './widgets.js';
 
 /** The attributes the console edits, with their SQS limits for the input fields. */
 const editableAttributes: Array<{ name: string; label: string; minimum?: number; maximum?: number; unit?: string; fifoOnly?: boolean; text?: boolean }> = [
@@ -56,7 +56,8 @@ export function QueuePage({ name }: { name: string }) {
       </p>
       <div class="page-head">
         <h1>
-          {queue.name} {queue.fifo && <span class="badge">FIFO</span>}
+          {queue.name} {queue.fifo && <span class="badge">FIFO</span>}{' '}
+          <TopicBadge kind={queue.kind} topic={queue.topic} />
         </h1>
         <div class="actions">
           <button type="button" class="danger" onClick={() => setConfirming('purge')}>

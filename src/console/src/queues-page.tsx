@@ -6,7 +6,7 @@ import { usePoll, navigate } from './hooks.js';
 import { Chart, colors } from './chart.js';
 import { formatAge, formatCount, formatRate } from './format.js';
 import { Link } from './app.js';
-import { ErrorBanner } from './widgets.js';
+import { ErrorBanner, TopicBadge } from './widgets.js';
 
 export function QueuesPage() {
   const queues = usePoll(() => api.queues(), 'queues');
@@ -60,6 +60,7 @@ function QueueRow({ queue }: { queue: QueueSummary }) {
       <td>
         <Link to={`/queues/${encodeURIComponent(queue.name)}`}>{queue.name}</Link>
         {queue.fifo && <span class="badge">FIFO</span>}
+        <TopicBadge kind={queue.kind} topic={queue.topic} />
       </td>
       <td class="number" data-column="visible">{formatCount(queue.counts.visible)}</td>
       <td class="number" data-column="inflight">{formatCount(queue.counts.inflight)}</td>

@@ -1,6 +1,7 @@
 // Small shared pieces: error banner, confirm dialog, stat tiles.
 import type { ComponentChildren } from 'preact';
 import type { ApiError } from './api.js';
+import { Link } from './app.js';
 
 export function ErrorBanner({ error }: { error: ApiError | undefined }) {
   if (error === undefined) return null;
@@ -9,6 +10,19 @@ export function ErrorBanner({ error }: { error: ApiError | undefined }) {
       {error.code}: {error.message}
     </p>
   );
+}
+
+/** A topic's badge, or a subscription's with a link to its topic (docs/topics.md); nothing for a plain queue. */
+export function TopicBadge({ kind, topic }: { kind: 'topic' | 'subscription' | undefined; topic: string | undefined }) {
+  if (kind === 'topic') return <span class="badge">topic</span>;
+  if (kind === 'subscription' && topic !== undefined) {
+    return (
+      <span class="badge">
+        subscription of <Link to={`/queues/${encodeURIComponent(topic)}`}>{topic}</Link>
+      </span>
+    );
+  }
+  return null;
 }
 
 export function Stat(props: { label: string; value: string; name?: string }) {
