@@ -121,6 +121,7 @@ describe('topics on a cluster (3 nodes, real etcd)', { timeout: 300_000 }, () =>
     await expectSqsError(create(n2, 'events-x', { 'Berth.Topic': 'nope' }), 'QueueDoesNotExist');
     await expectSqsError(create(n2, 'events-y', { 'Berth.Topic': 'events-a' }), 'InvalidParameterValue');
     await expectSqsError(create(n2, 'events-z.fifo', { 'Berth.Topic': 'events', FifoQueue: 'true' }), 'InvalidParameterValue');
+    await expectSqsError(create(n2, 'events-p', { 'Berth.Topic': 'events', PartitionCount: '2' }), 'InvalidParameterValue');
 
     // Unsubscribe: events-b goes; the others keep receiving.
     await clients.of(n3).send(new DeleteQueueCommand({ QueueUrl: urlOf(cluster, n3, 'events-b') }));

@@ -152,6 +152,8 @@ describe('topics through the SQS API', () => {
     assert.match(badFilter.message, /Berth.FilterPolicy is invalid/);
     await expectSqsError(client.send(new CreateQueueCommand({ QueueName: 'plain-filtered', Attributes: { 'Berth.FilterPolicy': '{"a":"b"}' } as never })), 'InvalidParameterValue');
     await expectSqsError(client.send(new CreateQueueCommand({ QueueName: 'alerts-kind', Attributes: { 'Berth.Kind': 'stream' } as never })), 'InvalidAttributeValue');
+    const partitioned = await expectSqsError(client.send(new CreateQueueCommand({ QueueName: 'alerts-p', Attributes: { 'Berth.Topic': 'alerts', PartitionCount: '2' } as never })), 'InvalidParameterValue');
+    assert.match(partitioned.message, /leave PartitionCount out/);
   });
 });
 

@@ -23,7 +23,7 @@ import type { QueueConfig, QueueCounts, ReceivedMessage, SendInput, SendOutcome 
 import { FileMetadataStore, newQueueMetadata, type MetadataSnapshot, type MetadataStore, type QueueMetadata } from './metadata-store.js';
 import { PartitionRunner, type PartitionLogger, type PartitionOptions } from './partition.js';
 import { byReceipt, movedCopy, parseQueueConfig, partitionOfGroup, queueArn, queueNameFromArn, receiptHandleOf, receivedMessage, takenForMove, topicAttributes, type QueueIdentity } from './queue-calls.js';
-import { checkSubscriptionConfig, checkTopicAttributes, kindOf, reconcileSubscriptions, refuseOnSubscription, refuseOnTopic, refuseReceiveOnTopic, requireTopic, wantedSubscriptions } from './topics.js';
+import { checkSubscriptionConfig, checkTopicAttributes, kindOf, reconcileSubscriptions, refusePartitionCountOnSubscription, refuseOnSubscription, refuseOnTopic, refuseReceiveOnTopic, requireTopic, wantedSubscriptions } from './topics.js';
 import { MoveTaskRunner } from './move-tasks.js';
 import type { MoveTask, QueueDescription, QueueService, ReceiveInput, VisibilityChange } from './service.js';
 
@@ -135,6 +135,7 @@ export class LocalBroker implements QueueService {
     }
     const topicName = attributes[topicAttributes.topic];
     checkTopicAttributes(attributes, topicName !== undefined);
+    if (topicName !== undefined) refusePartitionCountOnSubscription(attributes);
     const topic = topicName === undefined ? undefined : this.requireTopic(topicName);
     const config = topic === undefined ? this.configFor(attributes) : this.subscriptionConfig(topic, attributes);
     const metadata = newQueueMetadata(name, this.options.newIncarnation(), attributes, tags, this.options.clock.nowMs(), Number(attributes['PartitionCount'] ?? 1));

@@ -29,6 +29,13 @@ export function checkTopicAttributes(attributes: Record<string, string>, subscri
   }
 }
 
+/** At a subscription's create (PartitionCount is create-only, so a later change never carries it). */
+export function refusePartitionCountOnSubscription(attributes: Record<string, string>): void {
+  if (attributes['PartitionCount'] !== undefined) {
+    throw new BerthError('InvalidParameterValue', `A subscription reads its topic's partitions: leave PartitionCount out (set it on the topic).`);
+  }
+}
+
 /** The metadata of the topic a new subscription names: it must exist and be a topic. */
 export function requireTopic(name: string, metadata: QueueMetadata | undefined): QueueMetadata {
   if (metadata === undefined) {

@@ -40,7 +40,7 @@ import { sequenceNumberOf } from '../queue/machine.js';
 import type { EnqueuePayload } from '../queue/records.js';
 import type { QueueConfig, QueueCounts, ReceivedMessage, SendInput, SendOutcome } from '../queue/types.js';
 import { newQueueMetadata, type QueueMetadata } from '../broker/metadata-store.js';
-import { checkSubscriptionConfig, checkTopicAttributes, kindOf, reconcileSubscriptions, refuseOnSubscription, refuseOnTopic, refuseReceiveOnTopic, requireTopic, subscribesTo, subscriptionsDiffer, wantedSubscriptions } from '../broker/topics.js';
+import { checkSubscriptionConfig, checkTopicAttributes, kindOf, reconcileSubscriptions, refusePartitionCountOnSubscription, refuseOnSubscription, refuseOnTopic, refuseReceiveOnTopic, requireTopic, subscribesTo, subscriptionsDiffer, wantedSubscriptions } from '../broker/topics.js';
 import { PartitionRunner, type Delivery, type PartitionLogger, type PartitionOptions } from '../broker/partition.js';
 import { MoveTaskRunner, type MoveTaskBroker } from '../broker/move-tasks.js';
 import type { MoveTask, QueueDescription, QueueRouting, QueueService, ReceiveInput, VisibilityChange } from '../broker/service.js';
@@ -820,6 +820,7 @@ export class ClusterNode implements QueueService, MoveTaskBroker {
    * Undefined when a concurrent change won a step: the caller reads the view again.
    */
   private async createSubscription(view: ClusterView, name: string, topicName: string, attributes: Record<string, string>, tags: Record<string, string>): Promise<QueueDescription | undefined> {
+    refusePartitionCountOnSubscription(attributes);
     const topicEntry = view.queues.get(topicName);
     const topic = requireTopic(topicName, topicEntry?.metadata);
     const topicConfig = this.configFor(topic.attributes);
