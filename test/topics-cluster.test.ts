@@ -17,19 +17,15 @@ import {
   ReceiveMessageCommand,
   SendMessageBatchCommand,
   SendMessageCommand,
-  type Message,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { Etcd3 } from 'etcd3';
-import { Berth, type Message as BerthMessage } from '../src/client/index.js';
+import { Berth } from '../src/client/index.js';
 import { clusterClients, startCluster, type TestCluster } from './harness/cluster.js';
-import { drain, expectSqsError, queueArn, queueAttributes } from './harness/sqs.js';
+import { takeDistinctBodies } from './harness/native.js';
+import { distinctBodies, drain, expectSqsError, queueArn, queueAttributes } from './harness/sqs.js';
 
 const urlOf = (cluster: TestCluster, id: string, queue: string): string => `${cluster.node(id).url}/000000000000/${queue}`;
-
-function distinctBodies(messages: Message[]): string[] {
-  return [...new Set(messages.map((message) => message.Body!))].sort();
-}
 
 /** Publishes in batches of 10; a batch that fails as a whole (a primary just died) is sent again: at least once. */
 async function publish(client: SQSClient, topicUrl: string, bodies: string[], region: (index: number) => string = () => 'us'): Promise<void> {
@@ -268,19 +264,7 @@ describe('topics on a cluster (3 nodes, real etcd)', { timeout: 300_000 }, () =>
       bodies.map((body, index) => ({ body, attributes: { section: { dataType: 'String', stringValue: index % 3 === 0 ? 'sport/tennis' : 'politics' } } })),
     );
     assert.ok(results.every((result) => 'messageId' in result), JSON.stringify(results));
-    const take = async (queue: string, count: number): Promise<string[]> => {
-      const seen = new Set<string>();
-      const deadline = Date.now() + 30_000;
-      while (seen.size < count) {
-        assert.ok(Date.now() < deadline, `timed out on ${queue}: ${seen.size} of ${count}`);
-        const messages: BerthMessage[] = await berth!.receive(queue, { maxMessages: 10, waitMs: 500 });
-        for (const message of messages) {
-          seen.add(message.body);
-          await message.ack();
-        }
-      }
-      return [...seen].sort();
-    };
+    const take = (queue: string, count: number): Promise<string[]> => takeDistinctBodies(berth!, queue, count, 500);
     assert.deepEqual(await take('news-all', 30), bodies);
     assert.deepEqual(await take('news-sport', 10), bodies.filter((_, index) => index % 3 === 0));
     assert.equal((await berth.queueCounts('news-all')).visible, 0);

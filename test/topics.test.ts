@@ -20,9 +20,10 @@ import {
   type Message,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { Berth, InvalidRequestError, type Message as BerthMessage } from '../src/client/index.js';
+import { Berth, InvalidRequestError } from '../src/client/index.js';
 import { freePort, makeTempDir, sqsClient, startBerth, waitUntil, type BerthProcess } from './harness/server.js';
-import { drain, expectSqsError, queueArn, queueAttributes, receiveUntil } from './harness/sqs.js';
+import { takeDistinctBodies } from './harness/native.js';
+import { distinctBodies, drain, expectSqsError, queueArn, queueAttributes, receiveUntil } from './harness/sqs.js';
 
 async function createTopic(client: SQSClient, name: string): Promise<string> {
   const created = await client.send(new CreateQueueCommand({ QueueName: name, Attributes: { 'Berth.Kind': 'topic' } as never }));
@@ -44,11 +45,6 @@ async function publish(client: SQSClient, topicUrl: string, bodies: string[], at
 
 function bodiesOf(messages: Message[]): string[] {
   return messages.map((message) => message.Body!).sort();
-}
-
-/** Distinct bodies: at least once means duplicates are allowed, losses are not. */
-function distinctBodies(messages: Message[]): string[] {
-  return [...new Set(messages.map((message) => message.Body!))].sort();
 }
 
 describe('topics through the SQS API', () => {
@@ -172,20 +168,7 @@ describe('topics through the native SDK', () => {
     await server?.stop();
   });
 
-  /** Receives (long polls) and acks until `count` distinct bodies were seen. */
-  async function take(queue: string, count: number): Promise<string[]> {
-    const seen = new Set<string>();
-    const deadline = Date.now() + 30_000;
-    while (seen.size < count) {
-      assert.ok(Date.now() < deadline, `timed out on ${queue}: ${seen.size} of ${count}`);
-      const messages: BerthMessage[] = await berth.receive(queue, { maxMessages: 10, waitMs: 1000 });
-      for (const message of messages) {
-        seen.add(message.body);
-        await message.ack();
-      }
-    }
-    return [...seen].sort();
-  }
+  const take = (queue: string, count: number): Promise<string[]> => takeDistinctBodies(berth, queue, count);
 
   test('createTopic, subscribe (with a filter), publish, receive per subscription, unsubscribe', async () => {
     await berth.createTopic('native-news');

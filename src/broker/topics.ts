@@ -18,6 +18,13 @@ export function kindOf(metadata: QueueMetadata): QueueKind {
   return metadata.attributes[topicAttributes.kind] === 'topic' ? 'topic' : 'queue';
 }
 
+/** A queue's part in a topic, from its attributes as described (for displays): nothing for a plain queue. */
+export function topicRoleOf(attributes: Record<string, string>): { kind?: 'topic' | 'subscription'; topic?: string } {
+  const topic = attributes[topicAttributes.topic];
+  if (topic !== undefined) return { kind: 'subscription', topic };
+  return attributes[topicAttributes.kind] === 'topic' ? { kind: 'topic' } : {};
+}
+
 /** Topic attributes that do not go together (the SQS layer has checked each value alone). */
 export function checkTopicAttributes(attributes: Record<string, string>, subscription: boolean): void {
   const filterPolicy = attributes[topicAttributes.filterPolicy];

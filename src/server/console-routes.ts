@@ -27,6 +27,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { Logger } from 'pino';
 import type { QueueService, QueueDescription, MoveTask } from '../broker/service.js';
+import { topicRoleOf } from '../broker/topics.js';
 import type { QueueCounts, ReceivedMessage, MessageAttributes } from '../queue/types.js';
 import { BerthError, isBerthError } from '../protocol/errors.js';
 import { checkFifoThroughput, validateQueueAttributes, withCreateDefaults } from '../api/sqs/queue-attributes.js';
@@ -168,13 +169,6 @@ const cancelRedriveInput = z.object({ taskHandle: z.string().min(1).max(4096) })
 // ---------------------------------------------------------------------------------------
 // Wire shapes of the JSON API (what the SPA reads)
 
-/** A queue's part in a topic, from its Berth.* attributes (none for a plain queue). */
-function topicRole(attributes: Record<string, string>): Pick<QueueSummary, 'kind' | 'topic'> {
-  const topic = attributes['Berth.Topic'];
-  if (topic !== undefined) return { kind: 'subscription', topic };
-  return attributes['Berth.Kind'] === 'topic' ? { kind: 'topic' } : {};
-}
-
 export interface QueueSummary {
   name: string;
   fifo: boolean;
@@ -246,7 +240,7 @@ export function createConsoleHandler(deps: ConsoleDependencies): (request: HttpR
       names.map(async (name): Promise<QueueSummary | undefined> => {
         try {
           const { attributes } = await service.describeQueue(name);
-          return { name, fifo: name.endsWith('.fifo'), ...topicRole(attributes), counts: await countsOf(name), rates: metrics.queueRates(name), series: metrics.queueSeries(name, consoleLimits.queueListSeriesSeconds) };
+          return { name, fifo: name.endsWith('.fifo'), ...topicRoleOf(attributes), counts: await countsOf(name), rates: metrics.queueRates(name), series: metrics.queueSeries(name, consoleLimits.queueListSeriesSeconds) };
         } catch (error) {
           if (isBerthError(error) && error.code === 'QueueDoesNotExist') return undefined; // deleted meanwhile
           throw error;
@@ -280,7 +274,7 @@ export function createConsoleHandler(deps: ConsoleDependencies): (request: HttpR
       name,
       arn,
       fifo: description.attributes['FifoQueue'] === 'true' || name.endsWith('.fifo'),
-      ...topicRole(description.attributes),
+      ...topicRoleOf(description.attributes),
       attributes,
       tags: description.tags,
       counts,

@@ -87,6 +87,11 @@ export async function receiveUntil(
   return received;
 }
 
+/** The distinct bodies of what was received, sorted: at least once means duplicates are allowed, losses are not. */
+export function distinctBodies(messages: Message[]): string[] {
+  return [...new Set(messages.map((message) => message.Body!))].sort();
+}
+
 /** Receives and deletes until `count` messages were seen (or the bound passes). */
 export function drain(client: SQSClient, queueUrl: string, count: number, options: { timeoutMs?: number; extra?: Partial<ReceiveMessageCommandInput> } = {}): Promise<Message[]> {
   return receiveUntil(client, { QueueUrl: queueUrl, ...options.extra }, (messages) => messages.length >= count, {

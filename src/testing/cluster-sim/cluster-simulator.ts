@@ -388,57 +388,43 @@ class ClusterSimulation {
       // From the delete's start nothing more is promised for tp-b: what it still held goes with it.
       topic.unsubscribing = true;
       topic.unsubscribed('tp-b');
-      const startOperation = this.operationCounter + 1;
-      this.launch(
-        'delete tp-b',
-        (node) => node.deleteQueue('tp-b'),
-        (result, error) => {
-          if (error !== undefined) this.noteError('tp-b', error);
-          this.record(`answer ${startOperation} delete tp-b ${error === undefined ? 'ok' : describeError(error)}`);
-        },
-        () => undefined,
-      );
+      this.launchTopicChange('tp-b', 'delete tp-b', (node) => node.deleteQueue('tp-b'));
       return;
     }
     if (!topic.settingsChanged && this.step >= (this.options.steps * 3) / 5) {
       // A changed subscription (a Subscribe record with new settings) keeps its messages and its place.
       topic.settingsChanged = true;
       const visibilityTimeoutSeconds = String(1 + topic.random.int(20));
-      const startOperation = this.operationCounter + 1;
-      this.launch(
-        `set tp-a VisibilityTimeout=${visibilityTimeoutSeconds}`,
-        (node) => node.setQueueAttributes('tp-a', { VisibilityTimeout: visibilityTimeoutSeconds }),
-        (_result, error) => {
-          if (error !== undefined) this.noteError('tp-a', error);
-          this.record(`answer ${startOperation} set tp-a ${error === undefined ? 'ok' : describeError(error)}`);
-        },
-        () => undefined,
-      );
+      this.launchTopicChange('tp-a', `set tp-a VisibilityTimeout=${visibilityTimeoutSeconds}`, (node) => node.setQueueAttributes('tp-a', { VisibilityTimeout: visibilityTimeoutSeconds }));
       return;
     }
     if (!topic.lateCreated && !topic.lateCreating && this.step >= this.options.steps / 2) {
       topic.lateCreating = true;
-      const startOperation = this.operationCounter + 1;
-      this.launch(
-        'create tp-late',
-        (node) => node.createQueue('tp-late', { 'Berth.Topic': topicName }, {}),
-        (result, error, endOperation) => {
-          topic.lateCreating = false;
-          if (result === undefined) {
-            this.record(`answer ${startOperation} create tp-late error ${describeError(error)}`);
-            this.noteError(topicName, error);
-            return;
-          }
-          topic.lateCreated = true;
-          topic.subscribed('tp-late', endOperation);
-          this.record(`answer ${startOperation} create tp-late ok`);
-        },
-        () => { topic.lateCreating = false; },
-      );
+      this.launchTopicChange('tp-late', 'create tp-late', (node) => node.createQueue('tp-late', { 'Berth.Topic': topicName }, {}), (ok, endOperation) => {
+        topic.lateCreating = false;
+        if (!ok) return;
+        topic.lateCreated = true;
+        topic.subscribed('tp-late', endOperation);
+      });
       return;
     }
     if (topic.random.int(2) === 0) this.startPublish(topic);
     else this.startSubscriptionReceive(topic, topic.pickSubscription(), false);
+  }
+
+  /** Creates, changes or deletes a subscription through a random node; `done` hears whether it answered ok (a lost answer is not). */
+  private launchTopicChange(queue: string, describe: string, run: (node: ClusterNode) => Promise<unknown>, done: (ok: boolean, endOperation: number) => void = () => undefined): void {
+    const startOperation = this.operationCounter + 1;
+    this.launch(
+      describe,
+      run,
+      (_result, error, endOperation) => {
+        if (error !== undefined) this.noteError(queue, error);
+        this.record(`answer ${startOperation} ${describe} ${error === undefined ? 'ok' : describeError(error)}`);
+        done(error === undefined, endOperation);
+      },
+      () => done(false, this.operationCounter),
+    );
   }
 
   private startPublish(topic: TopicCheck): void {
