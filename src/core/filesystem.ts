@@ -8,6 +8,11 @@ export interface FileHandle {
   read(position: number, length: number): Promise<Uint8Array>;
   /** fdatasync: the file's data written so far is durable once this resolves. */
   sync(): Promise<void>;
+  /**
+   * fdatasync on the calling thread: durable when it returns. Optional (the real file has
+   * it; the simulator's does not); a log uses it only when its FlushScheduler allows.
+   */
+  syncBlocking?(): void;
   size(): Promise<number>;
   truncate(length: number): Promise<void>;
   close(): Promise<void>;

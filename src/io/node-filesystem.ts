@@ -2,7 +2,7 @@
 // interface (src/core/filesystem.ts) so the simulator can swap this for an in-memory disk
 // that loses unsynced bytes; this file is the only place storage reaches the real disk.
 
-import { constants, promises as fsp, writeSync } from 'node:fs';
+import { constants, fdatasyncSync, promises as fsp, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { FileHandle, FileSystem } from '../core/filesystem.js';
 
@@ -46,6 +46,10 @@ class NodeFileHandle implements FileHandle {
 
   sync(): Promise<void> {
     return this.handle.datasync();
+  }
+
+  syncBlocking(): void {
+    fdatasyncSync(this.handle.fd);
   }
 
   async size(): Promise<number> {

@@ -6,6 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { randomUuid } from '../core/uuid.js';
 import path from 'node:path';
 import { NodeFileSystem } from '../io/node-filesystem.js';
+import { TurnEndFlusher } from '../io/turn-end-flusher.js';
+import type { FlushScheduler } from '../storage/types.js';
+import type { PartitionOptions } from '../broker/partition.js';
 import { SystemClock } from '../io/system-clock.js';
 import { lockDataDirectory } from '../io/data-directory-lock.js';
 import { LocalBroker } from '../broker/local-broker.js';
@@ -60,7 +63,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     accountId: config.accountId,
     newId: randomUuid,
     newIncarnation: () => randomBytes(8).toString('hex'),
-    partitionOptions: { logOptions: { groupCommitDelayMs: config.groupCommitDelayMs, segmentBytesMax: config.segmentBytesMax }, ...(config.checkpointIntervalMs === undefined ? {} : { checkpointIntervalMs: config.checkpointIntervalMs }) },
+    // A single node fsyncs a turn's only flush on the main thread (TurnEndFlusher). A cluster
+    // node keeps the thread pool: a primary's fsync there overlaps its shipping to backups.
+    partitionOptions: partitionOptionsOf(config, new TurnEndFlusher()),
   });
   const service = instrumentService(broker, metrics, clock);
 
@@ -232,8 +237,19 @@ async function startCluster(config: ServerConfig, dataDirectory: string, clock: 
     logger: logger.child({ component: 'cluster', node: config.nodeId }),
     newId: randomUuid,
     newIncarnation: () => randomBytes(8).toString('hex'),
-    partitionOptions: { logOptions: { groupCommitDelayMs: config.groupCommitDelayMs, segmentBytesMax: config.segmentBytesMax }, ...(config.checkpointIntervalMs === undefined ? {} : { checkpointIntervalMs: config.checkpointIntervalMs }) },
+    partitionOptions: partitionOptionsOf(config),
   });
+}
+
+function partitionOptionsOf(config: ServerConfig, flushScheduler?: FlushScheduler): Partial<PartitionOptions> {
+  return {
+    logOptions: {
+      groupCommitDelayMs: config.groupCommitDelayMs,
+      segmentBytesMax: config.segmentBytesMax,
+      ...(flushScheduler === undefined ? {} : { flushScheduler }),
+    },
+    ...(config.checkpointIntervalMs === undefined ? {} : { checkpointIntervalMs: config.checkpointIntervalMs }),
+  };
 }
 
 /** The console's cluster page model from this node's status (lag known for partitions it leads). */

@@ -6,11 +6,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { FileSystem } from '../core/filesystem.js';
+import type { FileHandle, FileSystem } from '../core/filesystem.js';
 import { ManualClock } from '../core/clock.js';
 import { SeededRandom } from '../core/random.js';
 import { BerthError } from '../protocol/errors.js';
 import { NodeFileSystem } from '../io/node-filesystem.js';
+import { TurnEndFlusher } from '../io/turn-end-flusher.js';
 import { SimFileSystem } from '../testing/sim-filesystem.js';
 import { openPartitionLog, segmentFileName, indexFileName, indexEntriesInMemoryOf } from './segmented-log.js';
 import { StorageCorruptionError } from './errors.js';
@@ -537,5 +538,63 @@ describe('segmented log: resetTo (snapshot install)', () => {
       await reopened.close();
     }
     assert.ok(crashedOld > 5 && crashedNew > 5, `crashes left the old log ${crashedOld} times and the new one ${crashedNew} times: both sides must be exercised`);
+  });
+});
+
+describe('segmented log: group commits from the TurnEndFlusher (real files)', () => {
+  /** Real files whose handles count the two kinds of fsync. */
+  function countingFileSystem(): { fs: FileSystem; counts: { sync: number; syncBlocking: number }; directory: (name: string) => string } {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'berth-log-flusher-'));
+    temporaryRoots.push(root);
+    const real = new NodeFileSystem();
+    const counts = { sync: 0, syncBlocking: 0 };
+    const fs: FileSystem = Object.assign(Object.create(real) as FileSystem, {
+      async open(filePath: string, options: { create: boolean }): Promise<FileHandle> {
+        const handle = await real.open(filePath, options);
+        const blocking = handle.syncBlocking?.bind(handle);
+        assert.ok(blocking !== undefined, 'the real file can fsync on the calling thread');
+        return Object.assign(Object.create(handle) as FileHandle, {
+          sync: () => { counts.sync++; return handle.sync(); },
+          syncBlocking: () => { counts.syncBlocking++; blocking(); },
+        });
+      },
+    });
+    return { fs, counts, directory: (name) => path.join(root, name) };
+  }
+
+  const record = (payloadBytes: number) => ({ type: 1, epoch: 1, timestampMs: 1, payload: new Uint8Array(payloadBytes).fill(7) });
+
+  test("a turn's appends, across microtasks, are one batch fsynced on the main thread, and survive a reopen", async () => {
+    const { fs, counts, directory } = countingFileSystem();
+    const log = await openPartitionLog(fs, directory('a'), { flushScheduler: new TurnEndFlusher() });
+    const syncsAtOpen = { ...counts };
+    // Appends from several socket reads of one turn: each read's microtasks run between them.
+    for (let i = 0; i < 5; i++) {
+      log.append(record(100));
+      await Promise.resolve();
+    }
+    await log.waitDurable(5);
+    assert.equal(log.stats.batches, 1, 'one group commit for the turn (a microtask-started flush would take the first append alone)');
+    assert.equal(counts.syncBlocking - syncsAtOpen.syncBlocking, 1, 'the only flush of the turn fsyncs on the main thread');
+    assert.equal(counts.sync - syncsAtOpen.sync, 0, 'and not through the thread pool');
+    await log.close();
+    const reopened = await openPartitionLog(new NodeFileSystem(), directory('a'));
+    assert.equal((await reopened.read(0, 100, 1 << 20)).length, 5);
+    await reopened.close();
+  });
+
+  test('two logs flushing in one turn both fsync through the thread pool', async () => {
+    const { fs, counts, directory } = countingFileSystem();
+    const flusher = new TurnEndFlusher();
+    const first = await openPartitionLog(fs, directory('a'), { flushScheduler: flusher });
+    const second = await openPartitionLog(fs, directory('b'), { flushScheduler: flusher });
+    const syncsAtOpen = { ...counts };
+    first.append(record(10));
+    second.append(record(10));
+    await Promise.all([first.waitDurable(1), second.waitDurable(1)]);
+    assert.equal(counts.sync - syncsAtOpen.sync, 2);
+    assert.equal(counts.syncBlocking - syncsAtOpen.syncBlocking, 0, 'no fsync waits behind another on the main thread');
+    await first.close();
+    await second.close();
   });
 });

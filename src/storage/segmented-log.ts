@@ -33,7 +33,9 @@
 // groupCommitBytesMax), writes each with one positional write, fdatasyncs each segment it
 // touched once, then advances durableEndOffset. Appends made while it runs form the next
 // batch; the next flush is started from a microtask after waiters were resolved, so
-// writers woken by one batch can join the next.
+// writers woken by one batch can join the next. A FlushScheduler (options) may start
+// flushes instead: the server's starts them at the end of the event loop's turn and lets
+// a turn's only flush fsync on the main thread (src/io/turn-end-flusher.ts).
 
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { writeAndSync, writeFileDurably, type FileHandle, type FileSystem } from '../core/filesystem.js';
@@ -705,7 +707,7 @@ class SegmentedLog implements ReplicaLog {
       this.flushScheduled = true;
       const clock = this.options.clock;
       assert(clock !== undefined, 'groupCommitDelayMs needs a clock');
-      this.flushTimer = clock.setTimer(delayMs, () => this.startFlush());
+      this.flushTimer = clock.setTimer(delayMs, () => this.startFlush(false));
       return;
     }
     if (this.flushTimer !== undefined) {
@@ -716,15 +718,17 @@ class SegmentedLog implements ReplicaLog {
     }
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    queueMicrotask(() => this.startFlush());
+    const scheduler = this.options.flushScheduler;
+    if (scheduler !== undefined) scheduler.schedule(this.startFlush);
+    else queueMicrotask(() => this.startFlush(false));
   }
 
-  private startFlush(): void {
+  private readonly startFlush = (syncBlocking: boolean): void => {
     this.flushScheduled = false;
     this.flushTimer = undefined;
     if (this.flushing || this.failure !== undefined || this.pending.length === 0) return;
     this.flushing = true;
-    this.flushOnce().then(
+    this.flushOnce(syncBlocking).then(
       () => {
         this.flushing = false;
         if (this.pending.length > 0) this.scheduleFlush();
@@ -734,10 +738,13 @@ class SegmentedLog implements ReplicaLog {
         this.fail(error);
       },
     );
-  }
+  };
 
-  /** Writes and fsyncs one batch: the pending chunks up to groupCommitBytesMax (at least one). */
-  private async flushOnce(): Promise<void> {
+  /**
+   * Writes and fsyncs one batch: the pending chunks up to groupCommitBytesMax (at least
+   * one). `syncBlocking`: fsync on this thread when the file can (see FlushScheduler).
+   */
+  private async flushOnce(syncBlocking: boolean): Promise<void> {
     let takeCount = 0;
     let takeBytes = 0;
     for (const chunk of this.pending) {
@@ -774,7 +781,8 @@ class SegmentedLog implements ReplicaLog {
       const next = batch[i + 1];
       if (next === undefined || next.segment !== segment) {
         const syncStartedMs = this.nowMs();
-        await handle.sync();
+        if (syncBlocking && handle.syncBlocking !== undefined) handle.syncBlocking();
+        else await handle.sync();
         syncMs += this.nowMs() - syncStartedMs;
         segment.durableBytes = chunk.filePosition + chunk.bytes;
       }

@@ -73,6 +73,17 @@ export interface PartitionLogOptions {
   clock?: Clock;
   /** Called after every durable batch (metrics, fsync-latency feedback, benchmarks). Must not throw. */
   onBatchDurable?: (batch: GroupCommitBatch) => void;
+  /** When a group commit runs, and whether it may fsync on this thread; default: a microtask after the first append, fsync through sync(). */
+  flushScheduler?: FlushScheduler;
+}
+
+/**
+ * Starts the group commits of the logs of one process (src/io/turn-end-flusher.ts). It
+ * calls `flush` soon, with `syncBlocking` true when the log may fsync on the calling
+ * thread (FileHandle.syncBlocking) instead of through the thread pool.
+ */
+export interface FlushScheduler {
+  schedule(flush: (syncBlocking: boolean) => void): void;
 }
 
 export const defaultPartitionLogOptions: PartitionLogOptions = {
