@@ -25,6 +25,13 @@ export class TurnEndFlusher implements FlushScheduler {
     const flushes = this.queued;
     this.queued = [];
     const alone = flushes.length === 1;
-    for (const flush of flushes) flush(alone);
+    for (const flush of flushes) {
+      try {
+        flush(alone);
+      } catch (error) {
+        // A throwing flush is a bug: crash loudly, but only after the other logs' flushes ran.
+        queueMicrotask(() => { throw error; });
+      }
+    }
   };
 }
