@@ -5,8 +5,8 @@
 // back, and its completion waits for the next turn of a busy event loop: on this 2-core VM
 // a 0.2 ms fdatasync took 5-7 ms from start to acknowledgement at load. Redis with
 // appendfsync always does what this does: gather the turn's writes, fsync once, then
-// answer. A flush started after the first append of a turn (a microtask) would fsync once
-// per socket read instead; that is why fsync on the main thread measured worse in session 5.
+// answer. Started after the first append of a turn (a microtask, the log's default), a
+// blocking fsync would run once per socket read instead, and measured far worse (BENCHMARKS.md).
 //
 // When several logs flush in one turn, they all go through the thread pool, so their
 // fsyncs overlap instead of running one after another on the main thread.

@@ -57,6 +57,7 @@ import {
   defaultPartitionLogOptions,
   recordHeaderBytes,
   type AppendInput,
+  type FlushScheduler,
   type GroupCommitStats,
   type LogRecord,
   type PartitionLogOptions,
@@ -253,6 +254,11 @@ function validateOptions(options: PartitionLogOptions): PartitionLogOptions {
   }
   return options;
 }
+
+/** Without a FlushScheduler: a flush starts in a microtask after the first append, and fsyncs through the thread pool. */
+const microtaskFlushes: FlushScheduler = {
+  schedule: (flush) => queueMicrotask(() => flush(false)),
+};
 
 /** Sparse index entries a log holds in memory (tests: they stay bounded whatever the log's size). */
 export function indexEntriesInMemoryOf(log: ReplicaLog): number {
@@ -718,9 +724,7 @@ class SegmentedLog implements ReplicaLog {
     }
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    const scheduler = this.options.flushScheduler;
-    if (scheduler !== undefined) scheduler.schedule(this.startFlush);
-    else queueMicrotask(() => this.startFlush(false));
+    (this.options.flushScheduler ?? microtaskFlushes).schedule(this.startFlush);
   }
 
   private readonly startFlush = (syncBlocking: boolean): void => {
