@@ -6,10 +6,10 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runClusterSimulation, type ClusterSimulationResult } from '../src/testing/cluster-sim/cluster-simulator.js';
 
-function describeFailures(results: ClusterSimulationResult[]): string {
+function describeFailures(results: ClusterSimulationResult[], flags = ''): string {
   return results
     .filter((result) => result.anomalies.length > 0)
-    .map((result) => `seed ${result.seed}: ${result.anomalies.slice(0, 3).map((anomaly) => `[${anomaly.kind}] ${anomaly.detail}`).join('; ')} (replay: npm run sim -- --cluster${result.topic === undefined ? '' : ' --topics'} --seeds 1 --start ${result.seed} --steps ${result.steps} --trace)`)
+    .map((result) => `seed ${result.seed}: ${result.anomalies.slice(0, 3).map((anomaly) => `[${anomaly.kind}] ${anomaly.detail}`).join('; ')} (replay: npm run sim -- --cluster${result.topic === undefined ? '' : ' --topics'}${flags} --seeds 1 --start ${result.seed} --steps ${result.steps} --trace)`)
     .join('\n');
 }
 
@@ -68,6 +68,14 @@ describe('deterministic cluster simulation (short)', () => {
     assert.ok(held > 100, `enough acknowledged publishes were held to their guarantee (${held})`);
     assert.ok(results.every((result) => result.topic!.subscriptions === 3), 'the late subscription was made in every run');
     assert.equal(describeFailures(results), '');
+  });
+
+  test('seeds 11..18 with logs preallocating space (as berth serve does) find no anomaly', async () => {
+    const results: ClusterSimulationResult[] = [];
+    for (let seed = 11; seed <= 18; seed++) results.push(await runClusterSimulation({ seed, steps: 120, preallocate: true }));
+    const acknowledged = results.reduce((sum, result) => sum + result.acknowledgedMessages - result.excusedMessages, 0);
+    assert.ok(acknowledged > 150, `enough acknowledged messages were held to their guarantee (${acknowledged})`);
+    assert.equal(describeFailures(results, ' --preallocate'), '');
   });
 
   test('seeds 1..10 find no anomaly', async () => {

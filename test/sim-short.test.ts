@@ -6,10 +6,10 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runSimulation, type SimulationResult } from '../src/testing/simulator/simulator.js';
 
-function describeFailures(results: SimulationResult[]): string {
+function describeFailures(results: SimulationResult[], flags = ''): string {
   return results
     .filter((result) => result.anomalies.length > 0)
-    .map((result) => `seed ${result.seed}: ${result.anomalies.slice(0, 3).map((anomaly) => `[${anomaly.kind}] ${anomaly.detail}`).join('; ')} (replay: npm run sim -- --seeds 1 --start ${result.seed} --steps ${result.steps} --trace, with --no-page-cache for the seeds 1..40 test)`)
+    .map((result) => `seed ${result.seed}: ${result.anomalies.slice(0, 3).map((anomaly) => `[${anomaly.kind}] ${anomaly.detail}`).join('; ')} (replay: npm run sim -- --seeds 1 --start ${result.seed} --steps ${result.steps}${flags} --trace, with --no-page-cache for the seeds 1..40 test)`)
     .join('\n');
 }
 
@@ -34,6 +34,14 @@ describe('deterministic simulation (short)', () => {
     const faults = results.reduce((sum, result) => sum + result.faults, 0);
     assert.ok(crashes > 50 && faults > 20, `the run crashed (${crashes}) and faulted (${faults}) often enough to mean something`);
     assert.equal(describeFailures(results), '');
+  });
+
+  test('seeds 41..60 with logs preallocating space (as berth serve does) find no anomaly', async () => {
+    const results: SimulationResult[] = [];
+    for (let seed = 41; seed <= 60; seed++) results.push(await runSimulation({ seed, steps: 150, preallocate: true }));
+    const crashes = results.reduce((sum, result) => sum + result.crashes, 0);
+    assert.ok(crashes > 20, `the runs crashed often enough to tear writes into preallocated space (${crashes})`);
+    assert.equal(describeFailures(results, ' --preallocate'), '');
   });
 
   test('seed 19: a receive long poll spins while dead-lettering fails on a stopped dead-letter queue', async () => {

@@ -19,6 +19,7 @@ export const serverConfigSchema = z
     logPretty: z.boolean().optional(),
     groupCommitDelayMs: z.number().min(0).max(100),
     segmentBytesMax: z.number().int().min(1024 * 1024).max(4 * 1024 * 1024 * 1024),
+    preallocateBytes: z.number().int().min(0).max(64 * 1024 * 1024),
     requestBodyBytesMax: z.number().int().min(64 * 1024).max(64 * 1024 * 1024),
     shutdownTimeoutMs: z.number().int().min(0).max(600_000),
     // Cluster mode (only with etcd): see docs/cluster.md.
@@ -57,6 +58,7 @@ export const configKeys: ConfigKey[] = [
   { key: 'logPretty', flag: '--log-pretty', env: 'BERTH_LOG_PRETTY', kind: 'boolean', description: 'human-readable logs (default: when stdout is a terminal)' },
   { key: 'groupCommitDelayMs', flag: '--group-commit-delay-ms', env: 'BERTH_GROUP_COMMIT_DELAY_MS', kind: 'number', description: 'extra wait to batch more appends into one fsync (0: batch what arrives during the previous fsync)' },
   { key: 'segmentBytesMax', flag: '--segment-bytes-max', env: 'BERTH_SEGMENT_BYTES_MAX', kind: 'number', description: 'size at which a log segment file rolls over' },
+  { key: 'preallocateBytes', flag: '--preallocate-bytes', env: 'BERTH_PREALLOCATE_BYTES', kind: 'number', description: 'zeros written ahead of a log\'s records, so that its fsyncs write data only (0: off)' },
   { key: 'requestBodyBytesMax', flag: '--request-body-bytes-max', env: 'BERTH_REQUEST_BODY_BYTES_MAX', kind: 'number', description: 'largest HTTP request body accepted' },
   { key: 'nodeId', flag: '--node-id', env: 'BERTH_NODE_ID', kind: 'string', description: 'cluster: this node\'s unique id (required with --etcd)' },
   { key: 'etcd', flag: '--etcd', env: 'BERTH_ETCD', kind: 'string', description: 'cluster: etcd endpoints, comma separated (e.g. http://127.0.0.1:2379); turns on cluster mode' },
@@ -80,6 +82,7 @@ export const defaultServerConfig: ServerConfig = {
   logLevel: 'info',
   groupCommitDelayMs: 0,
   segmentBytesMax: 128 * 1024 * 1024,
+  preallocateBytes: 1024 * 1024,
   requestBodyBytesMax: 4 * 1024 * 1024,
   shutdownTimeoutMs: 30_000,
 };

@@ -246,6 +246,7 @@ function partitionOptionsOf(config: ServerConfig, flushScheduler?: FlushSchedule
     logOptions: {
       groupCommitDelayMs: config.groupCommitDelayMs,
       segmentBytesMax: config.segmentBytesMax,
+      preallocateBytes: config.preallocateBytes,
       ...(flushScheduler === undefined ? {} : { flushScheduler }),
     },
     ...(config.checkpointIntervalMs === undefined ? {} : { checkpointIntervalMs: config.checkpointIntervalMs }),

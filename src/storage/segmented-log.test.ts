@@ -276,10 +276,84 @@ for (const [kind, makeHarness] of Object.entries(harnesses)) {
       await reopened.close();
     });
 
+    test('preallocation: zeros run ahead of the records, group commits overwrite them, reopen keeps them and sealing cuts them off', async () => {
+      const { fs, directory } = makeHarness();
+      const preallocateBytes = 4096;
+      const options = { ...small, segmentBytesMax: 64 * 1024, preallocateBytes };
+      const sizeOf = async (name: string): Promise<number> => {
+        const handle = await fs.open(`${directory}/${name}`, { create: false });
+        try {
+          return await handle.size();
+        } finally {
+          await handle.close();
+        }
+      };
+      const bytesOf = async (name: string, position: number, length: number): Promise<Uint8Array> => {
+        const handle = await fs.open(`${directory}/${name}`, { create: false });
+        try {
+          return await handle.read(position, length);
+        } finally {
+          await handle.close();
+        }
+      };
+      const log = await openPartitionLog(fs, directory, options);
+      log.append(inputFor(0));
+      await log.waitDurable(1);
+      const first = segmentFileName(0);
+      const recordEnd = await sizeOf(first) - preallocateBytes;
+      assert.ok(recordEnd > 0 && recordEnd < 400, `records end at ${recordEnd}`);
+      assert.ok((await bytesOf(first, recordEnd, preallocateBytes)).every((byte) => byte === 0), 'the space ahead is zeros');
+      // Small group commits inside the zeroed space leave the file's size alone (no size change to commit).
+      const sizeAfterFirst = await sizeOf(first);
+      for (let i = 0; i < 5; i++) {
+        log.append(inputFor(log.endOffset));
+        await log.waitDurable(log.endOffset);
+      }
+      assert.equal(await sizeOf(first), sizeAfterFirst);
+      await log.close();
+
+      const reopened = await openPartitionLog(fs, directory, options);
+      assert.equal(reopened.endOffset, 6);
+      assert.equal(reopened.recovery.tornTailBytesTruncated, 0, 'preallocated zeros are not a torn tail');
+      assert.equal(await sizeOf(first), sizeAfterFirst, 'recovery keeps the zeros');
+      (await readAll(reopened, 0)).forEach((record, i) => checkRecord(record, i));
+      // Past several rolls: every sealed segment ends at its last record, and its index is trusted.
+      await appendMany(reopened, 1500);
+      const segments = (await fs.list(directory)).filter((name) => name.endsWith('.log')).sort();
+      assert.ok(segments.length > 3, `expected several segments, got ${segments.length}`);
+      for (const name of segments.slice(0, -1)) {
+        const size = await sizeOf(name);
+        const tail = await bytesOf(name, size - 16, 16);
+        assert.ok(!tail.every((byte) => byte === 0), `sealed segment ${name} ends in zeros`);
+      }
+      await reopened.close();
+      const again = await openPartitionLog(fs, directory, options);
+      assert.equal(again.recovery.segmentsScanned, 1, 'only the active segment is scanned');
+      assert.equal(again.recovery.tornTailBytesTruncated, 0);
+      await again.close();
+
+      // A crash part way through overwriting the zeros leaves record bytes before zeros: a torn tail, cut off.
+      const other = makeHarness();
+      const fresh = await openPartitionLog(other.fs, other.directory, options);
+      fresh.append(inputFor(0));
+      await fresh.waitDurable(1);
+      await fresh.close();
+      const handle = await other.fs.open(`${other.directory}/${first}`, { create: false });
+      const freshRecordEnd = await handle.size() - preallocateBytes;
+      await handle.write(new Uint8Array([0x40, 0, 0, 0, 7, 7, 7]), freshRecordEnd);
+      await handle.close();
+      const torn = await openPartitionLog(other.fs, other.directory, options);
+      assert.equal(torn.endOffset, 1);
+      assert.equal(torn.recovery.tornTailBytesTruncated, preallocateBytes);
+      checkRecord(await torn.readOne(0), 0);
+      await torn.close();
+    });
+
     test('bad options are refused with the key named', async () => {
       const { fs, directory } = makeHarness();
       await assert.rejects(openPartitionLog(fs, directory, { segmentBytesMax: 10 }), /segmentBytesMax/);
       await assert.rejects(openPartitionLog(fs, directory, { groupCommitDelayMs: 5 }), /needs a clock/);
+      await assert.rejects(openPartitionLog(fs, directory, { preallocateBytes: -1 }), /preallocateBytes/);
     });
   });
 }
@@ -358,7 +432,8 @@ describe('segmented log failures (simulated disk)', () => {
     for (let seed = 1; seed <= 300; seed++) {
       const random = new SeededRandom(seed);
       const fs = new SimFileSystem();
-      const options = { ...small, segmentBytesMax: 2048 + random.int(8192) };
+      // Half the seeds preallocate: torn writes then also hit zeros written ahead of the records.
+      const options = { ...small, segmentBytesMax: 2048 + random.int(8192), preallocateBytes: seed % 2 === 0 ? 0 : 64 + random.int(4096) };
       let log = await openPartitionLog(fs, '/d', options);
       let acknowledged = 0;
       let crashed = false;
@@ -410,7 +485,8 @@ describe('segmented log failures (simulated disk)', () => {
     for (let seed = 1; seed <= 120; seed++) {
       const random = new SeededRandom(seed);
       const fs = new SimFileSystem();
-      const log = await openPartitionLog(fs, '/d', small);
+      const options = { ...small, preallocateBytes: seed % 4 < 2 ? 0 : 1024 };
+      const log = await openPartitionLog(fs, '/d', options);
       await appendMany(log, 400);
       let countdown = 1 + random.int(12);
       let crashed = false;
@@ -426,7 +502,7 @@ describe('segmented log failures (simulated disk)', () => {
       fs.onOperation = undefined;
       await log.close();
       if (!crashed) fs.crash();
-      const reopened = await openPartitionLog(fs, '/d', small).catch((error: unknown) => {
+      const reopened = await openPartitionLog(fs, '/d', options).catch((error: unknown) => {
         throw new Error(`seed ${seed} (crash ${crashed}): reopen failed: ${String(error)}`);
       });
       if (seed % 2 === 0) {

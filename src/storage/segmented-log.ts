@@ -21,7 +21,9 @@
 //             memory of the indexes does not grow with the backlog on disk
 //   deleted   removed by deleteBelow (its handle closes when the last reader leaves)
 // A new segment's file is created by the flusher, after the previous one is sealed, and
-// the directory is fsynced before any record in it is reported durable.
+// the directory is fsynced before any record in it is reported durable. With
+// preallocateBytes, the active segment's file runs ahead of its records with zeros
+// (see preallocate); recovery keeps such a zero tail, and sealing cuts it off.
 //
 // Life of the log:
 //   open -> (failed: a write or fsync threw; appends throw, waiters reject, for good)
@@ -172,6 +174,8 @@ interface Segment {
   bytesAssigned: number;
   /** Bytes [0, durableBytes) are written and fsynced: the only bytes reads look at. */
   durableBytes: number;
+  /** The file's size: the records written plus zero-filled space ahead of them (preallocateBytes). */
+  fileBytes: number;
   /** Undefined only for a sealed segment whose index was dropped from memory (its index file has it). */
   index: SparseIndex | undefined;
   /** A read of the dropped index from its file, in progress (concurrent readers share it). */
@@ -249,10 +253,30 @@ function validateOptions(options: PartitionLogOptions): PartitionLogOptions {
   integerAtLeast('groupCommitBytesMax', 4096, 1024 * 1024 * 1024);
   integerAtLeast('readAheadBytes', 4096, 256 * 1024 * 1024);
   integerAtLeast('indexIntervalBytes', 64, 64 * 1024 * 1024);
+  integerAtLeast('preallocateBytes', 0, 256 * 1024 * 1024);
   if (options.groupCommitDelayMs > 0 && options.clock === undefined) {
     throw new BerthError('InvalidParameterValue', 'partition log option groupCommitDelayMs > 0 needs a clock');
   }
   return options;
+}
+
+/** Read-only zeros for preallocation, shared by every log of the process. */
+let zeros = new Uint8Array(0);
+
+function zeroBytes(length: number): Uint8Array {
+  if (zeros.length < length) zeros = new Uint8Array(length);
+  return zeros.subarray(0, length);
+}
+
+/** Whether bytes [from, size) of the file are all zero (preallocated space, never written). */
+async function isZeroFilled(handle: FileHandle, from: number, size: number): Promise<boolean> {
+  for (let position = from; position < size;) {
+    const bytes = await handle.read(position, Math.min(4 * 1024 * 1024, size - position));
+    if (bytes.length === 0) return false;
+    for (const byte of bytes) if (byte !== 0) return false;
+    position += bytes.length;
+  }
+  return true;
 }
 
 /** Without a FlushScheduler: a flush starts in a microtask after the first append, and fsyncs through the thread pool. */
@@ -376,7 +400,11 @@ class SegmentedLog implements ReplicaLog {
         const scan = await this.scanSegment(handle, segment, size);
         this.recovery.segmentsScanned++;
         this.recovery.recordsScanned += scan.records;
-        if (scan.bad !== undefined) {
+        let fileBytes = scan.validBytes;
+        if (scan.bad !== undefined && isLast && await isZeroFilled(handle, scan.bad.position, size)) {
+          // Space preallocated ahead of the records (preallocateBytes), not a torn write: kept for the next appends.
+          fileBytes = size;
+        } else if (scan.bad !== undefined) {
           const badPosition = scan.bad.position;
           if (!isLast || await this.validRecordAfter(handle, badPosition, size, scan.endOffset)) {
             await handle.close();
@@ -396,6 +424,7 @@ class SegmentedLog implements ReplicaLog {
         segment.endOffset = scan.endOffset;
         segment.bytesAssigned = scan.validBytes;
         segment.durableBytes = scan.validBytes;
+        segment.fileBytes = fileBytes;
         if (isLast) {
           segment.handle = handle;
           if (indexBases.has(base)) {
@@ -494,6 +523,7 @@ class SegmentedLog implements ReplicaLog {
     segment.endOffset = loaded.endOffset;
     segment.bytesAssigned = segmentSize;
     segment.durableBytes = segmentSize;
+    segment.fileBytes = segmentSize;
     return true;
   }
 
@@ -768,6 +798,13 @@ class SegmentedLog implements ReplicaLog {
         const previous = this.writeSegment;
         assert(previous !== undefined && previous.rolled && previous.durableBytes === previous.bytesAssigned,
           'the flusher moved on from a segment that is not complete and durable');
+        if (previous.fileBytes > previous.durableBytes) {
+          // A sealed segment ends at its last record: its preallocated zeros go before its index is written.
+          const previousHandle = await this.handleFor(previous);
+          await previousHandle.truncate(previous.durableBytes);
+          await previousHandle.sync();
+          previous.fileBytes = previous.durableBytes;
+        }
         await this.writeIndex(previous);
         previous.sealed = true;
         this.keepIndexInMemory(previous);
@@ -781,6 +818,7 @@ class SegmentedLog implements ReplicaLog {
       const handle = segment.handle;
       assert(handle !== undefined, 'active segment has no handle');
       await handle.write(chunk.buffer.subarray(0, chunk.bytes), chunk.filePosition);
+      await this.preallocate(segment, handle, chunk.filePosition + chunk.bytes);
       records += chunk.records;
       const next = batch[i + 1];
       if (next === undefined || next.segment !== segment) {
@@ -812,6 +850,23 @@ class SegmentedLog implements ReplicaLog {
         queueMicrotask(() => { throw error; });
       }
     }
+  }
+
+  /**
+   * Once the records reach the end of the file, writes preallocateBytes of zeros after
+   * them (made durable by the batch's own fsync): the group commits that follow overwrite
+   * allocated blocks, so their fdatasync does not also commit a new file size to the
+   * journal. Measured on this VM's ext4, write + fdatasync of 10 KiB: 0.10 against 0.20 ms
+   * at p50, 1-1.6 against 2-2.5 ms at p99, 42 against 67-76 us of CPU. Real zeros, not
+   * fallocate: a first write into an unwritten extent commits metadata just the same.
+   */
+  private async preallocate(segment: Segment, handle: FileHandle, end: number): Promise<void> {
+    segment.fileBytes = Math.max(segment.fileBytes, end);
+    const bytes = this.options.preallocateBytes;
+    // A rolled segment takes no more records: its zeros would be cut off when it is sealed.
+    if (bytes <= 0 || end < segment.fileBytes || segment.rolled) return;
+    await handle.write(zeroBytes(bytes), end);
+    segment.fileBytes = end + bytes;
   }
 
   /** Bytes of earlier chunks of the same segment in this batch, written but not yet fsynced. */
@@ -1130,6 +1185,7 @@ class SegmentedLog implements ReplicaLog {
         keep.endOffset = offset;
         keep.bytesAssigned = cursor.position;
         keep.durableBytes = cursor.position;
+        keep.fileBytes = cursor.position;
         keepIndexEntries.truncate(offset - keep.baseOffset);
         this.writeSegment = keep;
         this.endOffset = offset;
@@ -1329,6 +1385,7 @@ class SegmentedLog implements ReplicaLog {
       endOffset: baseOffset,
       bytesAssigned: 0,
       durableBytes: 0,
+      fileBytes: 0,
       index: new SparseIndex(this.options.indexIntervalBytes),
       indexLoading: undefined,
       created: false,

@@ -69,6 +69,13 @@ export interface PartitionLogOptions {
   readAheadBytes: number;
   /** A sealed segment's sparse index holds one entry per this many bytes of records. */
   indexIntervalBytes: number;
+  /**
+   * Zero-filled bytes written ahead of the records whenever they reach the end of the
+   * segment file (0: none). A group commit then overwrites allocated blocks, and its
+   * fdatasync writes only data: an fdatasync that grows the file also commits the size to
+   * the file system's journal (ext4: twice the time, a longer tail, more CPU).
+   */
+  preallocateBytes: number;
   /** Time source for groupCommitDelayMs timers and durations; required when groupCommitDelayMs > 0. */
   clock?: Clock;
   /** Called after every durable batch (metrics, fsync-latency feedback, benchmarks). Must not throw. */
@@ -92,6 +99,7 @@ export const defaultPartitionLogOptions: PartitionLogOptions = {
   groupCommitBytesMax: 4 * 1024 * 1024,
   readAheadBytes: 1024 * 1024,
   indexIntervalBytes: 4096,
+  preallocateBytes: 0,
 };
 
 export interface PartitionLog {

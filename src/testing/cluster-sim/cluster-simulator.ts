@@ -72,6 +72,8 @@ export interface ClusterSimulationOptions {
   steps: number;
   /** Also a topic with subscriptions (see the header). Off by default: it changes every seed's schedule. */
   topics?: boolean;
+  /** Logs write zeros ahead of their records (preallocateBytes, as `berth serve` does). Off by default, like `topics`. */
+  preallocate?: boolean;
   onTrace?: (line: string) => void;
 }
 
@@ -192,7 +194,13 @@ class ClusterSimulation {
       maintenanceIntervalMs: 250 + this.random.int(1000),
       checkpointEveryRecords: 20 + this.random.int(100),
       checkpointIntervalMs: 1000 + this.random.int(10_000),
-      logOptions: { segmentBytesMax: 64 * 1024, groupCommitBytesMax: 4096 + this.random.int(8192), indexIntervalBytes: 256 },
+      logOptions: {
+        segmentBytesMax: 64 * 1024,
+        groupCommitBytesMax: 4096 + this.random.int(8192),
+        indexIntervalBytes: 256,
+        // Drawn apart from the schedule's random, so that the option changes nothing else.
+        ...(options.preallocate === true ? { preallocateBytes: 64 + new SeededRandom(options.seed ^ 0x2545f491).int(4096) } : {}),
+      },
     };
     for (let index = 1; index <= nodeCount; index++) {
       const id = `n${index}`;

@@ -21,6 +21,7 @@ interface CliOptions {
   pageCache: boolean;
   cluster?: boolean;
   topics?: boolean;
+  preallocate?: boolean;
 }
 
 function positiveInteger(text: string, name: string, allowZero = false): number {
@@ -77,6 +78,7 @@ async function main(): Promise<void> {
     .option('--no-page-cache', 'every restart is a machine crash (never a process restart that keeps unsynced writes)')
     .option('--cluster', 'simulate a 3-4 node cluster (real ClusterNodes, simulated network and etcd) instead of one broker')
     .option('--topics', 'with --cluster: also a topic with subscriptions, every acknowledged publish checked in each')
+    .option('--preallocate', 'logs write zeros ahead of their records, as berth serve does (crashes then tear writes into that space)')
     .parse(process.argv);
   const options = program.opts<CliOptions>();
   const seeds = positiveInteger(options.seeds, 'seeds');
@@ -96,6 +98,7 @@ async function main(): Promise<void> {
       seed,
       steps,
       pageCacheRestarts: options.pageCache,
+      preallocate: options.preallocate === true,
       onTrace: options.trace === true ? (line) => process.stdout.write(`${line}\n`) : undefined,
     });
     totals.operations += result.operations;
@@ -106,7 +109,7 @@ async function main(): Promise<void> {
     totals.acknowledged += result.acknowledgedMessages;
     totals.deliveries += result.deliveries;
     totals.anomalies += result.anomalies.length;
-    if (reportSeed(result, seeds, `npm run sim -- --seeds 1 --start ${seed} --steps ${steps}${options.pageCache ? '' : ' --no-page-cache'} --trace`)) failures.push(result);
+    if (reportSeed(result, seeds, `npm run sim -- --seeds 1 --start ${seed} --steps ${steps}${options.pageCache ? '' : ' --no-page-cache'}${options.preallocate === true ? ' --preallocate' : ''} --trace`)) failures.push(result);
     if (options.quiet !== true && ((index + 1) % progressEvery === 0 || index + 1 === seeds)) reportProgress(index + 1, seeds, start, result, startedMs, totals.anomalies);
   }
   const seconds = (performance.now() - startedMs) / 1000;
@@ -128,7 +131,7 @@ async function runCluster(options: CliOptions, seeds: number, start: number, ste
   const progressEvery = Math.max(1, Math.min(100, Math.ceil(seeds / 20)));
   for (let index = 0; index < seeds; index++) {
     const seed = start + index;
-    const result = await runClusterSimulation({ seed, steps, topics: options.topics === true, onTrace: options.trace === true ? (line) => process.stdout.write(`${line}\n`) : undefined });
+    const result = await runClusterSimulation({ seed, steps, topics: options.topics === true, preallocate: options.preallocate === true, onTrace: options.trace === true ? (line) => process.stdout.write(`${line}\n`) : undefined });
     totals.operations += result.operations;
     totals.acknowledged += result.acknowledgedMessages;
     totals.excused += result.excusedMessages;
@@ -139,7 +142,7 @@ async function runCluster(options: CliOptions, seeds: number, start: number, ste
     totals.anomalies += result.anomalies.length;
     for (const [kind, count] of Object.entries(result.faults)) faults.set(kind, (faults.get(kind) ?? 0) + count);
     for (const limitation of result.limitations) limitations.set(limitation, (limitations.get(limitation) ?? 0) + 1);
-    if (reportSeed(result, seeds, `npm run sim -- --cluster${options.topics === true ? ' --topics' : ''} --seeds 1 --start ${seed} --steps ${steps} --trace`)) failures.push(result);
+    if (reportSeed(result, seeds, `npm run sim -- --cluster${options.topics === true ? ' --topics' : ''}${options.preallocate === true ? ' --preallocate' : ''} --seeds 1 --start ${seed} --steps ${steps} --trace`)) failures.push(result);
     if (options.quiet !== true && ((index + 1) % progressEvery === 0 || index + 1 === seeds)) reportProgress(index + 1, seeds, start, result, startedMs, totals.anomalies);
   }
   const seconds = (performance.now() - startedMs) / 1000;

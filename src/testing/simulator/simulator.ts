@@ -45,6 +45,12 @@ export interface SimulationOptions {
    * Default true. False: every restart is a machine crash (unsynced writes lost).
    */
   pageCacheRestarts?: boolean;
+  /**
+   * Logs write zeros ahead of their records (preallocateBytes, as `berth serve` does), so
+   * crashes tear writes into preallocated space. Off by default: it changes every seed's
+   * disk operations, and the regression seeds keep their schedules.
+   */
+  preallocate?: boolean;
 }
 
 export interface SimulationResult {
@@ -133,7 +139,14 @@ class Simulation {
       checkpointEveryRecords: 5 + this.random.int(60),
       checkpointIntervalMs: 1000 + this.random.int(10_000),
       loadBatchRecords: 4 + this.random.int(60),
-      logOptions: { segmentBytesMax, groupCommitBytesMax: 4096 + this.random.int(8192), readAheadBytes: 4096 + this.random.int(4096), indexIntervalBytes: 128 },
+      logOptions: {
+        segmentBytesMax,
+        groupCommitBytesMax: 4096 + this.random.int(8192),
+        readAheadBytes: 4096 + this.random.int(4096),
+        indexIntervalBytes: 128,
+        // Drawn apart from the schedule's random, so that the option changes nothing else.
+        ...(options.preallocate === true ? { preallocateBytes: 64 + new SeededRandom(options.seed ^ 0x2545f491).int(4096) } : {}),
+      },
     };
   }
 
