@@ -9,7 +9,7 @@
 //     room), with its sealed segments' indexes (the normal case) and with every index
 //     removed (a full scan), plus sequential backlog read throughput. Files are deleted.
 //
-// usage: node dist/bench/storage.js [--seconds 10] [--writers 256] [--recovery-records 10000000]
+// usage: node dist/bench/storage.js [--seconds 10] [--writers 256] [--recovery-records 10000000] [--preallocate-bytes 262144]
 //        [--directory <dir on the disk to measure>] [--skip-recovery]
 
 import { closeSync, fdatasyncSync, mkdirSync, openSync, rmSync, statfsSync, writeFileSync, writeSync, readdirSync, unlinkSync } from 'node:fs';
@@ -17,6 +17,7 @@ import { open as openAsync } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { NodeFileSystem } from '../src/io/node-filesystem.js';
+import { defaultServerConfig } from '../src/server/config.js';
 import { openPartitionLog } from '../src/storage/segmented-log.js';
 import { recordHeaderBytes, type ReplicaLog } from '../src/storage/types.js';
 
@@ -26,6 +27,8 @@ interface Arguments {
   recoveryRecords: number;
   directory: string;
   skipRecovery: boolean;
+  /** The log's preallocateBytes for the durable-append rounds (berth serve's default unless given). */
+  preallocateBytes: number;
 }
 
 function parseArguments(argv: string[]): Arguments {
@@ -35,6 +38,7 @@ function parseArguments(argv: string[]): Arguments {
     recoveryRecords: 10_000_000,
     directory: path.join(os.tmpdir(), `berth-bench-storage-${process.pid}`),
     skipRecovery: false,
+    preallocateBytes: defaultServerConfig.preallocateBytes,
   };
   for (let i = 0; i < argv.length; i++) {
     const key = argv[i];
@@ -45,6 +49,7 @@ function parseArguments(argv: string[]): Arguments {
     else if (key === '--writers') result.writers = Number(value);
     else if (key === '--recovery-records') result.recoveryRecords = Number(value);
     else if (key === '--directory') result.directory = value;
+    else if (key === '--preallocate-bytes') result.preallocateBytes = Number(value);
     else throw new Error(`unknown option ${key}`);
     i++;
   }
@@ -251,6 +256,7 @@ async function main(): Promise<void> {
     const rounds = 10;
     const allBatches: number[] = [];
     const log = await openPartitionLog(new NodeFileSystem(), path.join(args.directory, 'append'), {
+      preallocateBytes: args.preallocateBytes,
       onBatchDurable: (batch) => { allBatches.push(batch.records); },
     });
     let logRecords = 0;
@@ -286,7 +292,7 @@ async function main(): Promise<void> {
     const rawAsyncPerSecond = rawAsyncRecords / rawAsyncSeconds;
     const rawSyncPerSecond = rawSyncRecords / rawSyncSeconds;
     const toMegabytes = (recordsPerSecond: number): string => format((recordsPerSecond * payloadBytes) / megabyte, 1);
-    say(`durable appends (${args.writers} writers, 1 KiB payloads, ${logSeconds.toFixed(1)} s in ${rounds} rounds): ${format(appendsPerSecond)} appends/s, ${toMegabytes(appendsPerSecond)} MB/s of payload`);
+    say(`durable appends (${args.writers} writers, 1 KiB payloads, preallocateBytes ${args.preallocateBytes}, ${logSeconds.toFixed(1)} s in ${rounds} rounds): ${format(appendsPerSecond)} appends/s, ${toMegabytes(appendsPerSecond)} MB/s of payload`);
     say(`  batches: ${format(batches)}, records per fsync mean ${format(mean, 1)}, p50 ${percentile(sorted, 0.5)}, p99 ${percentile(sorted, 0.99)}, fdatasync mean ${(fsyncMsTotal / Math.max(1, batches)).toFixed(2)} ms`);
     say(`raw write+fdatasync of the same batch sizes, interleaved: fs/promises ${format(rawAsyncPerSecond)} records/s (${toMegabytes(rawAsyncPerSecond)} MB/s); sync calls ${format(rawSyncPerSecond)} records/s (${toMegabytes(rawSyncPerSecond)} MB/s)`);
     const best = Math.max(rawAsyncPerSecond, rawSyncPerSecond);

@@ -82,7 +82,7 @@ export const defaultServerConfig: ServerConfig = {
   logLevel: 'info',
   groupCommitDelayMs: 0,
   segmentBytesMax: 128 * 1024 * 1024,
-  preallocateBytes: 1024 * 1024,
+  preallocateBytes: 256 * 1024,
   requestBodyBytesMax: 4 * 1024 * 1024,
   shutdownTimeoutMs: 30_000,
 };

@@ -310,15 +310,35 @@ for (const [kind, makeHarness] of Object.entries(harnesses)) {
         await log.waitDurable(log.endOffset);
       }
       assert.equal(await sizeOf(first), sizeAfterFirst);
+      // A batch of a quarter of preallocateBytes or more grows the file itself, without zeros after it.
+      const before = log.endOffset;
+      while (log.endOffset < before + 60) log.append({ ...inputFor(log.endOffset), payload: new Uint8Array(100).fill(5) });
+      const appended = log.endOffset - before;
+      await log.waitDurable(log.endOffset);
+      assert.ok(appended * 100 >= preallocateBytes / 4);
+      const afterLargeBatch = await sizeOf(first);
+      assert.ok(afterLargeBatch > sizeAfterFirst);
+      assert.ok(!(await bytesOf(first, afterLargeBatch - 16, 16)).every((byte) => byte === 0), 'no zeros after a large batch');
       await log.close();
 
       const reopened = await openPartitionLog(fs, directory, options);
-      assert.equal(reopened.endOffset, 6);
-      assert.equal(reopened.recovery.tornTailBytesTruncated, 0, 'preallocated zeros are not a torn tail');
-      assert.equal(await sizeOf(first), sizeAfterFirst, 'recovery keeps the zeros');
-      (await readAll(reopened, 0)).forEach((record, i) => checkRecord(record, i));
+      assert.equal(reopened.endOffset, 66);
+      assert.equal(reopened.recovery.tornTailBytesTruncated, 0);
+      (await readAll(reopened, 0)).slice(0, 6).forEach((record, i) => checkRecord(record, i));
+      // Small batches again: zeros run ahead once more, and a reopen keeps them (they are not a torn tail).
+      for (let i = 0; i < 3; i++) {
+        reopened.append(inputFor(reopened.endOffset));
+        await reopened.waitDurable(reopened.endOffset);
+      }
+      const withZeros = await sizeOf(first);
+      assert.ok((await bytesOf(first, withZeros - 1024, 1024)).every((byte) => byte === 0), "zeros run ahead again");
+      await reopened.close();
+      const third = await openPartitionLog(fs, directory, options);
+      assert.equal(third.endOffset, 69);
+      assert.equal(third.recovery.tornTailBytesTruncated, 0, 'preallocated zeros are not a torn tail');
+      assert.equal(await sizeOf(first), withZeros, 'recovery keeps the zeros');
       // Past several rolls: every sealed segment ends at its last record, and its index is trusted.
-      await appendMany(reopened, 1500);
+      await appendMany(third, 1500);
       const segments = (await fs.list(directory)).filter((name) => name.endsWith('.log')).sort();
       assert.ok(segments.length > 3, `expected several segments, got ${segments.length}`);
       for (const name of segments.slice(0, -1)) {
@@ -326,7 +346,7 @@ for (const [kind, makeHarness] of Object.entries(harnesses)) {
         const tail = await bytesOf(name, size - 16, 16);
         assert.ok(!tail.every((byte) => byte === 0), `sealed segment ${name} ends in zeros`);
       }
-      await reopened.close();
+      await third.close();
       const again = await openPartitionLog(fs, directory, options);
       assert.equal(again.recovery.segmentsScanned, 1, 'only the active segment is scanned');
       assert.equal(again.recovery.tornTailBytesTruncated, 0);
