@@ -22,8 +22,8 @@
 //   deleted   removed by deleteBelow (its handle closes when the last reader leaves)
 // A new segment's file is created by the flusher, after the previous one is sealed, and
 // the directory is fsynced before any record in it is reported durable. With
-// preallocateBytes, the active segment's file runs ahead of its records with zeros
-// (see preallocate); recovery keeps such a zero tail, and sealing cuts it off.
+// preallocateBytes, the active segment's file runs ahead of its records with zeros behind
+// small batches (see preallocate); recovery keeps such a zero tail, sealing cuts it off.
 //
 // Life of the log:
 //   open -> (failed: a write or fsync threw; appends throw, waiters reject, for good)
