@@ -15,7 +15,7 @@ import { TurnEndFlusher } from '../io/turn-end-flusher.js';
 import { SimFileSystem } from '../testing/sim-filesystem.js';
 import { openPartitionLog, segmentFileName, indexFileName, indexEntriesInMemoryOf } from './segmented-log.js';
 import { StorageCorruptionError } from './errors.js';
-import type { LogRecord, PartitionLogOptions, ReplicaLog } from './types.js';
+import { recordHeaderBytes, type LogRecord, type PartitionLogOptions, type ReplicaLog } from './types.js';
 
 const temporaryRoots: string[] = [];
 after(() => {
@@ -367,6 +367,30 @@ for (const [kind, makeHarness] of Object.entries(harnesses)) {
       assert.equal(torn.recovery.tornTailBytesTruncated, preallocateBytes);
       checkRecord(await torn.readOne(0), 0);
       await torn.close();
+    });
+
+    test('preallocation grows with the file: a log of a few records carries a few KiB of zeros, not preallocateBytes', async () => {
+      const { fs, directory } = makeHarness();
+      const log = await openPartitionLog(fs, directory, { ...small, segmentBytesMax: 1024 * 1024, preallocateBytes: 64 * 1024 });
+      const fileSize = async (): Promise<number> => {
+        const handle = await fs.open(`${directory}/${segmentFileName(0)}`, { create: false });
+        try {
+          return await handle.size();
+        } finally {
+          await handle.close();
+        }
+      };
+      let recordBytes = 0;
+      for (let offset = 0; offset < 600; offset++) {
+        log.append(inputFor(offset));
+        recordBytes += recordHeaderBytes + sizeFor(offset);
+        await log.waitDurable(offset + 1);
+        const zeros = await fileSize() - recordBytes;
+        if (offset === 0) assert.equal(zeros, 4096, 'the first zeros are one page');
+        assert.ok(zeros >= 0 && zeros <= Math.min(64 * 1024, Math.max(4096, recordBytes)), `${zeros} bytes of zeros ahead of ${recordBytes} bytes of records`);
+      }
+      assert.ok(recordBytes > 64 * 1024, 'the file grew past preallocateBytes');
+      await log.close();
     });
 
     test('bad options are refused with the key named', async () => {
