@@ -58,7 +58,7 @@ export const configKeys: ConfigKey[] = [
   { key: 'logPretty', flag: '--log-pretty', env: 'BERTH_LOG_PRETTY', kind: 'boolean', description: 'human-readable logs (default: when stdout is a terminal)' },
   { key: 'groupCommitDelayMs', flag: '--group-commit-delay-ms', env: 'BERTH_GROUP_COMMIT_DELAY_MS', kind: 'number', description: 'extra wait to batch more appends into one fsync (0: batch what arrives during the previous fsync)' },
   { key: 'segmentBytesMax', flag: '--segment-bytes-max', env: 'BERTH_SEGMENT_BYTES_MAX', kind: 'number', description: 'size at which a log segment file rolls over' },
-  { key: 'preallocateBytes', flag: '--preallocate-bytes', env: 'BERTH_PREALLOCATE_BYTES', kind: 'number', description: 'zeros written ahead of a log\'s records, so that its fsyncs write data only (0: off)' },
+  { key: 'preallocateBytes', flag: '--preallocate-bytes', env: 'BERTH_PREALLOCATE_BYTES', kind: 'number', description: 'most zeros written ahead of a log\'s records behind small batches, so that the next fsyncs write data only (0: off)' },
   { key: 'requestBodyBytesMax', flag: '--request-body-bytes-max', env: 'BERTH_REQUEST_BODY_BYTES_MAX', kind: 'number', description: 'largest HTTP request body accepted' },
   { key: 'nodeId', flag: '--node-id', env: 'BERTH_NODE_ID', kind: 'string', description: 'cluster: this node\'s unique id (required with --etcd)' },
   { key: 'etcd', flag: '--etcd', env: 'BERTH_ETCD', kind: 'string', description: 'cluster: etcd endpoints, comma separated (e.g. http://127.0.0.1:2379); turns on cluster mode' },

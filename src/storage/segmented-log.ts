@@ -818,7 +818,11 @@ class SegmentedLog implements ReplicaLog {
       const handle = segment.handle;
       assert(handle !== undefined, 'active segment has no handle');
       await handle.write(chunk.buffer.subarray(0, chunk.bytes), chunk.filePosition);
-      await this.preallocate(segment, handle, chunk.filePosition + chunk.bytes, takeBytes);
+      const zeros = this.zerosAhead(segment, chunk.filePosition + chunk.bytes, takeBytes);
+      if (zeros > 0) {
+        await handle.write(zeroBytes(zeros), chunk.filePosition + chunk.bytes);
+        segment.fileBytes += zeros;
+      }
       records += chunk.records;
       const next = batch[i + 1];
       if (next === undefined || next.segment !== segment) {
@@ -853,24 +857,23 @@ class SegmentedLog implements ReplicaLog {
   }
 
   /**
-   * Once small batches reach the end of the file, writes preallocateBytes of zeros after
-   * them (made durable by the batch's own fsync): the group commits that follow overwrite
-   * allocated blocks, so their fdatasync does not also commit a new file size to the
-   * journal. Real zeros, not fallocate: a first write into an unwritten extent commits
-   * metadata just the same. A batch of a quarter of that size or more grows the file
-   * itself: the journal commit is small beside its data, and zeros would double the bytes
-   * written (on this VM's ext4, 256 KiB batches with 256 KiB of zeros each ran 30% slower).
-   * The zeros grow with the file (as much as it holds, from 4 KiB up to preallocateBytes):
-   * a queue that holds a few records does not carry, or write, the full amount.
+   * After records were written up to `end`: how many zeros to write after them (0: none).
+   * Once a small batch reaches the end of the file, zeros go after it (made durable by the
+   * batch's own fsync), so the group commits that follow overwrite allocated blocks and
+   * their fdatasync does not also commit a new file size to the journal. Real zeros, not
+   * fallocate: a first write into an unwritten extent commits metadata just the same. A
+   * batch of a quarter of preallocateBytes or more grows the file itself: the journal
+   * commit is small beside its data, and zeros would double the bytes written (on this
+   * VM's ext4, 256 KiB batches with 256 KiB of zeros each ran 30% slower). The zeros grow
+   * with the file (as much as it holds, from 4 KiB up to preallocateBytes), so a queue that
+   * holds a few records neither carries nor writes the full amount.
    */
-  private async preallocate(segment: Segment, handle: FileHandle, end: number, batchBytes: number): Promise<void> {
+  private zerosAhead(segment: Segment, end: number, batchBytes: number): number {
     segment.fileBytes = Math.max(segment.fileBytes, end);
     const bytesMax = this.options.preallocateBytes;
     // A rolled segment takes no more records: its zeros would be cut off when it is sealed.
-    if (bytesMax <= 0 || end < segment.fileBytes || segment.rolled || batchBytes * 4 >= bytesMax) return;
-    const bytes = Math.min(bytesMax, Math.max(4096, end));
-    await handle.write(zeroBytes(bytes), end);
-    segment.fileBytes = end + bytes;
+    if (bytesMax <= 0 || end < segment.fileBytes || segment.rolled || batchBytes * 4 >= bytesMax) return 0;
+    return Math.min(bytesMax, Math.max(4096, end));
   }
 
   /** Bytes of earlier chunks of the same segment in this batch, written but not yet fsynced. */

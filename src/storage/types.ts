@@ -70,11 +70,12 @@ export interface PartitionLogOptions {
   /** A sealed segment's sparse index holds one entry per this many bytes of records. */
   indexIntervalBytes: number;
   /**
-   * Most zero-filled bytes written ahead of the records when a small batch (under a quarter
-   * of this) reaches the end of the segment file (0: never); fewer while the file is small. The group commits that follow
-   * overwrite allocated blocks, and their fdatasync writes only data: an fdatasync that
-   * grows the file also commits the size to the file system's journal (ext4: twice the
-   * time, a longer tail, more CPU). Larger batches grow the file themselves.
+   * Most zero-filled bytes written ahead of the records when a small batch (under a
+   * quarter of this) reaches the end of the segment file (0: never); fewer while the file
+   * is small. The group commits that follow overwrite allocated blocks, and their
+   * fdatasync writes only data: an fdatasync that grows the file also commits the size to
+   * the file system's journal (ext4: twice the time, a longer tail, more CPU). Larger
+   * batches grow the file themselves.
    */
   preallocateBytes: number;
   /** Time source for groupCommitDelayMs timers and durations; required when groupCommitDelayMs > 0. */
