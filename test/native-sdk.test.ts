@@ -258,6 +258,27 @@ describe('Berth SDK against berth serve (open mode)', () => {
     assert.deepEqual([counts.visible, counts.inflight], [0, 0], 'acked after the handler finished');
   });
 
+  test('a delivery read together with the SUBSCRIBED answer is leased for the queue\'s visibility timeout', async () => {
+    const queue = uniqueName('lease-first');
+    await berth.createQueue(queue, { attributes: { VisibilityTimeout: '6' } });
+    await berth.send(queue, [{ body: 'first' }]);
+    const leaseLeftMs: number[] = [];
+    const consumer = berth.consumer(queue, async (message) => {
+      leaseLeftMs.push(message.leaseExpiresAtMs! - Date.now());
+    });
+    // Let the SUBSCRIBE frame go out (the connection writes a turn's frames at setImmediate),
+    // then keep this event loop from reading for a second: the server answers SUBSCRIBED and
+    // delivers the waiting message, and both are read in one chunk, the delivery before the
+    // answer's promise settles (the flake this test pins: the lease was timed with a default
+    // of 30 s, so it was never extended in time).
+    for (let turn = 0; turn < 2; turn++) await new Promise((resolve) => setImmediate(resolve));
+    const blockUntilMs = Date.now() + 1_000;
+    while (Date.now() < blockUntilMs);
+    await waitUntil(() => leaseLeftMs.length === 1, 'the handler got the message');
+    await consumer.close();
+    assert.ok(leaseLeftMs[0]! <= 6_000, `the client times the lease with the queue's 6 s, not more (left: ${leaseLeftMs[0]} ms)`);
+  });
+
   test('graceful close: the producer flushes, the consumer finishes its handlers and returns buffered messages', async () => {
     const queue = uniqueName('drain');
     await berth.createQueue(queue);

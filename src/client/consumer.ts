@@ -284,13 +284,19 @@ export class MessageStream implements AsyncIterable<Message> {
         onDelivery: (messages) => this.onDelivery(id, messages),
         onEnd: (error) => this.onSubscriptionEnd(id, error),
       },
-      decodeSubscribed,
+      // Taken as the answer is read, not after the await below: the first DELIVERY can come
+      // in the same read, and its leases must be timed with the queue's visibility timeout.
+      (payload) => {
+        const answer = decodeSubscribed(payload);
+        this.visibilityTimeoutSeconds = answer.visibilityTimeoutSeconds;
+        return answer;
+      },
     );
     this.connection = connection;
     this.subscriptionId = id;
     this.outstandingCredit = initialCredit;
     try {
-      this.visibilityTimeoutSeconds = (await subscribed).visibilityTimeoutSeconds;
+      await subscribed;
       if (this.state === 'subscribing') this.state = 'active';
       this.grant();
     } catch (error) {

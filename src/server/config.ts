@@ -4,6 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { preallocateBytesMax } from '../storage/segmented-log.js';
 
 export const serverConfigSchema = z
   .object({
@@ -19,7 +20,7 @@ export const serverConfigSchema = z
     logPretty: z.boolean().optional(),
     groupCommitDelayMs: z.number().min(0).max(100),
     segmentBytesMax: z.number().int().min(1024 * 1024).max(4 * 1024 * 1024 * 1024),
-    preallocateBytes: z.number().int().min(0).max(64 * 1024 * 1024),
+    preallocateBytes: z.number().int().min(0).max(preallocateBytesMax),
     requestBodyBytesMax: z.number().int().min(64 * 1024).max(64 * 1024 * 1024),
     shutdownTimeoutMs: z.number().int().min(0).max(600_000),
     // Cluster mode (only with etcd): see docs/cluster.md.

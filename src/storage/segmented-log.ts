@@ -113,6 +113,9 @@ function encodeCheckpoint(offset: number, state: Uint8Array, lastEpoch: number):
   return bytes;
 }
 
+/** The most zeros a log writes ahead of its records (option preallocateBytes). */
+export const preallocateBytesMax = 256 * 1024 * 1024;
+
 export function segmentFileName(baseOffset: number): string {
   return `${String(baseOffset).padStart(20, '0')}${segmentSuffix}`;
 }
@@ -253,7 +256,7 @@ function validateOptions(options: PartitionLogOptions): PartitionLogOptions {
   integerAtLeast('groupCommitBytesMax', 4096, 1024 * 1024 * 1024);
   integerAtLeast('readAheadBytes', 4096, 256 * 1024 * 1024);
   integerAtLeast('indexIntervalBytes', 64, 64 * 1024 * 1024);
-  integerAtLeast('preallocateBytes', 0, 256 * 1024 * 1024);
+  integerAtLeast('preallocateBytes', 0, preallocateBytesMax);
   if (options.groupCommitDelayMs > 0 && options.clock === undefined) {
     throw new BerthError('InvalidParameterValue', 'partition log option groupCommitDelayMs > 0 needs a clock');
   }

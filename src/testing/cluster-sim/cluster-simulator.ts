@@ -61,7 +61,7 @@ import { BerthError } from '../../protocol/errors.js';
 import type { ReceivedMessage, SendInput, SendOutcome } from '../../queue/types.js';
 import { SimFileSystem } from '../sim-filesystem.js';
 import { SimChecker, type Anomaly } from '../simulator/checker.js';
-import { ProcessClock, ProcessFileSystem, SimTimeline } from '../simulator/sim-process.js';
+import { preallocationOf, ProcessClock, ProcessFileSystem, SimTimeline } from '../simulator/sim-process.js';
 import { NodeClock } from './node-clock.js';
 import { SimCoordinator, SimEtcd } from './sim-coordinator.js';
 import { SimNetwork, SimPeerLink } from './sim-network.js';
@@ -198,8 +198,7 @@ class ClusterSimulation {
         segmentBytesMax: 64 * 1024,
         groupCommitBytesMax: 4096 + this.random.int(8192),
         indexIntervalBytes: 256,
-        // Drawn apart from the schedule's random, so that the option changes nothing else.
-        ...(options.preallocate === true ? { preallocateBytes: 64 + new SeededRandom(options.seed ^ 0x2545f491).int(4096) } : {}),
+        ...preallocationOf(options.seed, options.preallocate),
       },
     };
     for (let index = 1; index <= nodeCount; index++) {

@@ -16,6 +16,7 @@
 
 import type { Clock, TimerHandle } from '../../core/clock.js';
 import type { FileHandle, FileSystem } from '../../core/filesystem.js';
+import { SeededRandom } from '../../core/random.js';
 import { SimError } from '../sim-filesystem.js';
 
 interface TimelineTimer {
@@ -24,6 +25,16 @@ interface TimelineTimer {
   callback: () => void;
   cancelled: boolean;
   owner: ProcessClock;
+}
+
+/**
+ * The log options a simulated process adds with --preallocate: zeros written ahead of its
+ * records (preallocateBytes, as `berth serve` does), 64-4,160 bytes chosen by seed so that
+ * crashes tear writes into that space. Drawn apart from the schedule's random, so that the
+ * option changes nothing else about a seed.
+ */
+export function preallocationOf(seed: number, preallocate: boolean | undefined): { preallocateBytes?: number } {
+  return preallocate === true ? { preallocateBytes: 64 + new SeededRandom(seed ^ 0x2545f491).int(4096) } : {};
 }
 
 export class SimTimeline {

@@ -32,7 +32,7 @@ import { BerthError } from '../../protocol/errors.js';
 import type { ReceivedMessage, SendInput, SendOutcome } from '../../queue/types.js';
 import { SimFileSystem } from '../sim-filesystem.js';
 import { SimChecker, type Anomaly, type QueueInfo } from './checker.js';
-import { ProcessClock, ProcessFileSystem, SimTimeline } from './sim-process.js';
+import { preallocationOf, ProcessClock, ProcessFileSystem, SimTimeline } from './sim-process.js';
 
 export interface SimulationOptions {
   seed: number;
@@ -144,8 +144,7 @@ class Simulation {
         groupCommitBytesMax: 4096 + this.random.int(8192),
         readAheadBytes: 4096 + this.random.int(4096),
         indexIntervalBytes: 128,
-        // Drawn apart from the schedule's random, so that the option changes nothing else.
-        ...(options.preallocate === true ? { preallocateBytes: 64 + new SeededRandom(options.seed ^ 0x2545f491).int(4096) } : {}),
+        ...preallocationOf(options.seed, options.preallocate),
       },
     };
   }
