@@ -1,7 +1,8 @@
 // The driver of one system, imported on its own: a load worker drives one system, and
 // importing the registry made each of the 8 workers load every peer's client (ioredis,
 // bullmq, amqplib, nats, the AWS SDK), ~3 s of CPU per worker at each workload's start.
-// bench.test.ts checks that this table and the registry name the same drivers.
+// This table is also the bench's list of systems, in table order (registry.ts imports them
+// all); bench.test.ts checks that each key names its driver's id.
 
 import type { Driver } from './types.js';
 
@@ -13,6 +14,7 @@ export const driverLoaders: Readonly<Record<string, () => Promise<Driver>>> = {
   bullmq: async () => (await import('./bullmq.js')).bullmqDriver,
   rabbitmq: async () => (await import('./rabbitmq.js')).rabbitmqDriver,
   nats: async () => (await import('./nats.js')).natsDriver,
+  // W5 (cluster) rows: they run only when W5 is selected, after the single-node rows.
   'berth-cluster': async () => (await import('./berth-cluster.js')).berthClusterDriver,
   'berth-cluster-native': async () => (await import('./berth-cluster.js')).berthClusterNativeDriver,
   'rabbitmq-cluster': async () => (await import('./rabbitmq-cluster.js')).rabbitmqClusterDriver,

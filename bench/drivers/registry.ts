@@ -1,31 +1,12 @@
-// Every system the bench knows, in table order. A new row (Berth's native protocol, a
-// Berth cluster for W5) is one Driver module and one line here.
+// Every system the bench knows, in table order: the drivers of loaders.ts, all imported.
+// A new row (Berth's native protocol, a Berth cluster for W5) is one Driver module and one
+// line in loaders.ts. The W5 (cluster) rows run only when W5 is selected, after the
+// single-node rows.
 
-import { berthClusterDriver, berthClusterNativeDriver } from './berth-cluster.js';
-import { berthAwsSdkDriver, berthSqsDriver } from './berth-sqs.js';
-import { berthNativeDriver } from './berth-native.js';
-import { bullmqDriver } from './bullmq.js';
-import { natsClusterDriver } from './nats-cluster.js';
-import { natsDriver } from './nats.js';
-import { rabbitmqClusterDriver } from './rabbitmq-cluster.js';
-import { rabbitmqDriver } from './rabbitmq.js';
-import { redisStreamsDriver } from './redis-streams.js';
+import { driverLoaders } from './loaders.js';
 import type { Driver } from './types.js';
 
-export const drivers: readonly Driver[] = [
-  berthSqsDriver,
-  berthNativeDriver,
-  berthAwsSdkDriver,
-  redisStreamsDriver,
-  bullmqDriver,
-  rabbitmqDriver,
-  natsDriver,
-  // W5 (cluster) rows: they run only when W5 is selected, after the single-node rows.
-  berthClusterDriver,
-  berthClusterNativeDriver,
-  rabbitmqClusterDriver,
-  natsClusterDriver,
-];
+export const drivers: readonly Driver[] = await Promise.all(Object.values(driverLoaders).map((load) => load()));
 
 export function driverById(id: string): Driver {
   const driver = drivers.find((candidate) => candidate.id === id);
