@@ -66,8 +66,13 @@ export interface CommitTracker {
    * not append (and lease out, or enqueue) what its caller is then told failed.
    */
   refuseUnlessAcknowledgeable?(): void;
-  /** Called synchronously after every local append, in offset order (a primary ships it). */
-  onAppend?(record: LogRecord): void;
+  /**
+   * Called synchronously before every local append (a primary schedules shipping it).
+   * Before, not after: work deferred to the turn's end runs in the order it was scheduled,
+   * so the records leave for the backups ahead of the log's fsync at the turn's end
+   * (TurnEndFlusher), and the backups write them while the primary fsyncs.
+   */
+  beforeAppend?(): void;
   /** Checkpoints may cover records below this end only (every one committed). */
   checkpointSafeEnd?(): number;
 }
@@ -625,11 +630,11 @@ export class PartitionRunner {
       leafHash: zeroLeafHash,
     };
     assert(this.role === 'primary', () => `partition ${this.name}: append while backup`);
+    this.tracker.beforeAppend?.();
     record.offset = this.log.append(record);
     const effect = this.machine.apply(record);
     this.lastRecordEpoch = record.epoch;
     this.remember(record);
-    this.tracker.onAppend?.(record);
     if (effect.becameVisible) this.wakeOnePerQueue();
     // Future visibility (delays, in-flight deadlines) is re-armed when a receiver starts
     // waiting and on every maintenance tick, not here: the scan is O(window) and this is

@@ -10,6 +10,9 @@
 //
 // When several logs flush in one turn, they all go through the thread pool, so their
 // fsyncs overlap instead of running one after another on the main thread.
+//
+// Flushes run in the order setImmediate callbacks were scheduled: work deferred before the
+// turn's first append (a primary's shipping to its backups) goes out before the fsync.
 
 import type { FlushScheduler } from '../storage/types.js';
 

@@ -136,7 +136,7 @@ export class PrimaryDriver implements CommitTracker {
     this.options.onCommitted?.(endOffset, replicaCount);
   }
 
-  onAppend(): void {
+  beforeAppend(): void {
     this.schedulePump();
   }
 
