@@ -242,7 +242,7 @@ async function startCluster(config: ServerConfig, dataDirectory: string, clock: 
  * The partitions' options, alike for a single node and a cluster node. A turn's only
  * flush fsyncs on the main thread (TurnEndFlusher); on a primary, after the turn's records
  * left for the backups (Partition's beforeAppend). On a 3-node cluster at 1,000 msg/s that
- * cost 17% less CPU than the thread pool and lowered p99 (BENCHMARKS.md, session 12).
+ * cost about a fifth less CPU than the thread pool, and p99 was lower (BENCHMARKS.md, session 12).
  */
 function partitionOptionsOf(config: ServerConfig): Partial<PartitionOptions> {
   return {
