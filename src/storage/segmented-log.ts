@@ -821,10 +821,12 @@ class SegmentedLog implements ReplicaLog {
       const handle = segment.handle;
       assert(handle !== undefined, 'active segment has no handle');
       await handle.write(chunk.buffer.subarray(0, chunk.bytes), chunk.filePosition);
-      const zeros = this.zerosAhead(segment, chunk.filePosition + chunk.bytes, takeBytes);
+      const end = chunk.filePosition + chunk.bytes;
+      const zeros = this.zerosAhead(segment, end, takeBytes);
+      segment.fileBytes = Math.max(segment.fileBytes, end);
       if (zeros > 0) {
-        await handle.write(zeroBytes(zeros), chunk.filePosition + chunk.bytes);
-        segment.fileBytes += zeros;
+        await handle.write(zeroBytes(zeros), end);
+        segment.fileBytes = end + zeros;
       }
       records += chunk.records;
       const next = batch[i + 1];
@@ -860,7 +862,8 @@ class SegmentedLog implements ReplicaLog {
   }
 
   /**
-   * After records were written up to `end`: how many zeros to write after them (0: none).
+   * After records were written up to `end` (the segment's fileBytes not yet moved past
+   * them): how many zeros to write after them (0: none).
    * Once a small batch reaches the end of the file, zeros go after it (made durable by the
    * batch's own fsync), so the group commits that follow overwrite allocated blocks and
    * their fdatasync does not also commit a new file size to the journal. Real zeros, not
@@ -872,7 +875,6 @@ class SegmentedLog implements ReplicaLog {
    * holds a few records neither carries nor writes the full amount.
    */
   private zerosAhead(segment: Segment, end: number, batchBytes: number): number {
-    segment.fileBytes = Math.max(segment.fileBytes, end);
     const bytesMax = this.options.preallocateBytes;
     // A rolled segment takes no more records: its zeros would be cut off when it is sealed.
     if (bytesMax <= 0 || end < segment.fileBytes || segment.rolled || batchBytes * 4 >= bytesMax) return 0;
