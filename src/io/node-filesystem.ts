@@ -5,12 +5,16 @@
 import { constants, fdatasyncSync, promises as fsp, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { FileHandle, FileSystem } from '../core/filesystem.js';
+import type { DiskStall } from './disk-stall.js';
 
 /** Writes up to this size are made synchronously (see NodeFileHandle.write). */
 const syncWriteBytesMax = 256 * 1024;
 
 class NodeFileHandle implements FileHandle {
-  constructor(private readonly handle: fsp.FileHandle) {}
+  constructor(
+    private readonly handle: fsp.FileHandle,
+    private readonly stall: DiskStall | undefined,
+  ) {}
 
   async write(data: Uint8Array, position: number): Promise<void> {
     // pwrite may write less than asked (rare for regular files, but allowed): loop.
@@ -44,11 +48,13 @@ class NodeFileHandle implements FileHandle {
     return filled === length ? buffer : buffer.subarray(0, filled);
   }
 
-  sync(): Promise<void> {
-    return this.handle.datasync();
+  async sync(): Promise<void> {
+    if (this.stall?.active === true) await this.stall.hold();
+    await this.handle.datasync();
   }
 
   syncBlocking(): void {
+    if (this.stall?.active === true) this.stall.holdBlocking();
     fdatasyncSync(this.handle.fd);
   }
 
@@ -66,10 +72,13 @@ class NodeFileHandle implements FileHandle {
 }
 
 export class NodeFileSystem implements FileSystem {
+  /** `stall`: the chaos harness's stalled disk (src/io/disk-stall.ts); never set in production. */
+  constructor(private readonly stall?: DiskStall) {}
+
   async open(filePath: string, options: { create: boolean }): Promise<FileHandle> {
     // Not O_APPEND: the log writes at explicit positions (pwrite), which O_APPEND ignores on Linux.
     const flags = constants.O_RDWR | (options.create ? constants.O_CREAT : 0);
-    return new NodeFileHandle(await fsp.open(filePath, flags, 0o644));
+    return new NodeFileHandle(await fsp.open(filePath, flags, 0o644), this.stall);
   }
 
   async list(directory: string): Promise<string[]> {
@@ -104,6 +113,7 @@ export class NodeFileSystem implements FileSystem {
   }
 
   async syncDirectory(directory: string): Promise<void> {
+    if (this.stall?.active === true) await this.stall.hold();
     const handle = await fsp.open(path.resolve(directory), constants.O_RDONLY);
     try {
       await handle.sync();

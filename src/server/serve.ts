@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { randomUuid } from '../core/uuid.js';
 import path from 'node:path';
 import { NodeFileSystem } from '../io/node-filesystem.js';
+import { DiskStall } from '../io/disk-stall.js';
 import { TurnEndFlusher } from '../io/turn-end-flusher.js';
 import type { PartitionOptions } from '../broker/partition.js';
 import { SystemClock } from '../io/system-clock.js';
@@ -51,10 +52,11 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
 
   const lock = lockDataDirectory(dataDirectory);
   const metrics = new BerthMetrics({ clock });
+  const fs = new NodeFileSystem(DiskStall.fromEnvironment(process.env, logger));
   // Cluster mode only with --etcd; otherwise the single-node broker, unchanged.
-  const cluster: ClusterRuntime | undefined = config.etcd === undefined ? undefined : await startCluster(config, dataDirectory, clock, logger);
+  const cluster: ClusterRuntime | undefined = config.etcd === undefined ? undefined : await startCluster(config, dataDirectory, fs, clock, logger);
   const broker = cluster?.node ?? await LocalBroker.open({
-    fs: new NodeFileSystem(),
+    fs,
     dataDirectory,
     clock,
     logger: logger.child({ component: 'broker' }),
@@ -211,7 +213,7 @@ export async function runServerProcess(config: ServerConfig): Promise<void> {
   process.on('SIGINT', onSignal);
 }
 
-async function startCluster(config: ServerConfig, dataDirectory: string, clock: SystemClock, logger: Logger): Promise<ClusterRuntime> {
+async function startCluster(config: ServerConfig, dataDirectory: string, fs: NodeFileSystem, clock: SystemClock, logger: Logger): Promise<ClusterRuntime> {
   if (config.nodeId === undefined) throw new Error('cluster mode (--etcd) needs --node-id');
   if (config.peerPort === undefined) throw new Error('cluster mode (--etcd) needs --peer-port (0 picks a free port)');
   return startClusterRuntime({
@@ -229,7 +231,7 @@ async function startCluster(config: ServerConfig, dataDirectory: string, clock: 
       leaseTtlSeconds: config.leaseTtlSeconds ?? 3,
       replicaReplaceAfterMs: (config.replicaReplaceAfterSeconds ?? 300) * 1000,
     },
-    fs: new NodeFileSystem(),
+    fs,
     clock,
     logger: logger.child({ component: 'cluster', node: config.nodeId }),
     newId: randomUuid,

@@ -102,7 +102,7 @@ const anomaliesListedMax = 200;
 
 export function checkHistory(history: History): CheckReport {
   const anomalies: Anomaly[] = [];
-  const faults: Record<FaultKind, number> = { 'kill-primary': 0, 'kill-backup': 0, 'pause-primary': 0, 'restart-all': 0, 'partition-node': 0, 'isolate-node': 0, 'partition-pair': 0 };
+  const faults: Record<FaultKind, number> = { 'kill-primary': 0, 'kill-backup': 0, 'pause-primary': 0, 'stall-disk-primary': 0, 'restart-all': 0, 'partition-node': 0, 'isolate-node': 0, 'partition-pair': 0 };
   let operations = 0;
   const figures = new Map<string, QueueFigures>();
   for (const queue of history.queues) {

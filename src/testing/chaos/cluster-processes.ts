@@ -7,11 +7,13 @@
 //
 // Node states: stopped -> starting (spawned, polling /health/ready) -> running; running ->
 // paused (SIGSTOP) -> running (SIGCONT); running/paused -> stopped by kill -9 (waits for
-// the exit). Every pid spawned is appended to <runDirectory>/pids so the outer process of
+// the exit). Apart from those, a node's disk may stall: each node is started with
+// BERTH_TEST_DISK_STALL_FILE (src/io/disk-stall.ts), and its fsyncs hang while that file
+// exists. Every pid spawned is appended to <runDirectory>/pids so the outer process of
 // a namespace run can kill leftovers after a crash of the driver.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, createWriteStream, mkdirSync } from 'node:fs';
+import { appendFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -77,11 +79,12 @@ export class ChaosProcesses {
     if (child.pid !== undefined) appendFileSync(path.join(this.runDirectory, 'pids'), `${child.pid}\n`);
   }
 
-  private spawnLogged(command: string, args: string[], logName: string, namespace?: string): ChildProcess {
+  private spawnLogged(command: string, args: string[], logName: string, namespace?: string, extraEnv: Record<string, string> = {}): ChildProcess {
     const log = createWriteStream(path.join(this.runDirectory, `${logName}.log`), { flags: 'a' });
     const full = namespace === undefined ? [command, ...args] : ['ip', 'netns', 'exec', namespace, command, ...args];
     const env: Record<string, string> = {};
     for (const [key, value] of Object.entries(process.env)) if (value !== undefined && !key.startsWith('BERTH_') && !key.startsWith('NODE_TEST')) env[key] = value;
+    Object.assign(env, extraEnv);
     const child = spawn(full[0]!, full.slice(1), { cwd: repositoryRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout?.pipe(log, { end: false });
     child.stderr?.pipe(log, { end: false });
@@ -144,7 +147,7 @@ export class ChaosProcesses {
       berthBin, 'serve', '--host', placement.host, '--port', String(ports.port), '--native-port', '0', '--data-dir', node.dataDir,
       '--node-id', id, '--etcd', this.etcdUrl, '--peer-port', String(ports.peerPort), '--lease-ttl-seconds', String(this.leaseTtlSeconds),
       '--log-level', 'info',
-    ], id, placement.namespace);
+    ], id, placement.namespace, { BERTH_TEST_DISK_STALL_FILE: this.diskStallFile(id) });
     node.child = child;
     node.state = 'running';
     child.once('exit', () => {
@@ -191,9 +194,49 @@ export class ChaosProcesses {
     node.state = 'running';
   }
 
+  /** The file whose presence stalls node `id`'s fsyncs. */
+  diskStallFile(id: string): string {
+    return path.join(this.runDirectory, `${id}.disk-stall`);
+  }
+
+  /** From now on, every fsync of node `id` hangs until unstallDisk (its writes still go to the page cache). */
+  stallDisk(id: string): void {
+    writeFileSync(this.diskStallFile(id), 'fsyncs hang while this file exists\n');
+  }
+
+  unstallDisk(id: string): void {
+    rmSync(this.diskStallFile(id), { force: true });
+  }
+
+  /**
+   * What node `id`'s log says a stall since `sinceMs` did: how long it held an fsync and on
+   * which thread, or undefined when none was held (waits up to `timeoutMs` for the line).
+   */
+  async heldFsync(id: string, sinceMs: number, timeoutMs = 3_000): Promise<{ heldMs: number; where: string } | undefined> {
+    const logPath = path.join(this.runDirectory, `${id}.log`);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const lines = existsSync(logPath) ? readFileSync(logPath, 'utf8').split('\n') : [];
+      for (const line of lines) {
+        if (!line.includes('the stalled disk is back')) continue;
+        try {
+          const entry = JSON.parse(line) as { time?: number; heldMs?: number; where?: string };
+          if ((entry.time ?? 0) >= sinceMs && entry.heldMs !== undefined) return { heldMs: entry.heldMs, where: entry.where ?? '?' };
+        } catch {
+          // a line cut by a kill: not this one
+        }
+      }
+      if (Date.now() > deadline) return undefined;
+      await delay(100);
+    }
+  }
+
   /** Stops everything this object started (kill -9: data is thrown away with the run or kept for a post-mortem). */
   async stopAll(): Promise<void> {
-    for (const node of this.nodes) node.child?.kill('SIGCONT');
+    for (const node of this.nodes) {
+      this.unstallDisk(node.id);
+      node.child?.kill('SIGCONT');
+    }
     await Promise.all(this.nodes.map((node) => this.kill9(node.id)));
     const etcd = this.etcd;
     if (etcd !== undefined && etcd.exitCode === null && etcd.signalCode === null) {

@@ -65,7 +65,7 @@ export interface DeleteEvent {
   error?: string;
 }
 
-export type FaultKind = 'kill-primary' | 'kill-backup' | 'pause-primary' | 'restart-all' | 'partition-node' | 'isolate-node' | 'partition-pair';
+export type FaultKind = 'kill-primary' | 'kill-backup' | 'pause-primary' | 'stall-disk-primary' | 'restart-all' | 'partition-node' | 'isolate-node' | 'partition-pair';
 
 export interface FaultEvent {
   type: 'fault';

@@ -84,7 +84,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   let drainComplete = false;
   let failure: unknown;
 
-  const availableKinds: FaultKind[] = ['kill-primary', 'kill-backup', 'pause-primary', 'restart-all', ...(network === undefined ? [] : (['partition-node', 'isolate-node', 'partition-pair'] as FaultKind[]))];
+  const availableKinds: FaultKind[] = ['kill-primary', 'kill-backup', 'pause-primary', 'stall-disk-primary', 'restart-all', ...(network === undefined ? [] : (['partition-node', 'isolate-node', 'partition-pair'] as FaultKind[]))];
   const kinds = (options.faultKinds ?? availableKinds).filter((kind) => availableKinds.includes(kind));
   if (kinds.length === 0) throw new Error('no fault kind is possible with these options');
 
@@ -100,7 +100,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   }));
   for (const entry of schedule) {
     entry.holdMs =
-      entry.kind === 'pause-primary' ? (leaseTtlSeconds + 1) * 1000 + random.int(3000)
+      entry.kind === 'pause-primary' || entry.kind === 'stall-disk-primary' ? (leaseTtlSeconds + 1) * 1000 + random.int(3000)
         : entry.kind === 'restart-all' ? 500 + random.int(2000)
           : entry.kind.startsWith('kill') ? 1000 + random.int(4000)
             : 4000 + random.int(6000);
@@ -279,6 +279,27 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         processes.resume(primary);
         break;
       }
+      case 'stall-disk-primary': {
+        // Its next fsync hangs: on the main thread (a turn-end flush) the node stops
+        // answering and its lease lapses, as with SIGSTOP, but its sockets, timers and
+        // threads are alive and it resumes mid-flush. What the node did is reported, not
+        // assumed: whether it stopped answering, and where the partition's primary went.
+        fault.targets = [primary];
+        processes.stallDisk(primary);
+        await delay(Math.min(entry.holdMs, leaseTtlSeconds * 1000));
+        const answered = await httpGet(`${processes.node(primary).url}/health`, 1_000).then(() => true, () => false);
+        await delay(Math.max(0, fault.startMs + entry.holdMs - Date.now()));
+        // Asked of another node: the stalled one would not answer.
+        const witness = ids.find((id) => id !== primary && processes.node(id).state === 'running');
+        const primaryDuring = witness === undefined ? 'unknown' : await statusOf(witness).then(
+          (status) => status.partitions.find((candidate) => candidate.queue === queue.name && candidate.partition === 0)?.primary ?? 'none',
+          () => 'unknown',
+        );
+        processes.unstallDisk(primary);
+        const held = await processes.heldFsync(primary, fault.startMs);
+        fault.detail = `fsyncs of ${primary} (primary of ${queue.name}) hung for ${entry.holdMs} ms (lease ${leaseTtlSeconds} s): ${held === undefined ? 'no fsync was held' : `held an fsync for ${held.heldMs} ms on the ${held.where}`}; after ${Math.min(entry.holdMs, leaseTtlSeconds * 1000)} ms it ${answered ? 'still answered' : 'did not answer'} /health; primary at the end: ${primaryDuring}`;
+        break;
+      }
       case 'restart-all': {
         fault.targets = ids;
         fault.detail = `kill -9 of every node, down ${entry.holdMs} ms`;
@@ -347,7 +368,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       if (restMs > 0) await delay(restMs);
     } finally {
       network?.healAll();
-      for (const node of processes.nodes) if (node.state === 'paused') processes.resume(node.id);
+      for (const node of processes.nodes) {
+        processes.unstallDisk(node.id);
+        if (node.state === 'paused') processes.resume(node.id);
+      }
       for (const node of processes.nodes) if (node.state === 'stopped') await startWithRetry(node.id).catch((error: unknown) => log(`  restart of ${node.id} failed: ${describeError(error)}`));
       stopProducers = true;
     }

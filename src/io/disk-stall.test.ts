@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { DiskStall } from './disk-stall.js';
+import { NodeFileSystem } from './node-filesystem.js';
+
+const quietLogger = { warn: (): void => undefined };
+
+function stallIn(directory: string): DiskStall {
+  const stall = DiskStall.fromEnvironment({ BERTH_TEST_DISK_STALL_FILE: path.join(directory, 'stall') }, quietLogger);
+  assert.ok(stall !== undefined);
+  return stall;
+}
+
+test('without BERTH_TEST_DISK_STALL_FILE there is no stall', () => {
+  assert.equal(DiskStall.fromEnvironment({}, quietLogger), undefined);
+  assert.equal(DiskStall.fromEnvironment({ BERTH_TEST_DISK_STALL_FILE: '' }, quietLogger), undefined);
+});
+
+test('a thread-pool fsync waits while the flag file exists, and goes on once it is removed', async () => {
+  const directory = mkdtempSync(path.join(os.tmpdir(), 'berth-disk-stall-'));
+  const stall = stallIn(directory);
+  try {
+    const file = await new NodeFileSystem(stall).open(path.join(directory, 'log'), { create: true });
+    await file.write(new Uint8Array([1, 2, 3]), 0);
+    await file.sync(); // no flag: no stall
+    writeFileSync(stall.flagPath, '');
+    await new Promise((resolve) => setTimeout(resolve, 120)); // the poll sees the file
+    assert.equal(stall.active, true);
+    let synced = false;
+    const syncing = file.sync().then(() => {
+      synced = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(synced, false, 'the fsync returned while the disk was stalled');
+    rmSync(stall.flagPath);
+    await syncing;
+    assert.equal(stall.active, false);
+    await file.close();
+  } finally {
+    stall.close();
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+test('a main-thread fsync blocks the thread until another removes the flag file', async () => {
+  const directory = mkdtempSync(path.join(os.tmpdir(), 'berth-disk-stall-'));
+  const stall = stallIn(directory);
+  try {
+    const file = await new NodeFileSystem(stall).open(path.join(directory, 'log'), { create: true });
+    await file.write(new Uint8Array([1, 2, 3]), 0);
+    writeFileSync(stall.flagPath, '');
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    // Nothing on this thread can run while it is blocked: a worker removes the file.
+    const remover = new Worker(
+      `const { rmSync } = require('node:fs'); setTimeout(() => rmSync(${JSON.stringify(stall.flagPath)}), 300);`,
+      { eval: true },
+    );
+    await new Promise((resolve) => remover.once('online', resolve));
+    file.syncBlocking!();
+    assert.equal(existsSync(stall.flagPath), false, 'syncBlocking returned before the stall ended');
+    await new Promise((resolve) => remover.once('exit', resolve));
+    await file.close();
+  } finally {
+    stall.close();
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
