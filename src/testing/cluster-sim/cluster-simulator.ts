@@ -25,7 +25,9 @@
 // publish to the topic and receive (and delete) from a subscription. Every acknowledged publish must reach every subscription that existed when
 // its send started, at least once (the same excuse as a plain send: unless as many nodes as
 // the topic's replica count were faulty at once since its acknowledgement); a subscription
-// must never deliver a body nobody published. TopicCheck does that part.
+// must never deliver a body nobody published, nor a message again before the lease of its
+// last known delivery from that subscription could have lapsed (that subscription's
+// visibility timeout, the shorter of two while a change is under way). TopicCheck does that part.
 //
 // What a run guarantees, and checks (SimChecker does the client-visible part):
 //   - A node is "faulty" from a fault's start until recoveryWindowMs after it healed (a pair
@@ -50,6 +52,7 @@
 // reads real time). A dead process's timers never fire and its disk calls throw.
 
 import { createHash, type Hash } from 'node:crypto';
+import { queueAttributeDefaults } from '../../queue/config.js';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { PartitionLogger, PartitionOptions } from '../../broker/partition.js';
 import { decodeReceiptHandle } from '../../broker/receipt.js';
@@ -384,8 +387,9 @@ class ClusterSimulation {
     };
     await create(topicName, { 'Berth.Kind': 'topic', ReplicaCount: String(topic.replicaCount) });
     for (const name of ['tp-a', 'tp-b']) {
-      await create(name, { 'Berth.Topic': topicName, VisibilityTimeout: String(1 + topic.random.int(20)) });
-      topic.subscribed(name, 0);
+      const visibilityTimeoutSeconds = 1 + topic.random.int(20);
+      await create(name, { 'Berth.Topic': topicName, VisibilityTimeout: String(visibilityTimeoutSeconds) });
+      topic.subscribed(name, 0, visibilityTimeoutSeconds);
     }
   }
 
@@ -402,6 +406,7 @@ class ClusterSimulation {
       // A changed subscription (a Subscribe record with new settings) keeps its messages and its place.
       topic.settingsChanged = true;
       const visibilityTimeoutSeconds = String(1 + topic.random.int(20));
+      topic.visibilityChanging('tp-a', Number(visibilityTimeoutSeconds));
       this.launchTopicChange('tp-a', `set tp-a VisibilityTimeout=${visibilityTimeoutSeconds}`, (node) => node.setQueueAttributes('tp-a', { VisibilityTimeout: visibilityTimeoutSeconds }));
       return;
     }
@@ -411,7 +416,7 @@ class ClusterSimulation {
         topic.lateCreating = false;
         if (!ok) return;
         topic.lateCreated = true;
-        topic.subscribed('tp-late', endOperation);
+        topic.subscribed('tp-late', endOperation, queueAttributeDefaults.VisibilityTimeout);
       });
       return;
     }
@@ -464,25 +469,43 @@ class ClusterSimulation {
     );
   }
 
-  /** Receives from a subscription and deletes what came (the delete may fail or be undone: at least once is what is checked). */
+  /**
+   * Receives from a subscription and deletes what came, or (a quarter of the time) leaves it
+   * to come back after its lease. At least once is what is checked, and no redelivery
+   * before the lease of the last known delivery could have lapsed.
+   */
   private startSubscriptionReceive(topic: TopicCheck, subscription: string, drain: boolean): number {
     const startOperation = this.operationCounter + 1;
+    // As for queues (startReceive): the next primary keeps the deadline by its own clock.
+    const startedMs = this.timeline.nowMs() - skewToleranceMs;
     const maxMessages = 1 + topic.random.int(10);
     return this.launch(
       `${drain ? 'drain-' : ''}receive ${subscription} max=${drain ? 10 : maxMessages}`,
       (node) => node.receive(subscription, { maxMessages: drain ? 10 : maxMessages, waitTimeSeconds: 0, ...(drain ? { visibilityTimeoutSeconds: 3600 } : {}) }),
-      (messages: ReceivedMessage[] | undefined, error) => {
+      (messages: ReceivedMessage[] | undefined, error, endOperation) => {
         if (messages === undefined) {
           this.record(`answer ${startOperation} receive ${subscription} error ${describeError(error)}`);
           this.noteError(subscription, error);
           return;
         }
         this.record(`answer ${startOperation} receive ${subscription} ${messages.map((message) => message.body).join(',')}`);
+        // A receive record the faulty nodes may cut sets no deadline the next primary keeps.
+        const lease = {
+          fromMs: topic.replicaCount <= this.faultyNodes().size ? Number.NEGATIVE_INFINITY : startedMs,
+          toMs: this.timeline.nowMs(),
+          visibilityTimeoutSeconds: drain ? 3600 : undefined,
+          startOperation,
+          endOperation,
+        };
         for (const message of messages) {
           const problem = topic.delivered(subscription, message.messageId, message.body);
           if (problem !== undefined) this.checker.report('topic-unknown-message', problem);
+          const early = topic.leased(subscription, message.messageId, lease);
+          if (early !== undefined) this.checker.report('topic-early-redelivery', early);
         }
         if (messages.length === 0) return;
+        // A quarter stay undeleted, to come back once their lease lapses (and not before: see leased).
+        if (!drain && topic.random.int(4) === 0) return;
         const deleteOperation = this.operationCounter + 1;
         this.launch(
           `delete ${subscription} ${messages.map((message) => message.messageId).join(',')}`,
@@ -1087,6 +1110,10 @@ class TopicCheck {
   private readonly acknowledgedPublishes = new Map<string, { body: string; startOperation: number; excused: boolean }>();
   private readonly since = new Map<string, number>();
   private readonly seen = new Map<string, Set<string>>();
+  /** Per subscription, the shortest visibility timeout it may have had since its last change began (seconds). */
+  private readonly visibilitySeconds = new Map<string, number>();
+  /** Per subscription and message: when its last known lease began at the earliest, for how long, and the operation that answered it. */
+  private readonly leases = new Map<string, Map<string, { fromMs: number; visibilityMs: number; answeredOperation: number }>>();
 
   constructor(readonly random: SeededRandom) {
     this.replicaCount = 1 + random.int(3);
@@ -1094,10 +1121,44 @@ class TopicCheck {
 
   private made = 0;
 
-  subscribed(name: string, fromOperation: number): void {
+  subscribed(name: string, fromOperation: number, visibilityTimeoutSeconds: number): void {
     this.made++;
     this.since.set(name, fromOperation);
     this.seen.set(name, new Set());
+    this.visibilitySeconds.set(name, visibilityTimeoutSeconds);
+    this.leases.set(name, new Map());
+  }
+
+  /** A change of the subscription's visibility timeout began: until it is known to be done, either value may hold. */
+  visibilityChanging(name: string, visibilityTimeoutSeconds: number): void {
+    this.visibilitySeconds.set(name, Math.min(this.visibilitySeconds.get(name) ?? visibilityTimeoutSeconds, visibilityTimeoutSeconds));
+  }
+
+  /**
+   * A problem, or undefined: a message came again from `subscription` before the lease of its
+   * last known delivery there could have lapsed. `lease.fromMs` is the receive's start (less
+   * the clock skew allowed), or -Infinity when faulty nodes may cut its receive record;
+   * `toMs` its answer. As SimChecker judges queues: only a receive that started after the
+   * earlier one was answered is held to its deadline. Two receives that overlapped may have
+   * leased in either order (the first answered may hold the older, lapsed lease), so then
+   * the later of the two leases began no earlier than either receive's start.
+   */
+  leased(subscription: string, messageId: string, lease: { fromMs: number; toMs: number; visibilityTimeoutSeconds: number | undefined; startOperation: number; endOperation: number }): string | undefined {
+    const leases = this.leases.get(subscription);
+    if (leases === undefined) return undefined;
+    const previous = leases.get(messageId);
+    const visibilityMs = (lease.visibilityTimeoutSeconds ?? this.visibilitySeconds.get(subscription) ?? 0) * 1000;
+    if (previous !== undefined && lease.startOperation <= previous.answeredOperation) {
+      leases.set(messageId, {
+        fromMs: Math.max(previous.fromMs, lease.fromMs),
+        visibilityMs: Math.min(previous.visibilityMs, visibilityMs),
+        answeredOperation: Math.max(previous.answeredOperation, lease.endOperation),
+      });
+      return undefined;
+    }
+    leases.set(messageId, { fromMs: lease.fromMs, visibilityMs, answeredOperation: lease.endOperation });
+    if (previous === undefined || lease.toMs >= previous.fromMs + previous.visibilityMs) return undefined;
+    return `${subscription}: ${messageId} delivered again by ${lease.toMs} ms, while its lease from ${previous.fromMs} ms (${previous.visibilityMs} ms) still held`;
   }
 
   unsubscribed(name: string): void {
@@ -1123,6 +1184,8 @@ class TopicCheck {
 
   excuseAll(): void {
     for (const entry of this.acknowledgedPublishes.values()) entry.excused = true;
+    // The faulty nodes may also cut receive records: no lease known so far binds the next primary.
+    for (const leases of this.leases.values()) leases.clear();
   }
 
   /** A problem, or undefined: every delivered body was published by some send (answered or not). */
