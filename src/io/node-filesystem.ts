@@ -48,9 +48,9 @@ class NodeFileHandle implements FileHandle {
     return filled === length ? buffer : buffer.subarray(0, filled);
   }
 
-  async sync(): Promise<void> {
-    if (this.stall?.active === true) await this.stall.hold();
-    await this.handle.datasync();
+  sync(): Promise<void> {
+    if (this.stall?.active === true) return this.stall.hold().then(() => this.handle.datasync());
+    return this.handle.datasync();
   }
 
   syncBlocking(): void {

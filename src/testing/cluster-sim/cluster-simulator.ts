@@ -488,7 +488,7 @@ class ClusterSimulation {
           this.noteError(subscription, error);
           return;
         }
-        this.record(`answer ${startOperation} receive ${subscription} ${messages.map((message) => message.body).join(',')}`);
+        this.record(`answer ${startOperation} receive ${subscription} ${messages.map((message) => `${message.body}x${message.receiveCount}`).join(',')}`);
         // A receive record the faulty nodes may cut sets no deadline the next primary keeps.
         const lease = {
           fromMs: topic.replicaCount <= this.faultyNodes().size ? Number.NEGATIVE_INFINITY : startedMs,
