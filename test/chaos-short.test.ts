@@ -9,16 +9,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatReport } from '../src/testing/chaos/checker.js';
-import { runChaos } from '../src/testing/chaos/run.js';
+import type { FaultKind } from '../src/testing/chaos/history.js';
+import { runChaos, type ChaosResult } from '../src/testing/chaos/run.js';
 
 const seed = Number(process.env['BERTH_TEST_SEED'] ?? 7);
 
-test(`chaos, short (3 nodes, real etcd, seed ${seed}): kill -9 of primary and backup, SIGSTOP past the lease`, { timeout: 110_000 }, async () => {
+/** A short run with this file's common settings; prints and returns the checker's report. */
+async function shortChaos(runSeed: number, durationSeconds: number, faults: number, faultKinds: FaultKind[]): Promise<{ result: ChaosResult; text: string }> {
   const result = await runChaos({
-    seed,
-    durationSeconds: 24,
-    faults: 3,
-    faultKinds: ['kill-primary', 'kill-backup', 'pause-primary'],
+    seed: runSeed,
+    durationSeconds,
+    faults,
+    faultKinds,
     visibilityTimeoutSeconds: 5,
     drainTimeoutSeconds: 40,
     progressIntervalMs: 10_000,
@@ -26,12 +28,22 @@ test(`chaos, short (3 nodes, real etcd, seed ${seed}): kill -9 of primary and ba
   });
   const text = formatReport(result.report);
   console.log(text);
-  assert.equal(result.report.faults['kill-primary'] + result.report.faults['kill-backup'] + result.report.faults['pause-primary'], 3, 'every scheduled fault ran');
-  const acknowledged = result.report.queues.reduce((sum, queue) => sum + queue.acknowledged, 0);
-  assert.ok(acknowledged > 100, `the load made progress (${acknowledged} acknowledged sends)`);
+  return { result, text };
+}
+
+/** The drain emptied every queue, nothing acknowledged was lost, and the checker found nothing else. */
+function assertClean(result: ChaosResult, text: string): void {
   assert.ok(result.report.drainComplete, 'the drain emptied every queue');
   assert.equal(result.report.ok, true, `acknowledged messages lost:\n${text}`);
   assert.deepEqual(result.report.anomalies, [], text);
+}
+
+test(`chaos, short (3 nodes, real etcd, seed ${seed}): kill -9 of primary and backup, SIGSTOP past the lease`, { timeout: 110_000 }, async () => {
+  const { result, text } = await shortChaos(seed, 24, 3, ['kill-primary', 'kill-backup', 'pause-primary']);
+  assert.equal(result.report.faults['kill-primary'] + result.report.faults['kill-backup'] + result.report.faults['pause-primary'], 3, 'every scheduled fault ran');
+  const acknowledged = result.report.queues.reduce((sum, queue) => sum + queue.acknowledged, 0);
+  assert.ok(acknowledged > 100, `the load made progress (${acknowledged} acknowledged sends)`);
+  assertClean(result, text);
 });
 
 // A stalled disk: the primary's fsyncs hang past its lease (src/io/disk-stall.ts; the
@@ -41,24 +53,11 @@ test(`chaos, short (3 nodes, real etcd, seed ${seed}): kill -9 of primary and ba
 // must acknowledge nothing it no longer leads. Each fault must really have held an fsync
 // (the node's log says for how long), and the checker must find nothing lost or reordered.
 test('chaos, short (3 nodes, real etcd, seed 3): the primary\'s disk stalls past its lease', { timeout: 110_000 }, async () => {
-  const result = await runChaos({
-    seed: 3,
-    durationSeconds: 20,
-    faults: 2,
-    faultKinds: ['stall-disk-primary'],
-    visibilityTimeoutSeconds: 5,
-    drainTimeoutSeconds: 40,
-    progressIntervalMs: 10_000,
-    log: (line) => console.log(line),
-  });
-  const text = formatReport(result.report);
-  console.log(text);
+  const { result, text } = await shortChaos(3, 20, 2, ['stall-disk-primary']);
   const stalls = result.history.events.flatMap((event) => (event.type === 'fault' && event.kind === 'stall-disk-primary' ? [event] : []));
   assert.equal(stalls.length, 2, 'every scheduled stall ran');
   for (const stall of stalls) assert.match(stall.detail, /held an fsync for \d+ ms/, `the stall held an fsync of ${stall.targets.join(',')}: ${stall.detail}`);
-  assert.ok(result.report.drainComplete, 'the drain emptied every queue');
-  assert.equal(result.report.ok, true, `acknowledged messages lost:\n${text}`);
-  assert.deepEqual(result.report.anomalies, [], text);
+  assertClean(result, text);
 });
 
 // Reproduction (not deterministic: real processes; seed 1 showed it on the first try, see
@@ -68,18 +67,7 @@ test('chaos, short (3 nodes, real etcd, seed 3): the primary\'s disk stalls past
 // again, so the log holds two records of one MessageId: one ReceiveMessage answer carries
 // the message twice with two receipts, and deleting one leaves the other to be delivered again.
 test('chaos regression, seed 1: a send is never stored twice under one MessageId when its commit fails during a backup kill (sends retry across primaries only after refusals made before any append)', { timeout: 110_000 }, async () => {
-  const result = await runChaos({
-    seed: 1,
-    durationSeconds: 30,
-    faults: 3,
-    faultKinds: ['kill-backup', 'restart-all'],
-    visibilityTimeoutSeconds: 5,
-    drainTimeoutSeconds: 40,
-    progressIntervalMs: 10_000,
-    log: (line) => console.log(line),
-  });
-  const text = formatReport(result.report);
-  console.log(text);
+  const { result, text } = await shortChaos(1, 30, 3, ['kill-backup', 'restart-all']);
   assert.equal(result.report.ok, true, text);
   // The bug stored one send twice under one MessageId, which showed as the same message
   // twice in one answer. Other standard-queue duplicates are at-least-once delivery (a

@@ -4,15 +4,33 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import type { FileHandle } from '../core/filesystem.js';
 import { DiskStall } from './disk-stall.js';
 import { NodeFileSystem } from './node-filesystem.js';
 
 const quietLogger = { warn: (): void => undefined };
 
-function stallIn(directory: string): DiskStall {
+/** A DiskStall on a flag file in a fresh directory, and a small file written there, for `run`. */
+async function withStallAndFile(run: (stall: DiskStall, file: FileHandle) => Promise<void>): Promise<void> {
+  const directory = mkdtempSync(path.join(os.tmpdir(), 'berth-disk-stall-'));
   const stall = DiskStall.fromEnvironment({ BERTH_TEST_DISK_STALL_FILE: path.join(directory, 'stall') }, quietLogger);
   assert.ok(stall !== undefined);
-  return stall;
+  try {
+    const file = await new NodeFileSystem(stall).open(path.join(directory, 'log'), { create: true });
+    await file.write(new Uint8Array([1, 2, 3]), 0);
+    await run(stall, file);
+    await file.close();
+  } finally {
+    stall.close();
+    rmSync(directory, { recursive: true, force: true });
+  }
+}
+
+/** Creates the flag file and waits until the stall's poll has seen it. */
+async function startStall(stall: DiskStall): Promise<void> {
+  writeFileSync(stall.flagPath, '');
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  assert.equal(stall.active, true);
 }
 
 test('without BERTH_TEST_DISK_STALL_FILE there is no stall', () => {
@@ -21,15 +39,9 @@ test('without BERTH_TEST_DISK_STALL_FILE there is no stall', () => {
 });
 
 test('a thread-pool fsync waits while the flag file exists, and goes on once it is removed', async () => {
-  const directory = mkdtempSync(path.join(os.tmpdir(), 'berth-disk-stall-'));
-  const stall = stallIn(directory);
-  try {
-    const file = await new NodeFileSystem(stall).open(path.join(directory, 'log'), { create: true });
-    await file.write(new Uint8Array([1, 2, 3]), 0);
+  await withStallAndFile(async (stall, file) => {
     await file.sync(); // no flag: no stall
-    writeFileSync(stall.flagPath, '');
-    await new Promise((resolve) => setTimeout(resolve, 120)); // the poll sees the file
-    assert.equal(stall.active, true);
+    await startStall(stall);
     let synced = false;
     const syncing = file.sync().then(() => {
       synced = true;
@@ -39,21 +51,12 @@ test('a thread-pool fsync waits while the flag file exists, and goes on once it 
     rmSync(stall.flagPath);
     await syncing;
     assert.equal(stall.active, false);
-    await file.close();
-  } finally {
-    stall.close();
-    rmSync(directory, { recursive: true, force: true });
-  }
+  });
 });
 
 test('a main-thread fsync blocks the thread until another removes the flag file', async () => {
-  const directory = mkdtempSync(path.join(os.tmpdir(), 'berth-disk-stall-'));
-  const stall = stallIn(directory);
-  try {
-    const file = await new NodeFileSystem(stall).open(path.join(directory, 'log'), { create: true });
-    await file.write(new Uint8Array([1, 2, 3]), 0);
-    writeFileSync(stall.flagPath, '');
-    await new Promise((resolve) => setTimeout(resolve, 120));
+  await withStallAndFile(async (stall, file) => {
+    await startStall(stall);
     // Nothing on this thread can run while it is blocked: a worker removes the file.
     const remover = new Worker(
       `const { rmSync } = require('node:fs'); setTimeout(() => rmSync(${JSON.stringify(stall.flagPath)}), 300);`,
@@ -63,9 +66,5 @@ test('a main-thread fsync blocks the thread until another removes the flag file'
     file.syncBlocking!();
     assert.equal(existsSync(stall.flagPath), false, 'syncBlocking returned before the stall ended');
     await new Promise((resolve) => remover.once('exit', resolve));
-    await file.close();
-  } finally {
-    stall.close();
-    rmSync(directory, { recursive: true, force: true });
-  }
+  });
 });
