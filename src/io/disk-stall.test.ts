@@ -11,14 +11,15 @@ import { NodeFileSystem } from './node-filesystem.js';
 const quietLogger = { warn: (): void => undefined };
 
 /** A DiskStall on a flag file in a fresh directory, and a small file written there, for `run`. */
-async function withStallAndFile(run: (stall: DiskStall, file: FileHandle) => Promise<void>): Promise<void> {
+async function withStallAndFile(run: (stall: DiskStall, file: FileHandle, logged: string[]) => Promise<void>): Promise<void> {
   const directory = mkdtempSync(path.join(os.tmpdir(), 'berth-disk-stall-'));
-  const stall = DiskStall.fromEnvironment({ BERTH_TEST_DISK_STALL_FILE: path.join(directory, 'stall') }, quietLogger);
+  const logged: string[] = [];
+  const stall = DiskStall.fromEnvironment({ BERTH_TEST_DISK_STALL_FILE: path.join(directory, 'stall') }, { warn: (_fields, message) => logged.push(message) });
   assert.ok(stall !== undefined);
   try {
     const file = await new NodeFileSystem(stall).open(path.join(directory, 'log'), { create: true });
     await file.write(new Uint8Array([1, 2, 3]), 0);
-    await run(stall, file);
+    await run(stall, file, logged);
     await file.close();
   } finally {
     stall.close();
@@ -39,7 +40,7 @@ test('without BERTH_TEST_DISK_STALL_FILE there is no stall', () => {
 });
 
 test('a thread-pool fsync waits while the flag file exists, and goes on once it is removed', async () => {
-  await withStallAndFile(async (stall, file) => {
+  await withStallAndFile(async (stall, file, logged) => {
     await file.sync(); // no flag: no stall
     await startStall(stall);
     let synced = false;
@@ -51,6 +52,7 @@ test('a thread-pool fsync waits while the flag file exists, and goes on once it 
     rmSync(stall.flagPath);
     await syncing;
     assert.equal(stall.active, false);
+    assert.equal(logged.filter((message) => message.includes('the stalled disk is back')).length, 1, logged.join('\n'));
   });
 });
 

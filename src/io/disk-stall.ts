@@ -20,6 +20,8 @@ export interface DiskStallLogger {
 
 export class DiskStall {
   private stalled = false;
+  /** Whether the end of the current stall was logged (once per stall, however many fsyncs it held). */
+  private endLogged = true;
   private readonly timer: NodeJS.Timeout;
   /** A private cell to sleep on: Atomics.wait blocks the calling thread for its timeout. */
   private readonly sleeper = new Int32Array(new SharedArrayBuffer(4));
@@ -64,12 +66,18 @@ export class DiskStall {
   }
 
   private look(): void {
-    this.stalled = existsSync(this.flagPath);
+    const present = existsSync(this.flagPath);
+    if (present && !this.stalled) this.endLogged = false;
+    this.stalled = present;
   }
 
   private released(startedMs: number, where: string): void {
-    if (!this.stalled) return; // another fsync of the same stall already said so
     this.stalled = false;
+    // The poll may have seen the file go first (a thread-pool hold yields to it): the log
+    // line is what the chaos harness reads to know a stall held an fsync, so it is written
+    // once per stall whichever way the stall ended.
+    if (this.endLogged) return;
+    this.endLogged = true;
     this.logger.warn({ heldMs: Date.now() - startedMs, where }, 'fault injection: the stalled disk is back; the held fsync goes on');
   }
 }

@@ -280,10 +280,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         break;
       }
       case 'stall-disk-primary': {
-        // Its next fsync hangs: on the main thread (a turn-end flush) the node stops
+        // Its fsyncs hang: one on the main thread (a turn-end flush) stops the node
         // answering and its lease lapses, as with SIGSTOP, but its sockets, timers and
         // threads are alive and it resumes mid-flush. What the node did is reported, not
-        // assumed: whether it stopped answering, and where the partition's primary went.
+        // assumed: whether an fsync was held and where, whether the node still answered,
+        // and where the partition's primary went.
         fault.targets = [primary];
         processes.stallDisk(primary);
         await delay(Math.min(entry.holdMs, leaseTtlSeconds * 1000));
