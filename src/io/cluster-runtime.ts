@@ -46,6 +46,11 @@ export async function startClusterRuntime(parameters: {
   newId: () => string;
   newIncarnation: () => string;
   partitionOptions?: Partial<PartitionOptions>;
+  /**
+   * How long the oldest fsync still running has waited (NodeFileSystem.pendingSyncAgeMs).
+   * Past the lease TTL the node steps aside: it could not commit within a lease anyway.
+   */
+  pendingSyncAgeMs?: () => number;
 }): Promise<ClusterRuntime> {
   const { config, logger } = parameters;
   let node: ClusterNode | undefined;
@@ -65,11 +70,14 @@ export async function startClusterRuntime(parameters: {
     onError: (error, context) => logger.warn({ err: error, context }, 'peer protocol error'),
   });
   await transport.listen();
+  const leaseTtlMs = config.leaseTtlSeconds * 1000;
+  const pendingSyncAgeMs = parameters.pendingSyncAgeMs;
   const coordinator = new EtcdCoordinator({
     endpoints: config.etcdEndpoints,
     leaseTtlSeconds: config.leaseTtlSeconds,
-    fenceMarginMs: Math.min(1000, (config.leaseTtlSeconds * 1000) / 3),
+    fenceMarginMs: Math.min(1000, leaseTtlMs / 3),
     pollIntervalMs: 200,
+    stalledReason: pendingSyncAgeMs === undefined ? undefined : () => stalledDiskReason(pendingSyncAgeMs(), leaseTtlMs),
     logger,
   });
   const displayHost = config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -113,4 +121,9 @@ export async function startClusterRuntime(parameters: {
       await transport.close();
     },
   };
+}
+
+/** Why a node whose oldest running fsync has waited `ageMs` should step aside, or undefined when it need not. */
+export function stalledDiskReason(ageMs: number, leaseTtlMs: number): string | undefined {
+  return ageMs > leaseTtlMs ? `an fsync has waited ${Math.round(ageMs)} ms, longer than the lease TTL (${leaseTtlMs} ms): the disk is not answering` : undefined;
 }

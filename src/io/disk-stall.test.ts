@@ -11,15 +11,16 @@ import { NodeFileSystem } from './node-filesystem.js';
 const quietLogger = { warn: (): void => undefined };
 
 /** A DiskStall on a flag file in a fresh directory, and a small file written there, for `run`. */
-async function withStallAndFile(run: (stall: DiskStall, file: FileHandle, logged: string[]) => Promise<void>): Promise<void> {
+async function withStallAndFile(run: (stall: DiskStall, file: FileHandle, logged: string[], fs: NodeFileSystem) => Promise<void>): Promise<void> {
   const directory = mkdtempSync(path.join(os.tmpdir(), 'berth-disk-stall-'));
   const logged: string[] = [];
   const stall = DiskStall.fromEnvironment({ BERTH_TEST_DISK_STALL_FILE: path.join(directory, 'stall') }, { warn: (_fields, message) => logged.push(message) });
   assert.ok(stall !== undefined);
   try {
-    const file = await new NodeFileSystem(stall).open(path.join(directory, 'log'), { create: true });
+    const fs = new NodeFileSystem(stall);
+    const file = await fs.open(path.join(directory, 'log'), { create: true });
     await file.write(new Uint8Array([1, 2, 3]), 0);
-    await run(stall, file, logged);
+    await run(stall, file, logged, fs);
     await file.close();
   } finally {
     stall.close();
@@ -39,9 +40,10 @@ test('without BERTH_TEST_DISK_STALL_FILE there is no stall', () => {
   assert.equal(DiskStall.fromEnvironment({ BERTH_TEST_DISK_STALL_FILE: '' }, quietLogger), undefined);
 });
 
-test('a thread-pool fsync waits while the flag file exists, and goes on once it is removed', async () => {
-  await withStallAndFile(async (stall, file, logged) => {
+test('a thread-pool fsync waits while the flag file exists, and goes on once it is removed; the file system tells how long it has waited', async () => {
+  await withStallAndFile(async (stall, file, logged, fs) => {
     await file.sync(); // no flag: no stall
+    assert.equal(fs.pendingSyncAgeMs(), 0, 'no fsync is running');
     await startStall(stall);
     let synced = false;
     const syncing = file.sync().then(() => {
@@ -49,8 +51,11 @@ test('a thread-pool fsync waits while the flag file exists, and goes on once it 
     });
     await new Promise((resolve) => setTimeout(resolve, 200));
     assert.equal(synced, false, 'the fsync returned while the disk was stalled');
+    // What a cluster node's lease watch reads (src/io/cluster-runtime.ts): at least the 200 ms just waited.
+    assert.ok(fs.pendingSyncAgeMs() >= 150, `pending fsync age ${fs.pendingSyncAgeMs()} ms`);
     rmSync(stall.flagPath);
     await syncing;
+    assert.equal(fs.pendingSyncAgeMs(), 0, 'the held fsync is done');
     assert.equal(stall.active, false);
     assert.equal(logged.filter((message) => message.includes('the stalled disk is back')).length, 1, logged.join('\n'));
   });

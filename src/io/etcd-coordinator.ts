@@ -11,6 +11,11 @@
 //
 // The view is polled (a full range read of the prefix) every pollIntervalMs: simple, always
 // consistent at one revision, and cheap at the cluster sizes Berth targets.
+//
+// Stepping aside: a node that is alive but cannot commit (its disk stopped answering an
+// fsync, see `stalledReason`) revokes its lease instead of keeping it, so the other nodes
+// take over its partitions as they would from a paused node, and registers again once the
+// reason is gone. Its fence shuts at once, so it acknowledges nothing in between.
 
 import { Etcd3, EtcdLeaseInvalidError, type Lease } from 'etcd3';
 import type { QueueMetadata } from '../broker/metadata-store.js';
@@ -24,8 +29,13 @@ export interface EtcdCoordinatorOptions {
   /** Acknowledgements stop this long before the lease could have expired. */
   fenceMarginMs: number;
   pollIntervalMs: number;
+  /** Why this node should not lead anything now (e.g. an fsync stuck past the lease TTL), or undefined. Asked before each keepalive. */
+  stalledReason?: () => string | undefined;
   logger: { info(object: object, message: string): void; warn(object: object, message: string): void };
 }
+
+/** How often a node that stepped aside looks whether its reason is gone. */
+const stalledRecheckMs = 200;
 
 export class EtcdCoordinator implements Coordinator {
   private readonly client: Etcd3;
@@ -174,6 +184,11 @@ export class EtcdCoordinator implements Coordinator {
   private keepalive(): void {
     const lease = this.lease;
     if (lease === undefined || this.closed || this.regranting !== undefined) return;
+    const stalled = this.options.stalledReason?.();
+    if (stalled !== undefined) {
+      this.stepAside(lease, stalled);
+      return;
+    }
     const sentMs = performance.now();
     lease.keepaliveOnce().then(
       (response) => {
@@ -190,7 +205,26 @@ export class EtcdCoordinator implements Coordinator {
     if (this.regranting !== undefined || this.closed) return;
     this.fence.lost();
     this.options.logger.warn({ reason }, 'etcd lease lost: acknowledgements stop until registered again and the view is re-read');
+    this.registerAgain();
+  }
+
+  /** Gives the lease up (the others take over now, not a TTL later) and registers again once `stalledReason` clears. */
+  private stepAside(lease: Lease, reason: string): void {
+    if (this.regranting !== undefined || this.closed) return;
+    this.fence.lost();
+    this.lease = undefined;
+    this.leaseId = '';
+    this.options.logger.warn({ reason }, 'stepping aside: lease revoked so the other nodes take over; this node registers again once the reason is gone');
+    this.registerAgain(async () => {
+      // Unreachable etcd: the lease expires on its own, as it would for a paused node.
+      await lease.revoke().catch(() => undefined);
+      while (!this.closed && this.options.stalledReason?.() !== undefined) await new Promise((resolve) => setTimeout(resolve, stalledRecheckMs));
+    });
+  }
+
+  private registerAgain(first: () => Promise<void> = async () => undefined): void {
     const attempt = async (): Promise<void> => {
+      await first();
       for (;;) {
         if (this.closed) return;
         try {

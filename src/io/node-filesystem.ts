@@ -10,10 +10,34 @@ import type { DiskStall } from './disk-stall.js';
 /** Writes up to this size are made synchronously (see NodeFileHandle.write). */
 const syncWriteBytesMax = 256 * 1024;
 
+/**
+ * The fsyncs of the thread pool still running, by start time. A cluster node asks how long
+ * the oldest has waited: a disk that stops answering an fsync does not stop the event
+ * loop, so without this the node would keep its lease and lead partitions it cannot commit.
+ * (An fsync on the main thread needs no watch: it stops the loop, and the lease lapses.)
+ */
+class PendingSyncs {
+  private nextId = 0;
+  /** Insertion order is start order: the first entry is the oldest. */
+  private readonly startedMs = new Map<number, number>();
+
+  track(sync: Promise<void>): Promise<void> {
+    const id = this.nextId++;
+    this.startedMs.set(id, performance.now());
+    return sync.finally(() => this.startedMs.delete(id));
+  }
+
+  oldestAgeMs(): number {
+    for (const startedMs of this.startedMs.values()) return performance.now() - startedMs;
+    return 0;
+  }
+}
+
 class NodeFileHandle implements FileHandle {
   constructor(
     private readonly handle: fsp.FileHandle,
     private readonly stall: DiskStall | undefined,
+    private readonly pending: PendingSyncs,
   ) {}
 
   async write(data: Uint8Array, position: number): Promise<void> {
@@ -49,8 +73,8 @@ class NodeFileHandle implements FileHandle {
   }
 
   sync(): Promise<void> {
-    if (this.stall?.active === true) return this.stall.hold().then(() => this.handle.datasync());
-    return this.handle.datasync();
+    if (this.stall?.active === true) return this.pending.track(this.stall.hold().then(() => this.handle.datasync()));
+    return this.pending.track(this.handle.datasync());
   }
 
   syncBlocking(): void {
@@ -72,13 +96,20 @@ class NodeFileHandle implements FileHandle {
 }
 
 export class NodeFileSystem implements FileSystem {
+  private readonly pending = new PendingSyncs();
+
   /** `stall`: the chaos harness's stalled disk (src/io/disk-stall.ts); never set in production. */
   constructor(private readonly stall?: DiskStall) {}
+
+  /** How long the oldest thread-pool fsync still running has waited, in ms (0: none is running). */
+  pendingSyncAgeMs(): number {
+    return this.pending.oldestAgeMs();
+  }
 
   async open(filePath: string, options: { create: boolean }): Promise<FileHandle> {
     // Not O_APPEND: the log writes at explicit positions (pwrite), which O_APPEND ignores on Linux.
     const flags = constants.O_RDWR | (options.create ? constants.O_CREAT : 0);
-    return new NodeFileHandle(await fsp.open(filePath, flags, 0o644), this.stall);
+    return new NodeFileHandle(await fsp.open(filePath, flags, 0o644), this.stall, this.pending);
   }
 
   async list(directory: string): Promise<string[]> {
@@ -113,10 +144,10 @@ export class NodeFileSystem implements FileSystem {
   }
 
   async syncDirectory(directory: string): Promise<void> {
-    if (this.stall?.active === true) await this.stall.hold();
+    if (this.stall?.active === true) await this.pending.track(this.stall.hold());
     const handle = await fsp.open(path.resolve(directory), constants.O_RDONLY);
     try {
-      await handle.sync();
+      await this.pending.track(handle.sync());
     } finally {
       await handle.close();
     }

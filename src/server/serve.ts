@@ -232,6 +232,7 @@ async function startCluster(config: ServerConfig, dataDirectory: string, fs: Nod
       replicaReplaceAfterMs: (config.replicaReplaceAfterSeconds ?? 300) * 1000,
     },
     fs,
+    pendingSyncAgeMs: () => fs.pendingSyncAgeMs(),
     clock,
     logger: logger.child({ component: 'cluster', node: config.nodeId }),
     newId: randomUuid,

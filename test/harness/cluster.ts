@@ -70,13 +70,14 @@ export interface StartClusterOptions {
   native?: boolean;
 }
 
-interface EtcdProcess {
+export interface EtcdProcess {
   child: ChildProcess;
   url: string;
   dir: { path: string; remove(): void };
 }
 
-async function startEtcd(): Promise<EtcdProcess> {
+/** A real etcd on free loopback ports and a temp data dir; the caller kills the child and removes the dir. */
+export async function startEtcd(): Promise<EtcdProcess> {
   requireFile(etcdBinary, 'etcd (Debian package etcd-server)');
   const dir = makeTempDir('berth-etcd-');
   const clientPort = await freePort();

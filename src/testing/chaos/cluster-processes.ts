@@ -210,23 +210,28 @@ export class ChaosProcesses {
 
   /**
    * What node `id`'s log says a stall since `sinceMs` did: how long it held an fsync and on
-   * which thread, or undefined when none was held (waits up to `timeoutMs` for the line).
+   * which thread (undefined when none was held; waits up to `timeoutMs` for the line), and
+   * whether the node stepped aside (gave its lease up because an fsync outlasted it).
    */
-  async heldFsync(id: string, sinceMs: number, timeoutMs = 3_000): Promise<{ heldMs: number; where: string } | undefined> {
+  async stallOutcome(id: string, sinceMs: number, timeoutMs = 3_000): Promise<{ held: { heldMs: number; where: string } | undefined; steppedAside: boolean }> {
     const logPath = path.join(this.runDirectory, `${id}.log`);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
+      let held: { heldMs: number; where: string } | undefined;
+      let steppedAside = false;
       const lines = existsSync(logPath) ? readFileSync(logPath, 'utf8').split('\n') : [];
       for (const line of lines) {
-        if (!line.includes('the stalled disk is back')) continue;
+        if (!line.includes('the stalled disk is back') && !line.includes('stepping aside')) continue;
         try {
-          const entry = JSON.parse(line) as { time?: number; heldMs?: number; where?: string };
-          if ((entry.time ?? 0) >= sinceMs && entry.heldMs !== undefined) return { heldMs: entry.heldMs, where: entry.where ?? '?' };
+          const entry = JSON.parse(line) as { time?: number; msg?: string; heldMs?: number; where?: string };
+          if ((entry.time ?? 0) < sinceMs) continue;
+          if (entry.msg?.startsWith('stepping aside') === true) steppedAside = true;
+          else if (entry.heldMs !== undefined) held = { heldMs: entry.heldMs, where: entry.where ?? '?' };
         } catch {
           // a line cut by a kill: not this one
         }
       }
-      if (Date.now() > deadline) return undefined;
+      if (held !== undefined || Date.now() > deadline) return { held, steppedAside };
       await delay(100);
     }
   }

@@ -297,8 +297,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           () => 'unknown',
         );
         processes.unstallDisk(primary);
-        const held = await processes.heldFsync(primary, fault.startMs);
-        fault.detail = `fsyncs of ${primary} (primary of ${queue.name}) hung for ${entry.holdMs} ms (lease ${leaseTtlSeconds} s): ${held === undefined ? 'no fsync was held' : `held an fsync for ${held.heldMs} ms on the ${held.where}`}; after ${Math.min(entry.holdMs, leaseTtlSeconds * 1000)} ms it ${answered ? 'still answered' : 'did not answer'} /health; primary at the end: ${primaryDuring}`;
+        const { held, steppedAside } = await processes.stallOutcome(primary, fault.startMs);
+        fault.detail = `fsyncs of ${primary} (primary of ${queue.name}) hung for ${entry.holdMs} ms (lease ${leaseTtlSeconds} s): ${held === undefined ? 'no fsync was held' : `held an fsync for ${held.heldMs} ms on the ${held.where}`}; after ${Math.min(entry.holdMs, leaseTtlSeconds * 1000)} ms it ${answered ? 'still answered' : 'did not answer'} /health; ${steppedAside ? 'it stepped aside' : 'it did not step aside'}; primary at the end: ${primaryDuring}`;
         break;
       }
       case 'restart-all': {
