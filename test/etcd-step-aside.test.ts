@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Etcd3 } from 'etcd3';
 import { EtcdCoordinator } from '../src/io/etcd-coordinator.js';
-import { stalledDiskReason } from '../src/io/cluster-runtime.js';
+import { stalledDiskReason } from '../src/cluster/lease-fence.js';
 import { startEtcd } from './harness/cluster.js';
 import { waitUntil } from './harness/server.js';
 

@@ -10,6 +10,7 @@ import type { FileSystem } from '../core/filesystem.js';
 import { ClusterNode, type ClusterStatusReport } from '../cluster/cluster-node.js';
 import type { NodeInfo } from '../cluster/coordinator.js';
 import type { PartitionLogger, PartitionOptions } from '../broker/partition.js';
+import { stalledDiskReason } from '../cluster/lease-fence.js';
 import { EtcdCoordinator } from './etcd-coordinator.js';
 import { PeerTransport } from './peer-transport.js';
 
@@ -121,9 +122,4 @@ export async function startClusterRuntime(parameters: {
       await transport.close();
     },
   };
-}
-
-/** Why a node whose oldest running fsync has waited `ageMs` should step aside, or undefined when it need not. */
-export function stalledDiskReason(ageMs: number, leaseTtlMs: number): string | undefined {
-  return ageMs > leaseTtlMs ? `an fsync has waited ${Math.round(ageMs)} ms, longer than the lease TTL (${leaseTtlMs} ms): the disk is not answering` : undefined;
 }

@@ -222,9 +222,9 @@ export class EtcdCoordinator implements Coordinator {
     });
   }
 
-  private registerAgain(first: () => Promise<void> = async () => undefined): void {
+  private registerAgain(first?: () => Promise<void>): void {
     const attempt = async (): Promise<void> => {
-      await first();
+      if (first !== undefined) await first();
       for (;;) {
         if (this.closed) return;
         try {

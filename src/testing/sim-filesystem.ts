@@ -85,8 +85,31 @@ export class SimFileSystem implements FileSystem {
     open: 0, write: 0, read: 0, sync: 0, truncate: 0, rename: 0, remove: 0, syncDirectory: 0,
   };
 
+  /** While true, every sync and syncDirectory waits (a stalled device); see stall(). */
+  private stalledSyncs: Array<() => void> | undefined;
+
   injectFault(fault: SimFault): void {
     this.faults.push({ ...fault, remaining: fault.count ?? 1 });
+  }
+
+  /** From now on every fsync waits until unstall() (or a crash); writes still reach the page cache. */
+  stall(): void {
+    this.stalledSyncs ??= [];
+  }
+
+  unstall(): void {
+    const waiting = this.stalledSyncs;
+    this.stalledSyncs = undefined;
+    for (const resume of waiting ?? []) resume();
+  }
+
+  get stalled(): boolean {
+    return this.stalledSyncs !== undefined;
+  }
+
+  /** Resolves once the disk is no longer stalled (callers test `stalled` first, so an unstalled disk costs no turn). */
+  waitUntilUnstalled(): Promise<void> {
+    return new Promise((resolve) => (this.stalledSyncs === undefined ? resolve() : this.stalledSyncs.push(resolve)));
   }
 
   clearFaults(): void {
@@ -96,6 +119,8 @@ export class SimFileSystem implements FileSystem {
   /** Loses everything not made durable; see the model at the top. */
   crash(options: SimCrashOptions = {}): void {
     this.generation++;
+    // Held fsyncs end with the machine: their handles are of the old generation and throw.
+    this.unstall();
     for (const directory of this.directories.values()) {
       directory.entries = new Map(directory.durableEntries);
       for (const inode of directory.entries.values()) this.crashInode(inode, options);
@@ -174,6 +199,11 @@ export class SimFileSystem implements FileSystem {
   }
 
   async syncDirectory(directory: string): Promise<void> {
+    if (this.stalled) {
+      const generation = this.generation;
+      await this.waitUntilUnstalled();
+      if (generation !== this.generation) throw new SimError('EBADF', `syncDirectory ${directory}: the disk crashed`);
+    }
     this.checkFault('syncDirectory', directory);
     const dir = this.directories.get(normalize(directory));
     if (dir === undefined) throw new SimError('ENOENT', `syncDirectory ${directory}`);
@@ -279,6 +309,10 @@ class SimFileHandle implements FileHandle {
 
   async sync(): Promise<void> {
     this.check();
+    if (this.fs.stalled) {
+      await this.fs.waitUntilUnstalled();
+      this.check();
+    }
     this.fs.checkFault('sync', this.filePath);
     this.inode.durableLength = this.inode.currentLength;
     this.inode.durableSnapshot = undefined;

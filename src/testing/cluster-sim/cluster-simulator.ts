@@ -52,6 +52,7 @@
 // reads real time). A dead process's timers never fire and its disk calls throw.
 
 import { createHash, type Hash } from 'node:crypto';
+import { stalledDiskReason } from '../../cluster/lease-fence.js';
 import { queueAttributeDefaults } from '../../queue/config.js';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { PartitionLogger, PartitionOptions } from '../../broker/partition.js';
@@ -77,6 +78,12 @@ export interface ClusterSimulationOptions {
   topics?: boolean;
   /** Logs write zeros ahead of their records (preallocateBytes, as `berth serve` does). Off by default, like `topics`. */
   preallocate?: boolean;
+  /**
+   * Also a stalled disk: every fsync of a node hangs for past the lease, while the node
+   * runs on (the thread-pool case of a real node); it must step aside (give its lease up)
+   * and come back when its disk does. Off by default, like `topics`.
+   */
+  diskStalls?: boolean;
   onTrace?: (line: string) => void;
 }
 
@@ -91,6 +98,8 @@ export interface ClusterSimulationResult {
   excusedMessages: number;
   deliveries: number;
   commits: number;
+  /** Times a node gave its lease up because an fsync outlasted it (with `diskStalls`). */
+  stepAsides: number;
   faults: Record<string, number>;
   connectionsBroken: number;
   simulatedMs: number;
@@ -113,7 +122,7 @@ const skewToleranceMs = 2 * wallOffsetMaxMs + 50;
 const outstandingOperationsMax = 8;
 const startMs = 1_700_000_000_000;
 
-type FaultKind = 'crash' | 'machine-crash' | 'pause' | 'isolate' | 'cut-pair' | 'disk' | 'drop';
+type FaultKind = 'crash' | 'machine-crash' | 'pause' | 'isolate' | 'cut-pair' | 'disk' | 'drop' | 'stall';
 
 interface SimNode {
   id: string;
@@ -177,7 +186,7 @@ class ClusterSimulation {
   private readonly receiveStarts = new Map<string, number>();
   private readonly commits = new Map<string, string>();
   private readonly limitations = new Set<string>();
-  private readonly figures = { operations: 0, commits: 0, faults: {} as Record<string, number> };
+  private readonly figures = { operations: 0, commits: 0, stepAsides: 0, faults: {} as Record<string, number> };
   private operationCounter = 0;
   private bodyCounter = 0;
   private deduplicationCounter = 0;
@@ -251,6 +260,7 @@ class ClusterSimulation {
       excusedMessages: this.acknowledged.filter((entry) => entry.excused).length,
       deliveries: figures.deliveries,
       commits: this.figures.commits,
+      stepAsides: this.figures.stepAsides,
       faults: { ...this.figures.faults },
       connectionsBroken: this.network.figures.connectionsBroken,
       simulatedMs: this.timeline.nowMs() - startMs,
@@ -266,16 +276,21 @@ class ClusterSimulation {
     const generation = ++state.generation;
     const processClock = new ProcessClock(this.timeline);
     const clock = new NodeClock(processClock, this.timeline, state.wallOffsetMs, state.rate);
-    const fs = new ProcessFileSystem(state.disk);
+    // With disk stalls the node watches its running syncs, as a real node does (NodeFileSystem).
+    const fs = new ProcessFileSystem(state.disk, this.options.diskStalls === true ? () => clock.monotonicMs() : undefined);
     Object.assign(state, { processClock, clock, fs });
     const logger: PartitionLogger = {
       info: () => undefined,
-      warn: (object, message) => this.record(`${state.id}#${generation} warn ${message} ${describeFields(object)}`),
+      warn: (object, message) => {
+        if (message.startsWith('stepping aside')) this.figures.stepAsides++;
+        this.record(`${state.id}#${generation} warn ${message} ${describeFields(object)}`);
+      },
       error: (object, message) => this.record(`${state.id}#${generation} error ${message} ${describeError((object as { err?: unknown }).err)}`),
     };
     const coordinator = new SimCoordinator({
       nodeId: state.id, etcd: this.etcd, network: this.network, networkClock: this.infrastructureClock, clock,
       leaseTtlMs, fenceMarginMs, pollIntervalMs, requestTimeoutMs: 2000, logger,
+      ...(this.options.diskStalls === true ? { stalledReason: () => stalledDiskReason(fs.pendingSyncAgeMs(), leaseTtlMs) } : {}),
     });
     let node: ClusterNode | undefined;
     const link = new SimPeerLink(this.network, state.id, state.address, clock, {
@@ -557,7 +572,7 @@ class ClusterSimulation {
   }
 
   private injectFault(): void {
-    const kinds: FaultKind[] = ['crash', 'machine-crash', 'pause', 'isolate', 'cut-pair', 'disk', 'drop'];
+    const kinds: FaultKind[] = ['crash', 'machine-crash', 'pause', 'isolate', 'cut-pair', 'disk', 'drop', ...(this.options.diskStalls === true ? (['stall'] as FaultKind[]) : [])];
     const kind = kinds[this.random.int(kinds.length)]!;
     if (kind === 'drop') {
       const broken = this.network.breakRandomConnection();
@@ -598,6 +613,11 @@ class ClusterSimulation {
         if (this.random.int(2) === 0) target.disk.injectFault({ operation: 'sync', code: 'EIO', count: 1 + this.random.int(2) });
         else target.disk.injectFault({ operation: 'write', code: 'EIO', count: 1 });
         break;
+      case 'stall':
+        target.disk.stall();
+        // Past the lease, most of the time: the node must step aside, then come back.
+        target.fault.minimumUntilMs = this.timeline.nowMs() + (this.random.int(4) === 0 ? 500 : leaseTtlMs + 500 + this.random.int(4000));
+        break;
     }
     this.record(`fault ${kind} ${window.nodes.join(',')} until step ${healStep}`);
   }
@@ -618,6 +638,10 @@ class ClusterSimulation {
       case 'pause':
         if (fault.minimumUntilMs !== undefined && fault.minimumUntilMs > this.timeline.nowMs()) await this.advance(fault.minimumUntilMs - this.timeline.nowMs());
         state.clock?.resume();
+        break;
+      case 'stall':
+        if (fault.minimumUntilMs !== undefined && fault.minimumUntilMs > this.timeline.nowMs()) await this.advance(fault.minimumUntilMs - this.timeline.nowMs());
+        state.disk.unstall();
         break;
       case 'isolate':
       case 'cut-pair':

@@ -127,6 +127,8 @@ export interface SimCoordinatorOptions {
   fenceMarginMs: number;
   pollIntervalMs: number;
   requestTimeoutMs: number;
+  /** As EtcdCoordinatorOptions.stalledReason: why this node should not lead anything now (a stalled disk), or undefined. */
+  stalledReason?: () => string | undefined;
   logger: { info(object: object, message: string): void; warn(object: object, message: string): void };
 }
 
@@ -276,6 +278,11 @@ export class SimCoordinator implements Coordinator {
   private keepalive(): void {
     const leaseId = this.leaseId;
     if (leaseId === 0 || this.closed || this.regranting !== undefined) return;
+    const stalled = this.options.stalledReason?.();
+    if (stalled !== undefined) {
+      this.stepAside(leaseId, stalled);
+      return;
+    }
     const sentMs = this.options.clock.monotonicMs();
     this.call((etcd) => etcd.keepalive(leaseId)).then(
       (ttlMs) => {
@@ -294,7 +301,24 @@ export class SimCoordinator implements Coordinator {
     if (this.regranting !== undefined || this.closed) return;
     this.fence.lost();
     this.options.logger.warn({ reason }, 'etcd lease lost: acknowledgements stop until registered again and the view is re-read');
+    this.registerAgain();
+  }
+
+  /** As EtcdCoordinator.stepAside: revoke the lease now, register again once `stalledReason` clears. */
+  private stepAside(leaseId: number, reason: string): void {
+    if (this.regranting !== undefined || this.closed) return;
+    this.fence.lost();
+    this.leaseId = 0;
+    this.options.logger.warn({ reason }, 'stepping aside: lease revoked so the other nodes take over; this node registers again once the reason is gone');
+    this.registerAgain(async () => {
+      await this.call((etcd) => etcd.revoke(leaseId)).catch(() => undefined);
+      while (!this.closed && this.options.clock.alive && this.options.stalledReason?.() !== undefined) await sleepOn(this.options.clock, 200);
+    });
+  }
+
+  private registerAgain(first?: () => Promise<void>): void {
     const attempt = async (): Promise<void> => {
+      if (first !== undefined) await first();
       for (;;) {
         if (this.closed || !this.options.clock.alive) return;
         try {

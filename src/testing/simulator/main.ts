@@ -22,6 +22,7 @@ interface CliOptions {
   cluster?: boolean;
   topics?: boolean;
   preallocate?: boolean;
+  diskStalls?: boolean;
 }
 
 function positiveInteger(text: string, name: string, allowZero = false): number {
@@ -78,6 +79,7 @@ async function main(): Promise<void> {
     .option('--no-page-cache', 'every restart is a machine crash (never a process restart that keeps unsynced writes)')
     .option('--cluster', 'simulate a 3-4 node cluster (real ClusterNodes, simulated network and etcd) instead of one broker')
     .option('--topics', 'with --cluster: also a topic with subscriptions, every acknowledged publish checked in each')
+    .option('--disk-stalls', 'with --cluster: also stalled disks (every fsync of a node hangs past the lease while the node runs on; it must step aside)')
     .option('--preallocate', 'logs write zeros ahead of their records, as berth serve does (crashes then tear writes into that space)')
     .parse(process.argv);
   const options = program.opts<CliOptions>();
@@ -124,32 +126,33 @@ async function main(): Promise<void> {
 
 async function runCluster(options: CliOptions, seeds: number, start: number, steps: number): Promise<void> {
   const startedMs = performance.now();
-  const totals = { operations: 0, acknowledged: 0, excused: 0, deliveries: 0, commits: 0, connectionsBroken: 0, simulatedMs: 0, anomalies: 0 };
+  const totals = { operations: 0, acknowledged: 0, excused: 0, deliveries: 0, commits: 0, stepAsides: 0, connectionsBroken: 0, simulatedMs: 0, anomalies: 0 };
   const faults = new Map<string, number>();
   const limitations = new Map<string, number>();
   const failures: ClusterSimulationResult[] = [];
   const progressEvery = Math.max(1, Math.min(100, Math.ceil(seeds / 20)));
   for (let index = 0; index < seeds; index++) {
     const seed = start + index;
-    const result = await runClusterSimulation({ seed, steps, topics: options.topics === true, preallocate: options.preallocate === true, onTrace: options.trace === true ? (line) => process.stdout.write(`${line}\n`) : undefined });
+    const result = await runClusterSimulation({ seed, steps, topics: options.topics === true, preallocate: options.preallocate === true, diskStalls: options.diskStalls === true, onTrace: options.trace === true ? (line) => process.stdout.write(`${line}\n`) : undefined });
     totals.operations += result.operations;
     totals.acknowledged += result.acknowledgedMessages;
     totals.excused += result.excusedMessages;
     totals.deliveries += result.deliveries;
     totals.commits += result.commits;
+    totals.stepAsides += result.stepAsides;
     totals.connectionsBroken += result.connectionsBroken;
     totals.simulatedMs += result.simulatedMs;
     totals.anomalies += result.anomalies.length;
     for (const [kind, count] of Object.entries(result.faults)) faults.set(kind, (faults.get(kind) ?? 0) + count);
     for (const limitation of result.limitations) limitations.set(limitation, (limitations.get(limitation) ?? 0) + 1);
-    if (reportSeed(result, seeds, `npm run sim -- --cluster${options.topics === true ? ' --topics' : ''}${options.preallocate === true ? ' --preallocate' : ''} --seeds 1 --start ${seed} --steps ${steps} --trace`)) failures.push(result);
+    if (reportSeed(result, seeds, `npm run sim -- --cluster${options.topics === true ? ' --topics' : ''}${options.preallocate === true ? ' --preallocate' : ''}${options.diskStalls === true ? ' --disk-stalls' : ''} --seeds 1 --start ${seed} --steps ${steps} --trace`)) failures.push(result);
     if (options.quiet !== true && ((index + 1) % progressEvery === 0 || index + 1 === seeds)) reportProgress(index + 1, seeds, start, result, startedMs, totals.anomalies);
   }
   const seconds = (performance.now() - startedMs) / 1000;
   process.stdout.write(
     `\nsummary (cluster): seeds ${seeds} (${start}..${start + seeds - 1}), steps ${steps}, operations ${totals.operations}, `
       + `acknowledged messages ${totals.acknowledged} (${totals.excused} excused by concurrent faults), deliveries ${totals.deliveries}, `
-      + `commits ${totals.commits}, faults ${[...faults].map(([kind, count]) => `${kind} ${count}`).join(', ') || 'none'}, `
+      + `commits ${totals.commits}, ${options.diskStalls === true ? `step-asides ${totals.stepAsides}, ` : ''}faults ${[...faults].map(([kind, count]) => `${kind} ${count}`).join(', ') || 'none'}, `
       + `connections broken ${totals.connectionsBroken}, simulated ${(totals.simulatedMs / 1000).toFixed(0)} s, `
       + `anomalies ${totals.anomalies} in ${failures.length} seed(s), ${seconds.toFixed(1)} s\n`,
   );

@@ -112,8 +112,35 @@ export class ProcessClock implements Clock {
 /** One process's file system: every call and every handle fails once the process is dead. */
 export class ProcessFileSystem implements FileSystem {
   alive = true;
+  /** Start times of the syncs running now, when `nowMs` was given (NodeFileSystem.pendingSyncAgeMs's counterpart). */
+  private readonly pendingSyncs = new Map<number, number>();
+  private nextSyncId = 0;
 
-  constructor(private readonly disk: FileSystem) {}
+  /** `nowMs`: the process's monotonic clock, to watch its running syncs (off: syncs run exactly as before, turn for turn). */
+  constructor(
+    private readonly disk: FileSystem,
+    private readonly nowMs?: () => number,
+  ) {}
+
+  get watchesSyncs(): boolean {
+    return this.nowMs !== undefined;
+  }
+
+  /** How long the oldest sync still running has waited, in ms (0: none). */
+  pendingSyncAgeMs(): number {
+    for (const startedMs of this.pendingSyncs.values()) return this.nowMs!() - startedMs;
+    return 0;
+  }
+
+  async watchSync(sync: () => Promise<void>): Promise<void> {
+    const id = this.nextSyncId++;
+    this.pendingSyncs.set(id, this.nowMs!());
+    try {
+      await sync();
+    } finally {
+      this.pendingSyncs.delete(id);
+    }
+  }
 
   check(what: string): void {
     if (!this.alive) throw new SimError('EBADF', `${what}: the process is dead`);
@@ -153,6 +180,7 @@ export class ProcessFileSystem implements FileSystem {
 
   async syncDirectory(directory: string): Promise<void> {
     this.check(`syncDirectory ${directory}`);
+    if (this.watchesSyncs) return this.watchSync(() => this.disk.syncDirectory(directory));
     return this.disk.syncDirectory(directory);
   }
 }
@@ -176,6 +204,7 @@ class ProcessFileHandle implements FileHandle {
 
   async sync(): Promise<void> {
     this.process.check(`sync ${this.path}`);
+    if (this.process.watchesSyncs) return this.process.watchSync(() => this.handle.sync());
     return this.handle.sync();
   }
 
