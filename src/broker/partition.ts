@@ -897,7 +897,9 @@ export class PartitionRunner {
   /**
    * Frees the buffers kept for speed once nothing was appended for idleReleaseMs. A backup
    * that needs older records reads them from disk, as it does for records past the recent
-   * window; the next appends and reads fill the buffers again.
+   * window; a receive reads a payload the record cache let go of from disk, as it does for
+   * a backlog past the cache (otherwise an idle queue with a backlog would keep up to
+   * cacheBytesMax on its primary for good); the next appends and reads fill them again.
    */
   private releaseBuffersWhenIdle(): void {
     const endOffset = this.log.endOffset;
@@ -909,12 +911,13 @@ export class PartitionRunner {
     if (this.idle.released || nowMs - this.idle.sinceMs < this.options.idleReleaseMs) return;
     this.idle.released = true;
     this.recent = [];
+    this.cache.clear();
     this.log.releaseBuffers();
   }
 
   /** What the partition holds only for speed, which an idle partition releases. */
-  get heldForSpeed(): { recentRecords: number; logBufferedBytes: number } {
-    return { recentRecords: this.recent.length, logBufferedBytes: this.log.bufferedBytes };
+  get heldForSpeed(): { recentRecords: number; logBufferedBytes: number; cachedPayloadBytes: number } {
+    return { recentRecords: this.recent.length, logBufferedBytes: this.log.bufferedBytes, cachedPayloadBytes: this.cache.sizeBytes };
   }
 
   /** Writes a checkpoint when enough changed (or `force`), then deletes segments nobody needs. */

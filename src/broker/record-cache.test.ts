@@ -83,3 +83,19 @@ test('after the eviction queue was compacted, eviction still takes the oldest li
   assert.ok(cache.get(3) && cache.get(4) && cache.get(5));
   assert.equal(cache.sizeBytes, 300);
 });
+
+test('clear forgets every payload and its bytes; puts after it fill and evict as before', () => {
+  const cache = new RecordCache(2 * 100);
+  cache.put(1, new Uint8Array(100));
+  cache.put(2, new Uint8Array(100));
+  cache.clear();
+  assert.equal(cache.sizeBytes, 0);
+  assert.equal(cache.orderLength, 0);
+  assert.equal(cache.get(1), undefined);
+  cache.put(3, new Uint8Array(100));
+  cache.put(4, new Uint8Array(100));
+  cache.put(5, new Uint8Array(100));
+  assert.equal(cache.get(3), undefined, 'the oldest entry since the clear goes first');
+  assert.ok(cache.get(4) && cache.get(5));
+  assert.equal(cache.sizeBytes, 200);
+});

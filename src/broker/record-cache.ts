@@ -67,6 +67,14 @@ export class RecordCache {
     this.bytes -= payload.byteLength;
   }
 
+  /** Forgets every payload (an idle partition lets go of what it keeps for speed). */
+  clear(): void {
+    this.entries.clear();
+    this.order = [];
+    this.head = 0;
+    this.bytes = 0;
+  }
+
   /** Forgets every payload at or above `offset` (a cut tail: those offsets will hold other records). */
   deleteFrom(offset: number): void {
     for (const cached of [...this.entries.keys()]) if (cached >= offset) this.delete(cached);
