@@ -1,6 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { PrimaryReplication, SnapshotAssembly, checkpointSafeEnd, committedEnd, decideCatchUp, decideReplicate, divergencePoint, epochRunsOf } from './state.js';
+import { SeededRandom } from '../core/random.js';
 import { AckStatus, FrameKind, FrameSplitter, decodeFrame, encodeFrame, type Frame } from './wire.js';
 
 describe('commit rule', () => {
@@ -10,6 +11,21 @@ describe('commit rule', () => {
     assert.equal(committedEnd(10, [3, 7], 3), 3);
     assert.equal(committedEnd(5, [9, 9], 3), 5, 'the primary itself must hold it durably');
     assert.equal(committedEnd(10, [7], 3), 0, 'not enough replicas: nothing committed');
+  });
+
+  test('the committed end is the (r-1)-th largest backup end, capped by the primary own, for any ends (against a sort)', () => {
+    const random = new SeededRandom(1123);
+    const bySort = (own: number, ends: number[], replicaCount: number): number => {
+      if (replicaCount <= 1) return own;
+      const needed = [...ends].sort((a, b) => b - a)[replicaCount - 2];
+      return needed === undefined ? 0 : Math.min(own, needed);
+    };
+    for (let round = 0; round < 2000; round++) {
+      const ends = Array.from({ length: random.int(6) }, () => random.int(12));
+      const own = random.int(12);
+      const replicaCount = 1 + random.int(7);
+      assert.equal(committedEnd(own, ends, replicaCount), bySort(own, ends, replicaCount), `own ${own}, ends [${ends.join(', ')}], r=${replicaCount}`);
+    }
   });
 });
 
