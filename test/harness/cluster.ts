@@ -209,8 +209,18 @@ export async function startCluster(options: StartClusterOptions): Promise<TestCl
       }, `the primaries of ${queue} to settle`);
       return primaries;
     },
-    waitAllHealthy(via = handles[0]!.id) {
-      return cluster.waitFor(async () => (await cluster.status(via)).nodes.filter((node) => node.health === 'healthy').length === handles.length, `${handles.length} nodes registered healthy`);
+    async waitAllHealthy(via = handles[0]!.id) {
+      try {
+        await cluster.waitFor(async () => (await cluster.status(via)).nodes.filter((node) => node.health === 'healthy').length === handles.length, `${handles.length} nodes registered healthy`);
+      } catch (error) {
+        // Say why: what the view shows, and each node's latest warnings (a rare timeout under a loaded CI machine is otherwise blind).
+        const view = await cluster.status(via).then((status) => status.nodes.map((node) => `${node.id}:${node.health}`).join(' '), (statusError: unknown) => `no status from ${via}: ${String(statusError)}`);
+        const warnings = handles.map((handle) => {
+          const lines = (handle.process?.logRecords() ?? []).filter((record) => typeof record['level'] === 'number' && record['level'] >= 40).slice(-5);
+          return `${handle.id} (${handle.process === undefined ? 'not running' : `pid ${handle.process.pid}`}): ${lines.map((record) => String(record['msg'])).join(' | ') || 'no warnings'}`;
+        });
+        throw new Error(`${(error as Error).message}\nview: ${view}\n${warnings.join('\n')}`);
+      }
     },
     waitFor(predicate, what, timeoutMs = 30_000) {
       return waitUntil(async () => {
