@@ -5,33 +5,11 @@
 import { constants, fdatasyncSync, promises as fsp, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { FileHandle, FileSystem } from '../core/filesystem.js';
+import { PendingSyncs } from '../core/pending-syncs.js';
 import type { DiskStall } from './disk-stall.js';
 
 /** Writes up to this size are made synchronously (see NodeFileHandle.write). */
 const syncWriteBytesMax = 256 * 1024;
-
-/**
- * The fsyncs of the thread pool still running, by start time. A cluster node asks how long
- * the oldest has waited: a disk that stops answering an fsync does not stop the event
- * loop, so without this the node would keep its lease and lead partitions it cannot commit.
- * (An fsync on the main thread needs no watch: it stops the loop, and the lease lapses.)
- */
-class PendingSyncs {
-  private nextId = 0;
-  /** Insertion order is start order: the first entry is the oldest. */
-  private readonly startedMs = new Map<number, number>();
-
-  track(sync: Promise<void>): Promise<void> {
-    const id = this.nextId++;
-    this.startedMs.set(id, performance.now());
-    return sync.finally(() => this.startedMs.delete(id));
-  }
-
-  oldestAgeMs(): number {
-    for (const startedMs of this.startedMs.values()) return performance.now() - startedMs;
-    return 0;
-  }
-}
 
 class NodeFileHandle implements FileHandle {
   constructor(
@@ -96,7 +74,8 @@ class NodeFileHandle implements FileHandle {
 }
 
 export class NodeFileSystem implements FileSystem {
-  private readonly pending = new PendingSyncs();
+  /** Thread-pool fsyncs running now (an fsync on the main thread needs no watch: it stops the loop, and the lease lapses). */
+  private readonly pending = new PendingSyncs(() => performance.now());
 
   /** `stall`: the chaos harness's stalled disk (src/io/disk-stall.ts); never set in production. */
   constructor(private readonly stall?: DiskStall) {}

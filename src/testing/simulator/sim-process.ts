@@ -15,6 +15,7 @@
 // promises each timer starts settle before it fires the next.
 
 import type { Clock, TimerHandle } from '../../core/clock.js';
+import { PendingSyncs } from '../../core/pending-syncs.js';
 import type { FileHandle, FileSystem } from '../../core/filesystem.js';
 import { SeededRandom } from '../../core/random.js';
 import { SimError } from '../sim-filesystem.js';
@@ -112,34 +113,25 @@ export class ProcessClock implements Clock {
 /** One process's file system: every call and every handle fails once the process is dead. */
 export class ProcessFileSystem implements FileSystem {
   alive = true;
-  /** Start times of the syncs running now, when `nowMs` was given (NodeFileSystem.pendingSyncAgeMs's counterpart). */
-  private readonly pendingSyncs = new Map<number, number>();
-  private nextSyncId = 0;
+  /** The syncs running now, watched when a clock was given (NodeFileSystem's counterpart). */
+  private readonly pending: PendingSyncs | undefined;
 
   /** `nowMs`: the process's monotonic clock, to watch its running syncs (off: syncs run exactly as before, turn for turn). */
   constructor(
     private readonly disk: FileSystem,
-    private readonly nowMs?: () => number,
-  ) {}
-
-  get watchesSyncs(): boolean {
-    return this.nowMs !== undefined;
+    nowMs?: () => number,
+  ) {
+    this.pending = nowMs === undefined ? undefined : new PendingSyncs(nowMs);
   }
 
-  /** How long the oldest sync still running has waited, in ms (0: none). */
+  /** How long the oldest sync still running has waited, in ms (0: none, or not watched). */
   pendingSyncAgeMs(): number {
-    for (const startedMs of this.pendingSyncs.values()) return this.nowMs!() - startedMs;
-    return 0;
+    return this.pending?.oldestAgeMs() ?? 0;
   }
 
-  async watchSync(sync: () => Promise<void>): Promise<void> {
-    const id = this.nextSyncId++;
-    this.pendingSyncs.set(id, this.nowMs!());
-    try {
-      await sync();
-    } finally {
-      this.pendingSyncs.delete(id);
-    }
+  /** `sync`, watched when this file system watches its syncs. */
+  watchSync(sync: () => Promise<void>): Promise<void> {
+    return this.pending === undefined ? sync() : this.pending.track(sync());
   }
 
   check(what: string): void {
@@ -180,8 +172,7 @@ export class ProcessFileSystem implements FileSystem {
 
   async syncDirectory(directory: string): Promise<void> {
     this.check(`syncDirectory ${directory}`);
-    if (this.watchesSyncs) return this.watchSync(() => this.disk.syncDirectory(directory));
-    return this.disk.syncDirectory(directory);
+    return this.watchSync(() => this.disk.syncDirectory(directory));
   }
 }
 
@@ -204,8 +195,7 @@ class ProcessFileHandle implements FileHandle {
 
   async sync(): Promise<void> {
     this.process.check(`sync ${this.path}`);
-    if (this.process.watchesSyncs) return this.process.watchSync(() => this.handle.sync());
-    return this.handle.sync();
+    return this.process.watchSync(() => this.handle.sync());
   }
 
   async size(): Promise<number> {
