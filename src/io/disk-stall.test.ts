@@ -17,7 +17,7 @@ async function withStallAndFile(run: (stall: DiskStall, file: FileHandle, logged
   const stall = DiskStall.fromEnvironment({ BERTH_TEST_DISK_STALL_FILE: path.join(directory, 'stall') }, { warn: (_fields, message) => logged.push(message) });
   assert.ok(stall !== undefined);
   try {
-    const fs = new NodeFileSystem(stall);
+    const fs = new NodeFileSystem({ stall, watchSyncs: true });
     const file = await fs.open(path.join(directory, 'log'), { create: true });
     await file.write(new Uint8Array([1, 2, 3]), 0);
     await run(stall, file, logged, fs);

@@ -11,11 +11,14 @@ import type { DiskStall } from './disk-stall.js';
 /** Writes up to this size are made synchronously (see NodeFileHandle.write). */
 const syncWriteBytesMax = 256 * 1024;
 
+/** A thread-pool fsync, counted as running until it settles when the file system watches its syncs. */
+type WatchSync = (sync: Promise<void>) => Promise<void>;
+
 class NodeFileHandle implements FileHandle {
   constructor(
     private readonly handle: fsp.FileHandle,
     private readonly stall: DiskStall | undefined,
-    private readonly pending: PendingSyncs,
+    private readonly watch: WatchSync,
   ) {}
 
   async write(data: Uint8Array, position: number): Promise<void> {
@@ -51,8 +54,7 @@ class NodeFileHandle implements FileHandle {
   }
 
   sync(): Promise<void> {
-    if (this.stall?.active === true) return this.pending.track(this.stall.hold().then(() => this.handle.datasync()));
-    return this.pending.track(this.handle.datasync());
+    return this.watch(this.stall?.active === true ? this.stall.hold().then(() => this.handle.datasync()) : this.handle.datasync());
   }
 
   syncBlocking(): void {
@@ -74,21 +76,32 @@ class NodeFileHandle implements FileHandle {
 }
 
 export class NodeFileSystem implements FileSystem {
-  /** Thread-pool fsyncs running now (an fsync on the main thread needs no watch: it stops the loop, and the lease lapses). */
-  private readonly pending = new PendingSyncs(() => performance.now());
+  private readonly stall: DiskStall | undefined;
+  /**
+   * Thread-pool fsyncs running now, when asked to watch them: a cluster node (see
+   * pendingSyncAgeMs). An fsync on the main thread needs no watch: it stops the loop, and
+   * the lease lapses. A single node watches nothing, so its fsyncs carry no bookkeeping.
+   */
+  private readonly pending: PendingSyncs | undefined;
+  private readonly watch: WatchSync;
 
-  /** `stall`: the chaos harness's stalled disk (src/io/disk-stall.ts); never set in production. */
-  constructor(private readonly stall?: DiskStall) {}
+  /** `stall`: the chaos harness's stalled disk (src/io/disk-stall.ts), never set in production; `watchSyncs`: see pendingSyncAgeMs. */
+  constructor(options: { stall?: DiskStall; watchSyncs?: boolean } = {}) {
+    this.stall = options.stall;
+    const pending = options.watchSyncs === true ? new PendingSyncs(() => performance.now()) : undefined;
+    this.pending = pending;
+    this.watch = pending === undefined ? (sync) => sync : (sync) => pending.track(sync);
+  }
 
-  /** How long the oldest thread-pool fsync still running has waited, in ms (0: none is running). */
+  /** How long the oldest thread-pool fsync still running has waited, in ms (0: none is running, or syncs are not watched). */
   pendingSyncAgeMs(): number {
-    return this.pending.oldestAgeMs();
+    return this.pending?.oldestAgeMs() ?? 0;
   }
 
   async open(filePath: string, options: { create: boolean }): Promise<FileHandle> {
     // Not O_APPEND: the log writes at explicit positions (pwrite), which O_APPEND ignores on Linux.
     const flags = constants.O_RDWR | (options.create ? constants.O_CREAT : 0);
-    return new NodeFileHandle(await fsp.open(filePath, flags, 0o644), this.stall, this.pending);
+    return new NodeFileHandle(await fsp.open(filePath, flags, 0o644), this.stall, this.watch);
   }
 
   async list(directory: string): Promise<string[]> {
@@ -123,10 +136,10 @@ export class NodeFileSystem implements FileSystem {
   }
 
   async syncDirectory(directory: string): Promise<void> {
-    if (this.stall?.active === true) await this.pending.track(this.stall.hold());
+    if (this.stall?.active === true) await this.watch(this.stall.hold());
     const handle = await fsp.open(path.resolve(directory), constants.O_RDONLY);
     try {
-      await this.pending.track(handle.sync());
+      await this.watch(handle.sync());
     } finally {
       await handle.close();
     }

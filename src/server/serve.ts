@@ -52,7 +52,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
 
   const lock = lockDataDirectory(dataDirectory);
   const metrics = new BerthMetrics({ clock });
-  const fs = new NodeFileSystem(DiskStall.fromEnvironment(process.env, logger));
+  // A cluster node watches its thread-pool fsyncs: one stuck past the lease makes it step aside.
+  const fs = new NodeFileSystem({ stall: DiskStall.fromEnvironment(process.env, logger), watchSyncs: config.etcd !== undefined });
   // Cluster mode only with --etcd; otherwise the single-node broker, unchanged.
   const cluster: ClusterRuntime | undefined = config.etcd === undefined ? undefined : await startCluster(config, dataDirectory, fs, clock, logger);
   const broker = cluster?.node ?? await LocalBroker.open({

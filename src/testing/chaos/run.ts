@@ -287,7 +287,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         // and where the partition's primary went.
         fault.targets = [primary];
         processes.stallDisk(primary);
-        await delay(Math.min(entry.holdMs, leaseTtlSeconds * 1000));
+        const probeAfterMs = Math.min(entry.holdMs, leaseTtlSeconds * 1000);
+        await delay(probeAfterMs);
         const answered = await httpGet(`${processes.node(primary).url}/health`, 1_000).then(() => true, () => false);
         await delay(Math.max(0, fault.startMs + entry.holdMs - Date.now()));
         // Asked of another node: the stalled one would not answer.
@@ -298,7 +299,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         );
         processes.unstallDisk(primary);
         const { held, steppedAside } = await processes.stallOutcome(primary, fault.startMs);
-        fault.detail = `fsyncs of ${primary} (primary of ${queue.name}) hung for ${entry.holdMs} ms (lease ${leaseTtlSeconds} s): ${held === undefined ? 'no fsync was held' : `held an fsync for ${held.heldMs} ms on the ${held.where}`}; after ${Math.min(entry.holdMs, leaseTtlSeconds * 1000)} ms it ${answered ? 'still answered' : 'did not answer'} /health; ${steppedAside ? 'it stepped aside' : 'it did not step aside'}; primary at the end: ${primaryDuring}`;
+        fault.detail = `fsyncs of ${primary} (primary of ${queue.name}) hung for ${entry.holdMs} ms (lease ${leaseTtlSeconds} s): ${held === undefined ? 'no fsync was held' : `held an fsync for ${held.heldMs} ms on the ${held.where}`}; after ${probeAfterMs} ms it ${answered ? 'still answered' : 'did not answer'} /health; ${steppedAside ? 'it stepped aside' : 'it did not step aside'}; primary at the end: ${primaryDuring}`;
         break;
       }
       case 'restart-all': {

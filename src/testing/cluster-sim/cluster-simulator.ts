@@ -601,7 +601,7 @@ class ClusterSimulation {
       case 'pause':
         target.clock!.pause();
         // Past the lease, most of the time: the node must come back fenced.
-        target.fault.minimumUntilMs = this.timeline.nowMs() + (this.random.int(4) === 0 ? 500 : leaseTtlMs + 500 + this.random.int(4000));
+        target.fault.minimumUntilMs = this.pastTheLeaseMostly();
         break;
       case 'isolate':
         this.network.isolate(target.id);
@@ -616,15 +616,22 @@ class ClusterSimulation {
       case 'stall':
         target.disk.stall();
         // Past the lease, most of the time: the node must step aside, then come back.
-        target.fault.minimumUntilMs = this.timeline.nowMs() + (this.random.int(4) === 0 ? 500 : leaseTtlMs + 500 + this.random.int(4000));
+        target.fault.minimumUntilMs = this.pastTheLeaseMostly();
         break;
     }
     this.record(`fault ${kind} ${window.nodes.join(',')} until step ${healStep}`);
   }
 
+  /** When a pause or a stall may end at the earliest: 0.5 s from now one time in four, else past the lease TTL. */
+  private pastTheLeaseMostly(): number {
+    return this.timeline.nowMs() + (this.random.int(4) === 0 ? 500 : leaseTtlMs + 500 + this.random.int(4000));
+  }
+
   private async heal(state: SimNode): Promise<void> {
     const fault = state.fault!;
     state.fault = undefined;
+    // A pause or a stall lasts at least until its minimum, whatever step heals it.
+    if (fault.minimumUntilMs !== undefined && fault.minimumUntilMs > this.timeline.nowMs()) await this.advance(fault.minimumUntilMs - this.timeline.nowMs());
     switch (fault.kind) {
       case 'crash':
         this.startNode(state);
@@ -636,11 +643,9 @@ class ClusterSimulation {
         break;
       }
       case 'pause':
-        if (fault.minimumUntilMs !== undefined && fault.minimumUntilMs > this.timeline.nowMs()) await this.advance(fault.minimumUntilMs - this.timeline.nowMs());
         state.clock?.resume();
         break;
       case 'stall':
-        if (fault.minimumUntilMs !== undefined && fault.minimumUntilMs > this.timeline.nowMs()) await this.advance(fault.minimumUntilMs - this.timeline.nowMs());
         state.disk.unstall();
         break;
       case 'isolate':
