@@ -28,21 +28,31 @@ export interface ProducerPlan {
   groups?: { total: number; producers: number };
 }
 
-export interface WorkerInput {
+/** What a worker keeps for its whole life: who it is and which clients it opens. */
+export interface WorkerSetup {
   role: 'producer' | 'consumer';
   index: number;
   driverId: string;
   endpoint: Endpoint;
   queue: QueueSpec;
-  totalMessages: number;
-  producer?: ProducerPlan;
   receiveWaitMs: number;
   /** Consumers: concurrent receive loops in this thread, each with its own client. */
   consumerLanes: number;
+}
+
+/**
+ * One pass over the queue. A W2 run makes two with the same workers and clients (the
+ * unmeasured warm-up, then the measured one), so the measured pass starts with warm clients.
+ */
+export interface PassInput {
+  totalMessages: number;
+  producer?: ProducerPlan;
   counters: SharedArrayBuffer;
   receivedCounts: SharedArrayBuffer;
   groupLast?: SharedArrayBuffer;
 }
+
+export type WorkerInput = WorkerSetup & PassInput;
 
 export interface WorkerResult {
   role: 'producer' | 'consumer';
@@ -59,7 +69,8 @@ export type WorkerMessage =
   | { kind: 'done'; result: WorkerResult }
   | { kind: 'failed'; error: string };
 
-export type MainMessage = { kind: 'go'; startUs: number };
+/** 'go' starts a pass (the worker answers 'done'); 'close' closes its clients and ends it. */
+export type MainMessage = { kind: 'go'; startUs: number; pass: PassInput } | { kind: 'close' };
 
 /** Message group and sequence of the producer's local message k (W4 layout). */
 export function groupOf(producerIndex: number, localIndex: number, groups: { total: number; producers: number }): { group: number; sequence: number } {

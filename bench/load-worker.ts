@@ -1,8 +1,9 @@
 // One load-generator thread: a producer or a consumer of one workload against one system.
 //
-// Life of a worker: connect (driver.producer/consumer) -> post 'ready' -> wait for 'go'
-// (with the run's start time) -> work -> post 'done' with its result. A worker stops early
-// when the shared stop flag is raised (the main thread's timeout or stall detection).
+// Life of a worker: connect (driver.producer/consumer) -> post 'ready' -> for each 'go'
+// (a pass: its start time, plan and shared state) work, then post 'done' with its result
+// -> 'close': close the clients and end. A pass stops early when its shared stop flag is
+// raised (the main thread's timeout or stall detection).
 //
 // Shared state (SharedArrayBuffers, updated with Atomics so every thread sees one truth):
 //   counters       see Counter below
@@ -13,7 +14,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import hdr from 'hdr-histogram-js';
 import { loadDriver } from './drivers/loaders.js';
 import type { Consumer, Delivery, OutgoingMessage, Producer } from './drivers/types.js';
-import { Counter, groupOf, type MainMessage, type WorkerInput, type WorkerMessage, type WorkerResult } from './load-protocol.js';
+import { Counter, groupOf, type MainMessage, type WorkerInput, type WorkerMessage, type WorkerResult, type WorkerSetup } from './load-protocol.js';
 import { decodeMessage, encodeMessage, nowUs } from './message.js';
 
 const sendAttemptsMax = 5;
@@ -206,33 +207,43 @@ async function runConsumer(input: WorkerInput, consumers: Consumer[]): Promise<W
   return result;
 }
 
+/** The main thread's messages, taken one at a time. */
+function mainMessages(port: NonNullable<typeof parentPort>): () => Promise<MainMessage> {
+  const arrived: MainMessage[] = [];
+  let waiting: ((message: MainMessage) => void) | undefined;
+  port.on('message', (message: MainMessage) => {
+    if (waiting === undefined) arrived.push(message);
+    else {
+      const resolve = waiting;
+      waiting = undefined;
+      resolve(message);
+    }
+  });
+  return () => {
+    const message = arrived.shift();
+    return message !== undefined ? Promise.resolve(message) : new Promise((resolve) => (waiting = resolve));
+  };
+}
+
 async function main(): Promise<void> {
   const port = parentPort;
   if (port === null) throw new Error('load-worker must run in a worker thread');
-  const input = workerData as WorkerInput;
-  const driver = await loadDriver(input.driverId);
-  const goPromise = new Promise<number>((resolve) => {
-    port.on('message', (message: MainMessage) => {
-      if (message.kind === 'go') resolve(message.startUs);
-    });
-  });
+  const setup = workerData as WorkerSetup;
+  const nextMessage = mainMessages(port);
+  const driver = await loadDriver(setup.driverId);
   try {
-    if (input.role === 'producer') {
-      const producer = await driver.producer(input.endpoint, input.queue, input.index);
-      port.postMessage({ kind: 'ready' } satisfies WorkerMessage);
-      const startUs = await goPromise;
-      const result = await runProducer(input, producer, startUs);
-      await producer.close().catch(() => undefined);
-      port.postMessage({ kind: 'done', result } satisfies WorkerMessage);
-    } else {
-      const consumers: Consumer[] = [];
-      for (let lane = 0; lane < input.consumerLanes; lane++) consumers.push(await driver.consumer(input.endpoint, input.queue, input.index * input.consumerLanes + lane));
-      port.postMessage({ kind: 'ready' } satisfies WorkerMessage);
-      await goPromise;
-      const result = await runConsumer(input, consumers);
-      await Promise.all(consumers.map((consumer) => consumer.close().catch(() => undefined)));
+    let producer: Producer | undefined;
+    const consumers: Consumer[] = [];
+    if (setup.role === 'producer') producer = await driver.producer(setup.endpoint, setup.queue, setup.index);
+    else for (let lane = 0; lane < setup.consumerLanes; lane++) consumers.push(await driver.consumer(setup.endpoint, setup.queue, setup.index * setup.consumerLanes + lane));
+    port.postMessage({ kind: 'ready' } satisfies WorkerMessage);
+    for (let message = await nextMessage(); message.kind === 'go'; message = await nextMessage()) {
+      const input: WorkerInput = { ...setup, ...message.pass };
+      const result = producer !== undefined ? await runProducer(input, producer, message.startUs) : await runConsumer(input, consumers);
       port.postMessage({ kind: 'done', result } satisfies WorkerMessage);
     }
+    await producer?.close().catch(() => undefined);
+    await Promise.all(consumers.map((consumer) => consumer.close().catch(() => undefined)));
   } catch (error) {
     port.postMessage({ kind: 'failed', error: error instanceof Error ? (error.stack ?? error.message) : String(error) } satisfies WorkerMessage);
   }

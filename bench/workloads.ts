@@ -10,7 +10,7 @@
 import { Worker } from 'node:worker_threads';
 import hdr from 'hdr-histogram-js';
 import type { Driver, QueueSpec, RunningSystem, WorkloadId } from './drivers/types.js';
-import { Counter, counterCount, type MainMessage, type ProducerPlan, type WorkerInput, type WorkerMessage, type WorkerResult } from './load-protocol.js';
+import { Counter, counterCount, type MainMessage, type PassInput, type ProducerPlan, type WorkerMessage, type WorkerResult, type WorkerSetup } from './load-protocol.js';
 import { nowUs } from './message.js';
 import { processCpuMs, residentBytes } from './processes.js';
 import type { RepeatSummary } from './repeats.js';
@@ -84,49 +84,75 @@ export interface Progress {
 const workerUrl = new URL('./load-worker.js', import.meta.url);
 const connectTimeoutMs = 120_000;
 const settleTimeoutMs = 30_000;
+const closeTimeoutMs = 10_000;
 const sampleIntervalMs = 250;
 
 let queueCounter = 0;
 
 interface WorkerHandle {
   worker: Worker;
-  input: WorkerInput;
+  setup: WorkerSetup;
   ready: Promise<void>;
+  /** The result of the pass started last; never settles before a pass starts. */
   done: Promise<WorkerResult>;
+  startPass(startUs: number, pass: PassInput): void;
+  /** Asks the worker to close its clients and end; terminates it if it has not within closeTimeoutMs. */
+  close(): Promise<void>;
 }
 
-function startWorker(input: WorkerInput): WorkerHandle {
-  const worker = new Worker(workerUrl, { workerData: input });
+function startWorker(setup: WorkerSetup): WorkerHandle {
+  const worker = new Worker(workerUrl, { workerData: setup });
   let resolveReady!: () => void;
   let rejectReady!: (error: Error) => void;
   const ready = new Promise<void>((resolve, reject) => {
     resolveReady = resolve;
     rejectReady = reject;
   });
-  const done = new Promise<WorkerResult>((resolve, reject) => {
-    worker.on('message', (message: WorkerMessage) => {
-      if (message.kind === 'ready') resolveReady();
-      else if (message.kind === 'done') resolve(message.result);
-      else {
-        const error = new Error(`${input.role} ${input.index}: ${message.error}`);
-        rejectReady(error);
-        reject(error);
-      }
-    });
-    worker.on('error', (error) => {
-      rejectReady(error);
-      reject(error);
-    });
+  let failure: Error | undefined;
+  let pass: { resolve(result: WorkerResult): void; reject(error: Error): void } | undefined;
+  const fail = (error: Error): void => {
+    failure ??= error;
+    rejectReady(error);
+    pass?.reject(error);
+    pass = undefined;
+  };
+  worker.on('message', (message: WorkerMessage) => {
+    if (message.kind === 'ready') resolveReady();
+    else if (message.kind === 'done') {
+      pass?.resolve(message.result);
+      pass = undefined;
+    } else fail(new Error(`${setup.role} ${setup.index}: ${message.error}`));
+  });
+  worker.on('error', fail);
+  const exited = new Promise<void>((resolve) => {
     worker.on('exit', (code) => {
-      const error = new Error(`${input.role} ${input.index} exited (${code}) before reporting`);
-      rejectReady(error);
-      reject(error);
+      fail(new Error(`${setup.role} ${setup.index} exited (${code}) before reporting`));
+      resolve();
     });
   });
   // Rejections are observed where awaited; keep unobserved ones from crashing the bench.
   ready.catch(() => undefined);
-  done.catch(() => undefined);
-  return { worker, input, ready, done };
+  const handle: WorkerHandle = {
+    worker,
+    setup,
+    ready,
+    done: new Promise<WorkerResult>(() => undefined),
+    startPass(startUs, input) {
+      handle.done = new Promise<WorkerResult>((resolve, reject) => {
+        if (failure !== undefined) reject(failure);
+        else pass = { resolve, reject };
+      });
+      handle.done.catch(() => undefined);
+      worker.postMessage({ kind: 'go', startUs, pass: input } satisfies MainMessage);
+    },
+    async close() {
+      worker.postMessage({ kind: 'close' } satisfies MainMessage);
+      const timer = setTimeout(() => void worker.terminate(), closeTimeoutMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+  return handle;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -177,20 +203,33 @@ export const latencyWarmUpSeconds = 3;
 export async function runWorkload(driver: Driver, system: RunningSystem, settings: WorkloadSettings, onProgress: (progress: Progress) => void): Promise<WorkloadResult> {
   const fifo = settings.groups !== undefined;
   const queue = await system.createQueue(`bench-${settings.id.toLowerCase()}-${++queueCounter}`, fifo);
-  if (settings.ratePerSecond !== undefined) {
-    const warmUpMessages = Math.min(settings.messages, Math.ceil(settings.ratePerSecond * latencyWarmUpSeconds));
-    const warmUp = await runPhase(driver, system, queue, { ...settings, messages: warmUpMessages }, (progress) => onProgress({ ...progress, phase: 'warming up' }));
-    // Every warm-up message must be received and deleted before the measured run: one left
-    // over would be delivered to the measured consumers as a duplicate of an id they expect.
-    if (warmUp.status !== 'ok') {
-      return { ...warmUp, status: warmUp.status === 'FAILED' ? 'FAILED' : 'error', note: `warm-up: ${warmUp.note ?? warmUp.status}` };
+  const setup = { driverId: driver.id, endpoint: system.endpoint, queue, receiveWaitMs: 1000, consumerLanes: settings.consumerLanes };
+  const producers = Array.from({ length: settings.producers }, (_, index) => startWorker({ ...setup, role: 'producer', index }));
+  const consumers = Array.from({ length: settings.consumers }, (_, index) => startWorker({ ...setup, role: 'consumer', index }));
+  const workers = { producers, consumers };
+  try {
+    onProgress({ phase: 'connecting', done: 0, total: settings.messages });
+    await withTimeout(Promise.all([...producers, ...consumers].map((handle) => handle.ready)), connectTimeoutMs, 'load-generator workers to connect');
+    if (settings.ratePerSecond !== undefined) {
+      // The warm-up runs on the same workers, clients and connections as the measured pass.
+      const warmUpMessages = Math.min(settings.messages, Math.ceil(settings.ratePerSecond * latencyWarmUpSeconds));
+      const warmUp = await runPass(workers, system, { ...settings, messages: warmUpMessages }, (progress) => onProgress({ ...progress, phase: 'warming up' }));
+      // Every warm-up message must be received and deleted before the measured run: one left
+      // over would be delivered to the measured consumers as a duplicate of an id they expect.
+      if (warmUp.status !== 'ok') {
+        return { ...warmUp, status: warmUp.status === 'FAILED' ? 'FAILED' : 'error', note: `warm-up: ${warmUp.note ?? warmUp.status}` };
+      }
     }
+    return await runPass(workers, system, settings, onProgress);
+  } catch (error) {
+    return { workload: settings.id, status: 'error', messages: settings.messages, note: String(error).slice(0, 300) };
+  } finally {
+    await Promise.all([...producers, ...consumers].map((handle) => handle.close()));
   }
-  return await runPhase(driver, system, queue, settings, onProgress);
 }
 
-/** One measured pass of `settings` over `queue`: workers start, run, report and stop. */
-async function runPhase(driver: Driver, system: RunningSystem, queue: QueueSpec, settings: WorkloadSettings, onProgress: (progress: Progress) => void): Promise<WorkloadResult> {
+/** One pass of `settings` over the workers' queue: each worker gets its part, runs it and reports. */
+async function runPass(workers: { producers: WorkerHandle[]; consumers: WorkerHandle[] }, system: RunningSystem, settings: WorkloadSettings, onProgress: (progress: Progress) => void): Promise<WorkloadResult> {
   const total = settings.messages;
   const fifo = settings.groups !== undefined;
   const countersBuffer = new SharedArrayBuffer(counterCount * Int32Array.BYTES_PER_ELEMENT);
@@ -201,30 +240,17 @@ async function runPhase(driver: Driver, system: RunningSystem, queue: QueueSpec,
     groupLast = new SharedArrayBuffer(settings.groups * Int32Array.BYTES_PER_ELEMENT);
     new Int32Array(groupLast).fill(-1);
   }
-
-  const base = {
-    driverId: driver.id,
-    endpoint: system.endpoint,
-    queue,
-    totalMessages: total,
-    receiveWaitMs: 1000,
-    consumerLanes: settings.consumerLanes,
-    counters: countersBuffer,
-    receivedCounts,
-    ...(groupLast === undefined ? {} : { groupLast }),
-  };
-  const producers: WorkerHandle[] = [];
-  const consumers: WorkerHandle[] = [];
-  const perProducer = Math.floor(total / settings.producers);
-  for (let index = 0; index < settings.producers; index++) {
+  const shared: PassInput = { totalMessages: total, counters: countersBuffer, receivedCounts, ...(groupLast === undefined ? {} : { groupLast }) };
+  const { producers, consumers } = workers;
+  const perProducer = Math.floor(total / producers.length);
+  const producerPass = (index: number): PassInput => {
     const firstId = index * perProducer;
-    const count = index === settings.producers - 1 ? total - firstId : perProducer;
+    const count = index === producers.length - 1 ? total - firstId : perProducer;
     const plan: ProducerPlan = { firstId, count, batchSize: settings.batchSize, inFlightMax: settings.inFlightPerProducer };
-    if (settings.ratePerSecond !== undefined) plan.ratePerSecond = settings.ratePerSecond / settings.producers;
-    if (settings.groups !== undefined) plan.groups = { total: settings.groups, producers: settings.producers };
-    producers.push(startWorker({ ...base, role: 'producer', index, producer: plan }));
-  }
-  for (let index = 0; index < settings.consumers; index++) consumers.push(startWorker({ ...base, role: 'consumer', index }));
+    if (settings.ratePerSecond !== undefined) plan.ratePerSecond = settings.ratePerSecond / producers.length;
+    if (settings.groups !== undefined) plan.groups = { total: settings.groups, producers: producers.length };
+    return { ...shared, producer: plan };
+  };
   const all = [...producers, ...consumers];
 
   const pids = system.serverPids();
@@ -232,17 +258,14 @@ async function runPhase(driver: Driver, system: RunningSystem, queue: QueueSpec,
   const serverRss = (): number => pids.reduce((sum, pid) => sum + (residentBytes(pid) ?? 0), 0);
 
   try {
-    onProgress({ phase: 'connecting', done: 0, total });
-    await withTimeout(Promise.all(all.map((handle) => handle.ready)), connectTimeoutMs, 'load-generator workers to connect');
-
     const rssBaselineBytes = serverRss();
     let rssPeakBytes = rssBaselineBytes;
     let rssFillPeakBytes: number | undefined;
     const clientCpuStart = process.cpuUsage();
     const serverCpuStartMs = serverCpuMs();
     const startUs = nowUs() + 20_000;
-    const go: MainMessage = { kind: 'go', startUs };
-    for (const handle of settings.fillThenDrain ? producers : all) handle.worker.postMessage(go);
+    producers.forEach((handle, index) => handle.startPass(startUs, producerPass(index)));
+    if (!settings.fillThenDrain) for (const handle of consumers) handle.startPass(startUs, shared);
 
     let fillEndUs: number | undefined;
     let lastProgressValue = -1;
@@ -263,7 +286,7 @@ async function runPhase(driver: Driver, system: RunningSystem, queue: QueueSpec,
         if (sent >= total || producersFinished) {
           fillEndUs = nowUs();
           rssFillPeakBytes = rssPeakBytes;
-          for (const handle of consumers) handle.worker.postMessage(go);
+          for (const handle of consumers) handle.startPass(startUs, shared);
         }
       } else {
         onProgress({ phase: settings.fillThenDrain ? 'draining' : 'running', done: distinct, total });
@@ -340,6 +363,5 @@ async function runPhase(driver: Driver, system: RunningSystem, queue: QueueSpec,
     return { workload: settings.id, status: 'error', messages: total, note: String(error).slice(0, 300) };
   } finally {
     Atomics.store(counters, Counter.stop, 1);
-    await Promise.all(all.map((handle) => handle.worker.terminate().catch(() => undefined)));
   }
 }
