@@ -78,7 +78,7 @@ export interface Launched {
 /**
  * Node flags for a Berth server the bench starts: those bin/berth.js's shebang gives; then
  * BERTH_BENCH_NODE_FLAGS (space-separated, for trying V8 settings under the bench's own
- * load: later flags win, so `--max-semi-space-size=16` overrides the default); and with
+ * load: later flags win, so `--max-semi-space-size=64` overrides the default); and with
  * BERTH_BENCH_CPU_PROFILE_DIR set, a V8 CPU profile written there when the server stops
  * (open it in Chrome DevTools or speedscope), which is how the hot path is profiled.
  */
