@@ -33,6 +33,7 @@ import { QueueMachine, type Receipt } from '../queue/machine.js';
 import { RecordType, decodeEnqueue, decodeRelocate, encodeRelocate, type EnqueuePayload } from '../queue/records.js';
 import type { QueueConfig, QueueCounts } from '../queue/types.js';
 import { takenForMove } from './queue-calls.js';
+import type { CacheBudget } from './cache-budget.js';
 import { RecordCache } from './record-cache.js';
 
 export interface PartitionLogger {
@@ -91,6 +92,8 @@ export interface PartitionReplication {
 export interface PartitionOptions {
   logOptions?: Partial<PartitionLogOptions>;
   cacheBytesMax: number;
+  /** The node's budget over every partition's record cache (absent: each cache is bounded by cacheBytesMax only). */
+  cacheBudget?: CacheBudget;
   maintenanceIntervalMs: number;
   checkpointEveryRecords: number;
   checkpointIntervalMs: number;
@@ -193,7 +196,7 @@ export class PartitionRunner {
     checkpointOffset: number,
     readonly recoveryFigures: PartitionRecoveryFigures,
   ) {
-    this.cache = new RecordCache(options.cacheBytesMax);
+    this.cache = new RecordCache(options.cacheBytesMax, options.cacheBudget);
     this.checkpointOffset = checkpointOffset;
     this.checkpointAtMs = clock.monotonicMs();
     this.tracker = { waitCommitted: (endOffset) => this.log.waitDurable(endOffset) };
@@ -598,6 +601,7 @@ export class PartitionRunner {
     this.maintenanceTimer?.cancel();
     this.wakeTimer?.cancel();
     this.wakeAll();
+    this.cache.close();
     await this.log.close();
   }
 

@@ -8,33 +8,53 @@
 // its stale offsets outnumber the live entries (without that it held 8 bytes for every
 // message ever cached: 40 MB after draining a 5,000,000-message backlog).
 
+import type { BudgetedCache, CacheBudget } from './cache-budget.js';
+
 /** Stale offsets the eviction queue may hold beyond twice the live entries before it is compacted. */
 const orderSlackEntries = 4096;
 
-export class RecordCache {
+export class RecordCache implements BudgetedCache {
   private readonly entries = new Map<number, Uint8Array>();
   /** Offsets in insertion order from `head`; may name entries already deleted. */
   private order: number[] = [];
   private head = 0;
   private bytes = 0;
+  private closed = false;
 
-  constructor(private readonly bytesMax: number) {}
+  /** `budget`: the node's budget over every partition's cache, charged and released with each payload. */
+  constructor(
+    private readonly bytesMax: number,
+    private readonly budget?: CacheBudget,
+  ) {
+    budget?.register(this);
+  }
 
   put(offset: number, payload: Uint8Array): void {
-    if (payload.byteLength > this.bytesMax) return;
+    // A closed cache holds nothing more: a late put would be charged to the budget for good.
+    if (payload.byteLength > this.bytesMax || this.closed) return;
     this.delete(offset);
     this.entries.set(offset, payload);
     this.order.push(offset);
     this.bytes += payload.byteLength;
-    while (this.bytes > this.bytesMax && this.head < this.order.length) {
-      const oldest = this.order[this.head++]!;
-      this.delete(oldest);
-    }
+    while (this.bytes > this.bytesMax && this.evictOldest());
     if (this.head > 4096 && this.head * 2 > this.order.length) {
       this.order = this.order.slice(this.head);
       this.head = 0;
     }
     if (this.order.length - this.head > 2 * this.entries.size + orderSlackEntries) this.compactOrder();
+    // Last: the budget may evict from this cache too.
+    this.budget?.charge(payload.byteLength);
+  }
+
+  evictOldest(): boolean {
+    while (this.head < this.order.length) {
+      const oldest = this.order[this.head++]!;
+      if (this.entries.has(oldest)) {
+        this.delete(oldest);
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Keeps one offset per live entry, its latest put, in order: O(order), amortised O(1) per put. */
@@ -65,14 +85,23 @@ export class RecordCache {
     if (payload === undefined) return;
     this.entries.delete(offset);
     this.bytes -= payload.byteLength;
+    this.budget?.release(payload.byteLength);
   }
 
   /** Forgets every payload (an idle partition lets go of what it keeps for speed). */
   clear(): void {
+    this.budget?.release(this.bytes);
     this.entries.clear();
     this.order = [];
     this.head = 0;
     this.bytes = 0;
+  }
+
+  /** Clears and leaves the node's budget (the partition closes). */
+  close(): void {
+    this.closed = true;
+    this.clear();
+    this.budget?.unregister(this);
   }
 
   /** Forgets every payload at or above `offset` (a cut tail: those offsets will hold other records). */

@@ -33,6 +33,7 @@ export const serverConfigSchema = z
     leaseTtlSeconds: z.number().int().min(2).max(60).optional(),
     replicaReplaceAfterSeconds: z.number().int().min(1).max(7 * 24 * 3600).optional(),
     checkpointIntervalMs: z.number().int().min(100).max(3_600_000).optional(),
+    recordCacheBytesMax: z.number().int().min(0).max(64 * 1024 * 1024 * 1024),
   })
   .strict();
 
@@ -70,6 +71,7 @@ export const configKeys: ConfigKey[] = [
   { key: 'leaseTtlSeconds', flag: '--lease-ttl-seconds', env: 'BERTH_LEASE_TTL_SECONDS', kind: 'number', description: 'cluster: etcd lease TTL; a primary silent this long is replaced (default 3)' },
   { key: 'replicaReplaceAfterSeconds', flag: '--replica-replace-after-seconds', env: 'BERTH_REPLICA_REPLACE_AFTER_SECONDS', kind: 'number', description: 'cluster: a replica gone this long is replaced by a live node outside the set, which catches up by records or snapshot (default 300)' },
   { key: 'checkpointIntervalMs', flag: '--checkpoint-interval-ms', env: 'BERTH_CHECKPOINT_INTERVAL_MS', kind: 'number', description: 'a partition checkpoints its queue state at least this often when it changed (default 30000); segments below the checkpoint and the ACK level are deleted' },
+  { key: 'recordCacheBytesMax', flag: '--record-cache-bytes-max', env: 'BERTH_RECORD_CACHE_BYTES_MAX', kind: 'number', description: 'memory for recently sent message bodies, over all partitions on this node (each keeps at most 64 MiB), so receives of recent messages need no disk read; over it the largest caches give way' },
   { key: 'shutdownTimeoutMs', flag: '--shutdown-timeout-ms', env: 'BERTH_SHUTDOWN_TIMEOUT_MS', kind: 'number', description: 'how long a graceful stop waits for requests in flight' },
 ];
 
@@ -86,6 +88,7 @@ export const defaultServerConfig: ServerConfig = {
   preallocateBytes: 256 * 1024,
   requestBodyBytesMax: 4 * 1024 * 1024,
   shutdownTimeoutMs: 30_000,
+  recordCacheBytesMax: 256 * 1024 * 1024,
 };
 
 export class ConfigError extends Error {

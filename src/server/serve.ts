@@ -8,6 +8,7 @@ import path from 'node:path';
 import { NodeFileSystem } from '../io/node-filesystem.js';
 import { DiskStall } from '../io/disk-stall.js';
 import { TurnEndFlusher } from '../io/turn-end-flusher.js';
+import { CacheBudget } from '../broker/cache-budget.js';
 import type { PartitionOptions } from '../broker/partition.js';
 import { SystemClock } from '../io/system-clock.js';
 import { lockDataDirectory } from '../io/data-directory-lock.js';
@@ -250,6 +251,7 @@ async function startCluster(config: ServerConfig, dataDirectory: string, fs: Nod
  */
 function partitionOptionsOf(config: ServerConfig): Partial<PartitionOptions> {
   return {
+    cacheBudget: new CacheBudget(config.recordCacheBytesMax),
     logOptions: {
       groupCommitDelayMs: config.groupCommitDelayMs,
       segmentBytesMax: config.segmentBytesMax,

@@ -2,6 +2,7 @@
 // logger, a queue with default settings, no dead-letter target, and maintenance that never
 // runs on its own (its interval is an hour; the tests' clocks stand still).
 
+import type { CacheBudget } from '../broker/cache-budget.js';
 import type { Clock } from '../core/clock.js';
 import { PartitionRunner, type PartitionReplication } from '../broker/partition.js';
 import { queueConfigFromAttributes } from '../queue/config.js';
@@ -20,6 +21,8 @@ export function openTestRunner(options: {
   /** Default: primary at epoch 1, committing at the log's durability. */
   replication?: PartitionReplication;
   logOptions?: Partial<PartitionLogOptions>;
+  /** The node-wide budget over record caches; default none. */
+  cacheBudget?: CacheBudget;
 }): Promise<PartitionRunner> {
   return PartitionRunner.open({
     name: options.name,
@@ -29,7 +32,11 @@ export function openTestRunner(options: {
     clock: options.clock,
     hooks: { deadLetter: async () => undefined },
     logger: silentLogger,
-    options: { maintenanceIntervalMs: 3_600_000, ...(options.logOptions === undefined ? {} : { logOptions: options.logOptions }) },
+    options: {
+      maintenanceIntervalMs: 3_600_000,
+      ...(options.logOptions === undefined ? {} : { logOptions: options.logOptions }),
+      ...(options.cacheBudget === undefined ? {} : { cacheBudget: options.cacheBudget }),
+    },
     replication: options.replication ?? { role: 'primary', epoch: 1 },
   });
 }
