@@ -48,6 +48,9 @@ test('metrics follow sends, receives, deletes and errors', { timeout: 60_000 }, 
     const before = await scrape(server.url);
     assert.equal(before.get(`berth_queue_messages{queue="${queue}",state="visible"}`), 0);
     assert.equal(before.get(`berth_messages_total{queue="${queue}",kind="sent"}`) ?? 0, 0);
+    // The node's record cache budget: the default, nothing held yet.
+    assert.equal(before.get('berth_record_cache_bytes{limit="max"}'), 256 * 1024 * 1024);
+    assert.equal(before.get('berth_record_cache_bytes{limit="used"}'), 0);
 
     const entries = Array.from({ length: 5 }, (_, index) => ({ Id: `m${index}`, MessageBody: `message ${index}` }));
     const sent = await client.send(new SendMessageBatchCommand({ QueueUrl, Entries: entries }));
@@ -58,6 +61,8 @@ test('metrics follow sends, receives, deletes and errors', { timeout: 60_000 }, 
     assert.equal(afterSend.get(`berth_requests_total{action="SendMessageBatch",queue="${queue}"}`), 1);
     assert.equal(afterSend.get(`berth_request_duration_seconds_count{action="SendMessageBatch"}`), 1);
     assert.equal(afterSend.get(`berth_queue_messages{queue="${queue}",state="visible"}`), 5);
+    const cachedAfterSend = afterSend.get('berth_record_cache_bytes{limit="used"}') ?? 0;
+    assert.ok(cachedAfterSend > 5 * 'message 0'.length, `the five bodies are cached for receives: ${cachedAfterSend} bytes`);
 
     const received = await client.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 3, VisibilityTimeout: 120, WaitTimeSeconds: 0 }));
     const messages = received.Messages ?? [];
@@ -75,6 +80,8 @@ test('metrics follow sends, receives, deletes and errors', { timeout: 60_000 }, 
     assert.equal(afterDelete.get(`berth_messages_total{queue="${queue}",kind="deleted"}`), messages.length);
     assert.equal(afterDelete.get(`berth_queue_messages{queue="${queue}",state="inflight"}`), 0);
     assert.equal(afterDelete.get(`berth_queue_messages{queue="${queue}",state="visible"}`), 5 - messages.length);
+    const cachedAfterDelete = afterDelete.get('berth_record_cache_bytes{limit="used"}') ?? 0;
+    assert.ok(cachedAfterDelete > 0 && cachedAfterDelete < cachedAfterSend, `deleted messages leave the cache: ${cachedAfterSend} -> ${cachedAfterDelete} bytes`);
     // End-to-end latency is observed for one received message in 8, the first included.
     assert.equal(afterDelete.get(`berth_message_end_to_end_seconds_count{queue="${queue}"}`), Math.ceil(messages.length / 8));
 

@@ -21,6 +21,7 @@
 //   berth_queue_oldest_message_age_seconds{queue}           gauge
 //   berth_replication_lag_records{partition}                gauge
 //   berth_event_loop_delay_seconds{quantile=0.5|0.99|max}   gauge (monitorEventLoopDelay)
+//   berth_record_cache_bytes{limit=used|max}                gauge, the node's record cache budget
 //   process_*, nodejs_*                                     prom-client defaults (optional)
 
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
@@ -210,6 +211,20 @@ export class BerthMetrics {
     this.serverRing = new SecondRing(this.seriesSecondsMax, 5);
     this.latencySlots = Array.from({ length: this.seriesSecondsMax }, () => new Uint32Array(latencyBucketCount));
     this.latencySlotSeconds = new Float64Array(this.seriesSecondsMax).fill(-1);
+  }
+
+  /** Exports the node's record cache budget: the bytes its partitions' caches hold, and the most they may. */
+  watchRecordCache(budget: { readonly sizeBytes: number; readonly bytesMax: number }): void {
+    new Gauge({
+      name: 'berth_record_cache_bytes',
+      help: 'Recently sent message bodies the node keeps in memory for receives (used), and its budget (max).',
+      labelNames: ['limit'],
+      registers: [this.registry],
+      collect() {
+        this.set({ limit: 'used' }, budget.sizeBytes);
+        this.set({ limit: 'max' }, budget.bytesMax);
+      },
+    });
   }
 
   /** One API request: counted, its failure counted by code, its latency observed. */

@@ -53,10 +53,13 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
 
   const lock = lockDataDirectory(dataDirectory);
   const metrics = new BerthMetrics({ clock });
+  // One budget over every partition's record cache on this node.
+  const cacheBudget = new CacheBudget(config.recordCacheBytesMax);
+  metrics.watchRecordCache(cacheBudget);
   // A cluster node watches its thread-pool fsyncs: one stuck past the lease makes it step aside.
   const fs = new NodeFileSystem({ stall: DiskStall.fromEnvironment(process.env, logger), watchSyncs: config.etcd !== undefined });
   // Cluster mode only with --etcd; otherwise the single-node broker, unchanged.
-  const cluster: ClusterRuntime | undefined = config.etcd === undefined ? undefined : await startCluster(config, dataDirectory, fs, clock, logger);
+  const cluster: ClusterRuntime | undefined = config.etcd === undefined ? undefined : await startCluster(config, dataDirectory, fs, clock, logger, cacheBudget);
   const broker = cluster?.node ?? await LocalBroker.open({
     fs,
     dataDirectory,
@@ -66,7 +69,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     accountId: config.accountId,
     newId: randomUuid,
     newIncarnation: () => randomBytes(8).toString('hex'),
-    partitionOptions: partitionOptionsOf(config),
+    partitionOptions: partitionOptionsOf(config, cacheBudget),
   });
   const service = instrumentService(broker, metrics, clock);
 
@@ -215,7 +218,7 @@ export async function runServerProcess(config: ServerConfig): Promise<void> {
   process.on('SIGINT', onSignal);
 }
 
-async function startCluster(config: ServerConfig, dataDirectory: string, fs: NodeFileSystem, clock: SystemClock, logger: Logger): Promise<ClusterRuntime> {
+async function startCluster(config: ServerConfig, dataDirectory: string, fs: NodeFileSystem, clock: SystemClock, logger: Logger, cacheBudget: CacheBudget): Promise<ClusterRuntime> {
   if (config.nodeId === undefined) throw new Error('cluster mode (--etcd) needs --node-id');
   if (config.peerPort === undefined) throw new Error('cluster mode (--etcd) needs --peer-port (0 picks a free port)');
   return startClusterRuntime({
@@ -239,7 +242,7 @@ async function startCluster(config: ServerConfig, dataDirectory: string, fs: Nod
     logger: logger.child({ component: 'cluster', node: config.nodeId }),
     newId: randomUuid,
     newIncarnation: () => randomBytes(8).toString('hex'),
-    partitionOptions: partitionOptionsOf(config),
+    partitionOptions: partitionOptionsOf(config, cacheBudget),
   });
 }
 
@@ -249,9 +252,9 @@ async function startCluster(config: ServerConfig, dataDirectory: string, fs: Nod
  * left for the backups (Partition's beforeAppend). On a 3-node cluster at 1,000 msg/s that
  * cost about a fifth less CPU than the thread pool, and p99 was lower (BENCHMARKS.md, session 12).
  */
-function partitionOptionsOf(config: ServerConfig): Partial<PartitionOptions> {
+function partitionOptionsOf(config: ServerConfig, cacheBudget: CacheBudget): Partial<PartitionOptions> {
   return {
-    cacheBudget: new CacheBudget(config.recordCacheBytesMax),
+    cacheBudget,
     logOptions: {
       groupCommitDelayMs: config.groupCommitDelayMs,
       segmentBytesMax: config.segmentBytesMax,
