@@ -8,18 +8,17 @@
 // names. It is one linearizable store (no etcd member failures are simulated: Berth never
 // votes by itself, etcd is its consensus).
 //
-// SimCoordinator is src/io/etcd-coordinator.ts's state machine on a node's clock: the same
-// lease states (granting -> alive -> lost -> granting), the same fence (the one LeaseFence
-// of src/cluster/lease-fence.ts, on the node's own, possibly drifting, clock), and the same
-// polled view (a full read every
-// pollIntervalMs; etcd3's watch is not used by the real adapter either). Each call to etcd
+// SimCoordinator is src/io/etcd-coordinator.ts on a node's clock: the same LeaseKeeper
+// (src/cluster/lease-keeper.ts: lease states, fence and stepping aside, on the node's own,
+// possibly drifting, clock) and the same polled view (a full read every pollIntervalMs;
+// etcd3's watch is not used by the real adapter either). Each call to etcd
 // crosses the simulated network: a seeded delay each way, and no answer while the node is
 // cut off from etcd (the call then fails after its timeout).
 
 import type { QueueMetadata } from '../../broker/metadata-store.js';
 import { repeatOn, sleepOn, type TimerHandle } from '../../core/clock.js';
 import { emptyView, partitionKey, viewFromEntries, type ClusterView, type Coordinator, type NodeInfo, type PartitionAssignment } from '../../cluster/coordinator.js';
-import { LeaseFence } from '../../cluster/lease-fence.js';
+import { LeaseKeeper } from '../../cluster/lease-keeper.js';
 import type { ProcessClock } from '../simulator/sim-process.js';
 import type { NodeClock } from './node-clock.js';
 import type { SimNetwork } from './sim-network.js';
@@ -136,15 +135,34 @@ export class SimCoordinator implements Coordinator {
   private current: ClusterView = emptyView();
   private readonly listeners: Array<(view: ClusterView) => void> = [];
   private self: NodeInfo | undefined;
-  private leaseId = 0;
-  private readonly fence: LeaseFence;
+  /** Lease ids on SimEtcd. */
+  private readonly membership: LeaseKeeper<number>;
   private keepaliveTimer: TimerHandle | undefined;
   private pollTimer: TimerHandle | undefined;
-  private regranting: Promise<void> | undefined;
   private closed = false;
 
   constructor(private readonly options: SimCoordinatorOptions) {
-    this.fence = new LeaseFence(options.leaseTtlMs, options.fenceMarginMs);
+    const { clock } = options;
+    this.membership = new LeaseKeeper<number>(
+      {
+        grant: () => {
+          const self = this.self;
+          if (self === undefined) return Promise.reject(new Error('the coordinator has not started'));
+          return this.call((etcd) => {
+            const id = etcd.grant(options.leaseTtlMs);
+            etcd.transaction([], [{ key: `nodes/${self.id}`, value: JSON.stringify(self), lease: id }]);
+            return id;
+          });
+        },
+        keepalive: (id) => this.call((etcd) => etcd.keepalive(id)).then((ttlMs) => (ttlMs > 0 ? 'renewed' : 'expired')),
+        revoke: (id) => this.call((etcd) => etcd.revoke(id)),
+        monotonicMs: () => clock.monotonicMs(),
+        sleep: (ms) => sleepOn(clock, ms),
+        running: () => clock.alive,
+        describe: (id) => ({ leaseId: id, node: this.self?.id }),
+      },
+      { ttlMs: options.leaseTtlMs, fenceMarginMs: options.fenceMarginMs, ...(options.stalledReason === undefined ? {} : { stalledReason: options.stalledReason }), logger: options.logger },
+    );
   }
 
   /** One call to etcd across the network; rejects after the timeout when no answer came. */
@@ -177,9 +195,9 @@ export class SimCoordinator implements Coordinator {
 
   async start(self: NodeInfo): Promise<void> {
     this.self = self;
-    await this.grant();
+    await this.membership.grant();
     await this.refresh();
-    this.keepaliveTimer = repeatOn(this.options.clock, Math.max(100, this.options.leaseTtlMs / 6), () => this.keepalive());
+    this.keepaliveTimer = repeatOn(this.options.clock, Math.max(100, this.options.leaseTtlMs / 6), () => this.membership.keepalive());
     const poll = (): void => {
       if (this.closed) return;
       this.refresh()
@@ -200,7 +218,7 @@ export class SimCoordinator implements Coordinator {
   }
 
   acknowledgeUntilMs(): number {
-    return this.fence.acknowledgeUntilMs();
+    return this.membership.acknowledgeUntilMs();
   }
 
   async refresh(): Promise<ClusterView> {
@@ -208,8 +226,7 @@ export class SimCoordinator implements Coordinator {
     const view = await this.call((etcd) => etcd.range());
     if (BigInt(view.revision) < BigInt(this.current.revision)) return this.current;
     this.current = view;
-    this.fence.viewRead(startedMs);
-    if (this.self !== undefined && !view.nodes.has(this.self.id) && this.regranting === undefined && !this.closed) this.lost('node key missing');
+    this.membership.viewRead(startedMs, this.self === undefined || view.nodes.has(this.self.id));
     for (const listener of this.listeners) listener(view);
     return view;
   }
@@ -244,8 +261,8 @@ export class SimCoordinator implements Coordinator {
 
   async campaign(): Promise<boolean> {
     const self = this.self;
-    if (self === undefined || this.leaseId === 0) return false;
-    const leaseId = this.leaseId;
+    const leaseId = this.membership.lease;
+    if (self === undefined || leaseId === undefined) return false;
     return this.call((etcd) => etcd.transaction([{ key: 'controller', field: 'create', equals: 0 }], [{ key: 'controller', value: self.id, lease: leaseId }]) || etcd.get('controller')?.value === self.id);
   }
 
@@ -253,85 +270,6 @@ export class SimCoordinator implements Coordinator {
     this.closed = true;
     this.keepaliveTimer?.cancel();
     this.pollTimer?.cancel();
-    this.fence.close();
-    const leaseId = this.leaseId;
-    if (leaseId !== 0) await this.call((etcd) => etcd.revoke(leaseId)).catch(() => undefined);
-  }
-
-  // ---- lease ---------------------------------------------------------------------
-
-  private async grant(): Promise<void> {
-    const self = this.self;
-    if (self === undefined) return;
-    const sentMs = this.options.clock.monotonicMs();
-    const ttlMs = this.options.leaseTtlMs;
-    const leaseId = await this.call((etcd) => {
-      const id = etcd.grant(ttlMs);
-      etcd.transaction([], [{ key: `nodes/${self.id}`, value: JSON.stringify(self), lease: id }]);
-      return id;
-    });
-    this.leaseId = leaseId;
-    this.fence.granted(sentMs, this.options.clock.monotonicMs());
-    this.options.logger.info({ leaseId, node: self.id }, 'registered in etcd');
-  }
-
-  private keepalive(): void {
-    const leaseId = this.leaseId;
-    if (leaseId === 0 || this.closed || this.regranting !== undefined) return;
-    const stalled = this.options.stalledReason?.();
-    if (stalled !== undefined) {
-      this.stepAside(leaseId, stalled);
-      return;
-    }
-    const sentMs = this.options.clock.monotonicMs();
-    this.call((etcd) => etcd.keepalive(leaseId)).then(
-      (ttlMs) => {
-        if (this.leaseId !== leaseId) return;
-        if (ttlMs <= 0) {
-          this.lost('lease expired');
-          return;
-        }
-        this.fence.renewed(sentMs);
-      },
-      () => undefined,
-    );
-  }
-
-  private lost(reason: string): void {
-    if (this.regranting !== undefined || this.closed) return;
-    this.fence.lost();
-    this.options.logger.warn({ reason }, 'etcd lease lost: acknowledgements stop until registered again and the view is re-read');
-    this.registerAgain();
-  }
-
-  /** As EtcdCoordinator.stepAside: revoke the lease now, register again once `stalledReason` clears. */
-  private stepAside(leaseId: number, reason: string): void {
-    if (this.regranting !== undefined || this.closed) return;
-    this.fence.lost();
-    this.leaseId = 0;
-    this.options.logger.warn({ reason }, 'stepping aside: lease revoked so the other nodes take over; this node registers again once the reason is gone');
-    this.registerAgain(async () => {
-      await this.call((etcd) => etcd.revoke(leaseId)).catch(() => undefined);
-      while (!this.closed && this.options.clock.alive && this.options.stalledReason?.() !== undefined) await sleepOn(this.options.clock, 200);
-    });
-  }
-
-  private registerAgain(first?: () => Promise<void>): void {
-    const attempt = async (): Promise<void> => {
-      if (first !== undefined) await first();
-      for (;;) {
-        if (this.closed || !this.options.clock.alive) return;
-        try {
-          await this.grant();
-          return;
-        } catch (error) {
-          this.options.logger.warn({ err: error }, 'could not register in etcd; retrying');
-          await sleepOn(this.options.clock, 500);
-        }
-      }
-    };
-    this.regranting = attempt().finally(() => {
-      this.regranting = undefined;
-    });
+    await this.membership.close();
   }
 }
