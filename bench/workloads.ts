@@ -9,7 +9,7 @@
 
 import { Worker } from 'node:worker_threads';
 import hdr from 'hdr-histogram-js';
-import type { Driver, QueueSpec, RunningSystem, WorkloadId } from './drivers/types.js';
+import type { Driver, RunningSystem, WorkloadId } from './drivers/types.js';
 import { Counter, counterCount, type MainMessage, type PassInput, type ProducerPlan, type WorkerMessage, type WorkerResult, type WorkerSetup } from './load-protocol.js';
 import { nowUs } from './message.js';
 import { processCpuMs, residentBytes } from './processes.js';

@@ -51,8 +51,9 @@ test(`chaos, short (3 nodes, real etcd, seed ${seed}): kill -9 of primary and ba
 // flush on its main thread, so the node stops answering, its lease lapses and a backup
 // takes over; when the disk comes back the old primary finishes that fsync mid-turn and
 // must acknowledge nothing it no longer leads. An fsync held in the thread pool leaves the
-// node running: it must step aside (give its lease up) once the fsync outlasts the lease. Each fault must really have held an fsync
-// (the node's log says for how long), and the checker must find nothing lost or reordered.
+// node running: it must step aside (give its lease up) once the fsync outlasts the lease.
+// Each fault must really have held an fsync (the node's log says for how long), and the
+// checker must find nothing lost or reordered.
 test('chaos, short (3 nodes, real etcd, seed 3): the primary\'s disk stalls past its lease', { timeout: 110_000 }, async () => {
   const { result, text } = await shortChaos(3, 20, 2, ['stall-disk-primary']);
   const stalls = result.history.events.flatMap((event) => (event.type === 'fault' && event.kind === 'stall-disk-primary' ? [event] : []));

@@ -1,6 +1,6 @@
 // A node that is alive but cannot commit steps aside: against a real etcd, an
-// EtcdCoordinator whose `stalledReason` answers (as a cluster node's does while an fsync
-// has waited longer than the lease TTL, src/io/cluster-runtime.ts) revokes its lease, so
+// EtcdCoordinator whose oldest running fsync (`pendingSyncAgeMs`, a cluster node's
+// NodeFileSystem's) has waited longer than the lease TTL revokes its lease, so
 // its registration vanishes at once and its acknowledgement fence shuts; it stays away
 // while the reason holds and registers again, fence open after a fresh view, once it is
 // gone. The chaos harness's disk stall (test/chaos-short.test.ts) drives the whole node.
@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Etcd3 } from 'etcd3';
 import { EtcdCoordinator } from '../src/io/etcd-coordinator.js';
-import { stalledDiskReason } from '../src/cluster/lease-fence.js';
+import { stalledDiskReason } from '../src/cluster/lease-keeper.js';
 import { startEtcd } from './harness/cluster.js';
 import { waitUntil } from './harness/server.js';
 
@@ -24,14 +24,15 @@ test('a coordinator with a stalled reason revokes its lease, stays away while it
   const prefix = '/step-aside-test/';
   const reader = new Etcd3({ hosts: [etcd.url] });
   const warnings: string[] = [];
-  let stalled: string | undefined;
+  // How long the node's oldest running fsync has waited: past the 2 s TTL it is stalled.
+  let syncAgeMs = 0;
   const coordinator = new EtcdCoordinator({
     endpoints: [etcd.url],
     prefix,
     leaseTtlSeconds: 2,
     fenceMarginMs: 500,
     pollIntervalMs: 100,
-    stalledReason: () => stalled,
+    pendingSyncAgeMs: () => syncAgeMs,
     logger: { info: () => undefined, warn: (_object, message) => warnings.push(message) },
   });
   const registered = async (): Promise<boolean> => (await reader.get(`${prefix}nodes/n1`).string()) !== null;
@@ -41,7 +42,7 @@ test('a coordinator with a stalled reason revokes its lease, stays away while it
     await waitUntil(fenceOpen, 'the fence to open after registering', 10_000);
     assert.equal(await registered(), true);
 
-    stalled = 'test: the disk stopped answering';
+    syncAgeMs = 10_000;
     await waitUntil(async () => !(await registered()), 'the registration to vanish once the node is stalled', 10_000);
     assert.equal(fenceOpen(), false, 'a node that stepped aside may not acknowledge');
     assert.ok(warnings.some((message) => message.startsWith('stepping aside')), warnings.join('\n'));
@@ -50,7 +51,7 @@ test('a coordinator with a stalled reason revokes its lease, stays away while it
     assert.equal(await registered(), false, 'registered again while still stalled');
     assert.equal(fenceOpen(), false);
 
-    stalled = undefined;
+    syncAgeMs = 0;
     await waitUntil(registered, 'the node to register again once the reason is gone', 10_000);
     await waitUntil(fenceOpen, 'the fence to reopen after a fresh view', 10_000);
   } finally {

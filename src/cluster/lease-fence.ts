@@ -60,12 +60,3 @@ export class LeaseFence {
     return this.viewReadAfterGrant ? this.validUntilMs : 0;
   }
 }
-
-/**
- * Why a node whose oldest running fsync has waited `ageMs` should step aside (give its
- * lease up, see EtcdCoordinator), or undefined when it need not: past the lease TTL it
- * could not commit within a lease anyway. Shared by the real node and the simulator.
- */
-export function stalledDiskReason(ageMs: number, leaseTtlMs: number): string | undefined {
-  return ageMs > leaseTtlMs ? `an fsync has waited ${Math.round(ageMs)} ms, longer than the lease TTL (${leaseTtlMs} ms): the disk is not answering` : undefined;
-}

@@ -10,7 +10,7 @@ import { LeaseKeeper, type KeepaliveOutcome } from './lease-keeper.js';
 const ttlMs = 3000;
 const marginMs = 500;
 
-function keeperOn(clock: ManualClock, stalled: { reason?: string } = {}) {
+function keeperOn(clock: ManualClock, stalled: { syncAgeMs?: number } = {}) {
   const calls: string[] = [];
   let nextId = 1;
   let keepaliveOutcome: KeepaliveOutcome = 'renewed';
@@ -33,7 +33,7 @@ function keeperOn(clock: ManualClock, stalled: { reason?: string } = {}) {
       running: () => true,
       describe: (id) => ({ leaseId: id }),
     },
-    { ttlMs, fenceMarginMs: marginMs, stalledReason: () => stalled.reason, logger: { info: () => undefined, warn: (_object, message) => warnings.push(message) } },
+    { ttlMs, fenceMarginMs: marginMs, pendingSyncAgeMs: () => stalled.syncAgeMs ?? 0, logger: { info: () => undefined, warn: (_object, message) => warnings.push(message) } },
   );
   return { keeper, calls, warnings, expireNext: () => (keepaliveOutcome = 'expired'), renewNext: () => (keepaliveOutcome = 'renewed') };
 }
@@ -85,11 +85,11 @@ test('an expired lease, or this node missing from the view, shuts the fence and 
 
 test('a stalled node steps aside: it revokes its lease, keeps none while the reason holds, and registers again after', async () => {
   const clock = new ManualClock();
-  const stalled: { reason?: string } = {};
+  const stalled: { syncAgeMs?: number } = {};
   const { keeper, calls, warnings } = keeperOn(clock, stalled);
   await keeper.grant();
   keeper.viewRead(clock.monotonicMs(), true);
-  stalled.reason = 'an fsync has waited too long';
+  stalled.syncAgeMs = ttlMs + 1; // an fsync older than the lease
   keeper.keepalive();
   assert.equal(keeper.acknowledgeUntilMs(), 0, 'the fence shuts at once');
   assert.equal(keeper.lease, undefined);
@@ -98,7 +98,7 @@ test('a stalled node steps aside: it revokes its lease, keeps none while the rea
   await settle(clock, 2000);
   assert.deepEqual(calls, ['grant 1', 'revoke 1']);
   assert.ok(warnings.some((message) => message.startsWith('stepping aside')));
-  delete stalled.reason;
+  delete stalled.syncAgeMs;
   await settle(clock, 1000);
   assert.deepEqual(calls, ['grant 1', 'revoke 1', 'grant 2']);
   assert.equal(keeper.lease, 2);

@@ -7,8 +7,8 @@
 // after the grant) -> lost (etcd says it expired, or this node's key vanished from the
 // view: the node was paused or cut off longer than the TTL) -> granting again.
 //
-// Stepping aside: a node that is alive but cannot commit (its disk stopped answering an
-// fsync, see `stalledReason`) revokes its lease instead of keeping it alive, so the other
+// Stepping aside: a node that is alive but cannot commit (an fsync of its has waited longer
+// than the lease TTL, see stalledDiskReason) revokes its lease instead of keeping it alive, so the other
 // nodes take over its partitions now rather than a TTL later, and registers again once the
 // reason is gone. Its fence shuts at once, so it acknowledges nothing in between.
 
@@ -35,9 +35,20 @@ export interface LeaseKeeperOptions {
   ttlMs: number;
   /** Acknowledgements stop this long before the lease could have expired. */
   fenceMarginMs: number;
-  /** Why this node should not lead anything now (e.g. an fsync stuck past the lease TTL), or undefined. Asked before each keepalive. */
-  stalledReason?: () => string | undefined;
+  /**
+   * How long the oldest fsync still running has waited, in ms (a cluster node's
+   * NodeFileSystem.pendingSyncAgeMs). Asked before each keepalive; absent: never stalled.
+   */
+  pendingSyncAgeMs?: () => number;
   logger: { info(object: object, message: string): void; warn(object: object, message: string): void };
+}
+
+/**
+ * Why a node whose oldest running fsync has waited `ageMs` should step aside, or undefined
+ * when it need not: past the lease TTL it could not commit within a lease anyway.
+ */
+export function stalledDiskReason(ageMs: number, leaseTtlMs: number): string | undefined {
+  return ageMs > leaseTtlMs ? `an fsync has waited ${Math.round(ageMs)} ms, longer than the lease TTL (${leaseTtlMs} ms): the disk is not answering` : undefined;
 }
 
 /** How often a node that stepped aside looks whether its reason is gone. */
@@ -87,7 +98,7 @@ export class LeaseKeeper<Id> {
   keepalive(): void {
     const id = this.current;
     if (id === undefined || this.closed || this.regranting !== undefined) return;
-    const stalled = this.options.stalledReason?.();
+    const stalled = this.stalledReason();
     if (stalled !== undefined) {
       this.stepAside(id, stalled);
       return;
@@ -118,7 +129,12 @@ export class LeaseKeeper<Id> {
     this.registerAgain();
   }
 
-  /** Gives the lease up (the others take over now, not a TTL later) and registers again once `stalledReason` clears. */
+  private stalledReason(): string | undefined {
+    const ageMs = this.options.pendingSyncAgeMs?.();
+    return ageMs === undefined ? undefined : stalledDiskReason(ageMs, this.options.ttlMs);
+  }
+
+  /** Gives the lease up (the others take over now, not a TTL later) and registers again once the stall is over. */
   private stepAside(id: Id, reason: string): void {
     if (this.regranting !== undefined || this.closed) return;
     this.fence.lost();
@@ -127,7 +143,7 @@ export class LeaseKeeper<Id> {
     this.registerAgain(async () => {
       // Unreachable etcd: the lease expires on its own, as it would for a paused node.
       await this.backend.revoke(id).catch(() => undefined);
-      while (!this.closed && this.backend.running() && this.options.stalledReason?.() !== undefined) await this.backend.sleep(stalledRecheckMs);
+      while (!this.closed && this.backend.running() && this.stalledReason() !== undefined) await this.backend.sleep(stalledRecheckMs);
     });
   }
 

@@ -1,7 +1,7 @@
 // The fsyncs a process has running, by start time, so that it can tell how long the
 // oldest has waited: a disk that stops answering an fsync held off the event loop does
 // not stop the process, and a cluster node that cannot commit must not keep leading
-// (src/io/etcd-coordinator.ts steps aside). NodeFileSystem and the simulator's
+// (src/cluster/lease-keeper.ts steps aside). NodeFileSystem and the simulator's
 // ProcessFileSystem both keep one.
 
 export class PendingSyncs {

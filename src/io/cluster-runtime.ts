@@ -10,7 +10,6 @@ import type { FileSystem } from '../core/filesystem.js';
 import { ClusterNode, type ClusterStatusReport } from '../cluster/cluster-node.js';
 import type { NodeInfo } from '../cluster/coordinator.js';
 import type { PartitionLogger, PartitionOptions } from '../broker/partition.js';
-import { stalledDiskReason } from '../cluster/lease-fence.js';
 import { EtcdCoordinator } from './etcd-coordinator.js';
 import { PeerTransport } from './peer-transport.js';
 
@@ -71,14 +70,12 @@ export async function startClusterRuntime(parameters: {
     onError: (error, context) => logger.warn({ err: error, context }, 'peer protocol error'),
   });
   await transport.listen();
-  const leaseTtlMs = config.leaseTtlSeconds * 1000;
-  const pendingSyncAgeMs = parameters.pendingSyncAgeMs;
   const coordinator = new EtcdCoordinator({
     endpoints: config.etcdEndpoints,
     leaseTtlSeconds: config.leaseTtlSeconds,
-    fenceMarginMs: Math.min(1000, leaseTtlMs / 3),
+    fenceMarginMs: Math.min(1000, (config.leaseTtlSeconds * 1000) / 3),
     pollIntervalMs: 200,
-    stalledReason: pendingSyncAgeMs === undefined ? undefined : () => stalledDiskReason(pendingSyncAgeMs(), leaseTtlMs),
+    ...(parameters.pendingSyncAgeMs === undefined ? {} : { pendingSyncAgeMs: parameters.pendingSyncAgeMs }),
     logger,
   });
   const displayHost = config.host.includes(':') ? `[${config.host}]` : config.host;

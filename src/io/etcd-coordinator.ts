@@ -23,8 +23,8 @@ export interface EtcdCoordinatorOptions {
   /** Acknowledgements stop this long before the lease could have expired. */
   fenceMarginMs: number;
   pollIntervalMs: number;
-  /** Why this node should not lead anything now (e.g. an fsync stuck past the lease TTL), or undefined. Asked before each keepalive. */
-  stalledReason?: () => string | undefined;
+  /** How long this node's oldest running fsync has waited (ms): past the lease TTL it steps aside (see LeaseKeeper). */
+  pendingSyncAgeMs?: () => number;
   logger: { info(object: object, message: string): void; warn(object: object, message: string): void };
 }
 
@@ -72,7 +72,7 @@ export class EtcdCoordinator implements Coordinator {
         running: () => true,
         describe: (held) => ({ leaseId: held.id, node: this.self?.id }),
       },
-      { ttlMs: options.leaseTtlSeconds * 1000, fenceMarginMs: options.fenceMarginMs, ...(options.stalledReason === undefined ? {} : { stalledReason: options.stalledReason }), logger: options.logger },
+      { ttlMs: options.leaseTtlSeconds * 1000, fenceMarginMs: options.fenceMarginMs, ...(options.pendingSyncAgeMs === undefined ? {} : { pendingSyncAgeMs: options.pendingSyncAgeMs }), logger: options.logger },
     );
   }
 

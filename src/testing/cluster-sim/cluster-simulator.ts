@@ -52,7 +52,6 @@
 // reads real time). A dead process's timers never fire and its disk calls throw.
 
 import { createHash, type Hash } from 'node:crypto';
-import { stalledDiskReason } from '../../cluster/lease-fence.js';
 import { queueAttributeDefaults } from '../../queue/config.js';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { PartitionLogger, PartitionOptions } from '../../broker/partition.js';
@@ -290,7 +289,7 @@ class ClusterSimulation {
     const coordinator = new SimCoordinator({
       nodeId: state.id, etcd: this.etcd, network: this.network, networkClock: this.infrastructureClock, clock,
       leaseTtlMs, fenceMarginMs, pollIntervalMs, requestTimeoutMs: 2000, logger,
-      ...(this.options.diskStalls === true ? { stalledReason: () => stalledDiskReason(fs.pendingSyncAgeMs(), leaseTtlMs) } : {}),
+      ...(this.options.diskStalls === true ? { pendingSyncAgeMs: () => fs.pendingSyncAgeMs() } : {}),
     });
     let node: ClusterNode | undefined;
     const link = new SimPeerLink(this.network, state.id, state.address, clock, {

@@ -126,8 +126,8 @@ export interface SimCoordinatorOptions {
   fenceMarginMs: number;
   pollIntervalMs: number;
   requestTimeoutMs: number;
-  /** As EtcdCoordinatorOptions.stalledReason: why this node should not lead anything now (a stalled disk), or undefined. */
-  stalledReason?: () => string | undefined;
+  /** As EtcdCoordinatorOptions.pendingSyncAgeMs: how long this node's oldest running fsync has waited (ms). */
+  pendingSyncAgeMs?: () => number;
   logger: { info(object: object, message: string): void; warn(object: object, message: string): void };
 }
 
@@ -161,7 +161,7 @@ export class SimCoordinator implements Coordinator {
         running: () => clock.alive,
         describe: (id) => ({ leaseId: id, node: this.self?.id }),
       },
-      { ttlMs: options.leaseTtlMs, fenceMarginMs: options.fenceMarginMs, ...(options.stalledReason === undefined ? {} : { stalledReason: options.stalledReason }), logger: options.logger },
+      { ttlMs: options.leaseTtlMs, fenceMarginMs: options.fenceMarginMs, ...(options.pendingSyncAgeMs === undefined ? {} : { pendingSyncAgeMs: options.pendingSyncAgeMs }), logger: options.logger },
     );
   }
 
