@@ -10,6 +10,7 @@
 //   receivedCounts one byte per message id: how many times it was delivered (saturates)
 //   groupLast      per message group, the sequence number last delivered (W4 order check)
 
+import { on } from 'node:events';
 import { parentPort, workerData } from 'node:worker_threads';
 import hdr from 'hdr-histogram-js';
 import { loadDriver } from './drivers/loaders.js';
@@ -207,29 +208,12 @@ async function runConsumer(input: WorkerInput, consumers: Consumer[]): Promise<W
   return result;
 }
 
-/** The main thread's messages, taken one at a time. */
-function mainMessages(port: NonNullable<typeof parentPort>): () => Promise<MainMessage> {
-  const arrived: MainMessage[] = [];
-  let waiting: ((message: MainMessage) => void) | undefined;
-  port.on('message', (message: MainMessage) => {
-    if (waiting === undefined) arrived.push(message);
-    else {
-      const resolve = waiting;
-      waiting = undefined;
-      resolve(message);
-    }
-  });
-  return () => {
-    const message = arrived.shift();
-    return message !== undefined ? Promise.resolve(message) : new Promise((resolve) => (waiting = resolve));
-  };
-}
-
 async function main(): Promise<void> {
   const port = parentPort;
   if (port === null) throw new Error('load-worker must run in a worker thread');
   const setup = workerData as WorkerSetup;
-  const nextMessage = mainMessages(port);
+  // Listening from the start: node:events' on() queues what arrives until it is read.
+  const messages = on(port, 'message') as AsyncIterableIterator<[MainMessage]>;
   const driver = await loadDriver(setup.driverId);
   try {
     let producer: Producer | undefined;
@@ -237,7 +221,8 @@ async function main(): Promise<void> {
     if (setup.role === 'producer') producer = await driver.producer(setup.endpoint, setup.queue, setup.index);
     else for (let lane = 0; lane < setup.consumerLanes; lane++) consumers.push(await driver.consumer(setup.endpoint, setup.queue, setup.index * setup.consumerLanes + lane));
     port.postMessage({ kind: 'ready' } satisfies WorkerMessage);
-    for (let message = await nextMessage(); message.kind === 'go'; message = await nextMessage()) {
+    for await (const [message] of messages) {
+      if (message.kind !== 'go') break;
       const input: WorkerInput = { ...setup, ...message.pass };
       const result = producer !== undefined ? await runProducer(input, producer, message.startUs) : await runConsumer(input, consumers);
       port.postMessage({ kind: 'done', result } satisfies WorkerMessage);
