@@ -11,14 +11,18 @@ import type { DiskStall } from './disk-stall.js';
 /** Writes up to this size are made synchronously (see NodeFileHandle.write). */
 const syncWriteBytesMax = 256 * 1024;
 
-/** A thread-pool fsync, counted as running until it settles when the file system watches its syncs. */
-type WatchSync = (sync: Promise<void>) => Promise<void>;
+/** How a file system's fsyncs run: behind the chaos harness's stall, and watched when asked. */
+interface SyncPath {
+  /** A thread-pool fsync. */
+  run(sync: () => Promise<void>): Promise<void>;
+  /** An fsync on the main thread (never watched: it stops the loop, and the lease lapses). */
+  runBlocking(sync: () => void): void;
+}
 
 class NodeFileHandle implements FileHandle {
   constructor(
     private readonly handle: fsp.FileHandle,
-    private readonly stall: DiskStall | undefined,
-    private readonly watch: WatchSync,
+    private readonly syncs: SyncPath,
   ) {}
 
   async write(data: Uint8Array, position: number): Promise<void> {
@@ -54,12 +58,11 @@ class NodeFileHandle implements FileHandle {
   }
 
   sync(): Promise<void> {
-    return this.watch(this.stall?.active === true ? this.stall.hold().then(() => this.handle.datasync()) : this.handle.datasync());
+    return this.syncs.run(() => this.handle.datasync());
   }
 
   syncBlocking(): void {
-    if (this.stall?.active === true) this.stall.holdBlocking();
-    fdatasyncSync(this.handle.fd);
+    this.syncs.runBlocking(() => fdatasyncSync(this.handle.fd));
   }
 
   async size(): Promise<number> {
@@ -76,21 +79,29 @@ class NodeFileHandle implements FileHandle {
 }
 
 export class NodeFileSystem implements FileSystem {
-  private readonly stall: DiskStall | undefined;
   /**
    * Thread-pool fsyncs running now, when asked to watch them: a cluster node (see
    * pendingSyncAgeMs). An fsync on the main thread needs no watch: it stops the loop, and
    * the lease lapses. A single node watches nothing, so its fsyncs carry no bookkeeping.
    */
   private readonly pending: PendingSyncs | undefined;
-  private readonly watch: WatchSync;
+  private readonly syncs: SyncPath;
 
   /** `stall`: the chaos harness's stalled disk (src/io/disk-stall.ts), never set in production; `watchSyncs`: see pendingSyncAgeMs. */
   constructor(options: { stall?: DiskStall; watchSyncs?: boolean } = {}) {
-    this.stall = options.stall;
+    const { stall } = options;
     const pending = options.watchSyncs === true ? new PendingSyncs(() => performance.now()) : undefined;
     this.pending = pending;
-    this.watch = pending === undefined ? (sync) => sync : (sync) => pending.track(sync);
+    this.syncs = {
+      run(sync) {
+        const running = stall?.active === true ? stall.hold().then(sync) : sync();
+        return pending === undefined ? running : pending.track(running);
+      },
+      runBlocking(sync) {
+        if (stall?.active === true) stall.holdBlocking();
+        sync();
+      },
+    };
   }
 
   /** How long the oldest thread-pool fsync still running has waited, in ms (0: none is running, or syncs are not watched). */
@@ -101,7 +112,7 @@ export class NodeFileSystem implements FileSystem {
   async open(filePath: string, options: { create: boolean }): Promise<FileHandle> {
     // Not O_APPEND: the log writes at explicit positions (pwrite), which O_APPEND ignores on Linux.
     const flags = constants.O_RDWR | (options.create ? constants.O_CREAT : 0);
-    return new NodeFileHandle(await fsp.open(filePath, flags, 0o644), this.stall, this.watch);
+    return new NodeFileHandle(await fsp.open(filePath, flags, 0o644), this.syncs);
   }
 
   async list(directory: string): Promise<string[]> {
@@ -136,10 +147,9 @@ export class NodeFileSystem implements FileSystem {
   }
 
   async syncDirectory(directory: string): Promise<void> {
-    if (this.stall?.active === true) await this.watch(this.stall.hold());
     const handle = await fsp.open(path.resolve(directory), constants.O_RDONLY);
     try {
-      await this.watch(handle.sync());
+      await this.syncs.run(() => handle.sync());
     } finally {
       await handle.close();
     }
