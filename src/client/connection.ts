@@ -36,6 +36,7 @@ import {
   type Frame,
   type WireMessage,
 } from '../api/native/wire.js';
+import { WriteCoalescer } from '../io/write-coalescer.js';
 import { BerthClientError, ProtocolError, connectionClosed, errorFromWire } from './errors.js';
 
 export interface Credentials {
@@ -85,16 +86,16 @@ export class ClientConnection {
   /** Where received bytes go: the handshake, then onData. */
   private receiver: (chunk: Buffer) => void = () => undefined;
   /** Frames written this turn of the event loop, sent together at its end. */
-  private outgoing: Buffer[] = [];
-  private flushScheduled = false;
-  private readonly flushOutgoing = (): void => this.flush();
+  private readonly output: WriteCoalescer;
 
   private constructor(
     private readonly socket: net.Socket,
     private readonly decoder: FrameDecoder,
     /** Chunks are views into one reused buffer (plain TCP): what outlives a read is copied. */
     private readonly reusesReadBuffer: boolean,
-  ) {}
+  ) {
+    this.output = new WriteCoalescer(socket, { concatBytesMax });
+  }
 
   /** Connects, authenticates and resolves with an open connection. */
   static async open(options: ConnectOptions): Promise<ClientConnection> {
@@ -283,7 +284,7 @@ export class ClientConnection {
   }
 
   close(): void {
-    this.flush();
+    this.output.flush();
     this.fail(connectionClosed('connection closed by the client'));
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 1000).unref();
@@ -292,37 +293,7 @@ export class ClientConnection {
   private write(frame: Buffer): void {
     if (this.closedError !== undefined) return;
     this.lastSentMs = Date.now();
-    this.outgoing.push(frame);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flushOutgoing);
-    }
-  }
-
-  /**
-   * One socket write for the frames of this turn: small frames (ACK, CREDIT, small SENDs)
-   * concatenated, which costs less than a writev of many; large ones corked into a writev
-   * rather than copied.
-   */
-  private flush(): void {
-    this.flushScheduled = false;
-    const frames = this.outgoing;
-    if (frames.length === 0) return;
-    this.outgoing = [];
-    if (this.closedError !== undefined) return;
-    if (frames.length === 1) {
-      this.socket.write(frames[0]!);
-      return;
-    }
-    let bytes = 0;
-    for (const frame of frames) bytes += frame.length;
-    if (bytes <= concatBytesMax) {
-      this.socket.write(Buffer.concat(frames, bytes));
-      return;
-    }
-    this.socket.cork();
-    for (const frame of frames) this.socket.write(frame);
-    this.socket.uncork();
+    this.output.write(frame);
   }
 
   private onData(chunk: Buffer): void {

@@ -7,11 +7,17 @@
 // native server more CPU than the log itself.
 //
 // `writableLength` counts frames still waiting for the flush, so backpressure decisions
-// see them. `flush()` sends them at once (before socket.end()).
+// see them. `flush()` sends them at once (before socket.end()). The native server's
+// connections and the SDK's both write through one.
 
 import type { Socket } from 'node:net';
 
-const concatBytesMax = 64 * 1024;
+export interface WriteCoalescerOptions {
+  /** Called after a flush that left the socket below its high-water mark (no 'drain' will follow). */
+  onFlushed?: () => void;
+  /** A turn's frames up to this many bytes are copied into one buffer; beyond, written as a writev. */
+  concatBytesMax?: number;
+}
 
 export class WriteCoalescer {
   private pending: Uint8Array[] = [];
@@ -22,11 +28,16 @@ export class WriteCoalescer {
     this.flush();
   };
 
-  /** `onFlushed`: called after a flush that left the socket below its high-water mark (no 'drain' will follow). */
+  private readonly onFlushed: (() => void) | undefined;
+  private readonly concatBytesMax: number;
+
   constructor(
     private readonly socket: Socket,
-    private readonly onFlushed?: () => void,
-  ) {}
+    options: WriteCoalescerOptions = {},
+  ) {
+    this.onFlushed = options.onFlushed;
+    this.concatBytesMax = options.concatBytesMax ?? 64 * 1024;
+  }
 
   write(frame: Uint8Array): void {
     this.pending.push(frame);
@@ -50,7 +61,7 @@ export class WriteCoalescer {
     if (this.socket.destroyed) return;
     if (frames.length === 1) {
       this.socket.write(frames[0]!);
-    } else if (bytes <= concatBytesMax) {
+    } else if (bytes <= this.concatBytesMax) {
       this.socket.write(Buffer.concat(frames, bytes));
     } else {
       this.socket.cork();

@@ -119,7 +119,7 @@ export class NativeConnection {
     private readonly onClosed: (connection: NativeConnection) => void,
   ) {
     this.decoder = new FrameDecoder(settings.frameBytesMax);
-    this.output = new WriteCoalescer(socket, () => this.onDrain());
+    this.output = new WriteCoalescer(socket, { onFlushed: () => this.onDrain() });
     this.lastReceivedMs = settings.clock.monotonicMs();
     this.lastSentMs = this.lastReceivedMs;
     this.closedPromise = new Promise((resolve) => {
