@@ -30,6 +30,7 @@ import { BerthError } from '../protocol/errors.js';
 import type { LogRecord, PartitionLogOptions, ReplicaLog, StoredCheckpoint } from '../storage/types.js';
 import { openPartitionLog } from '../storage/segmented-log.js';
 import { QueueMachine, type Receipt } from '../queue/machine.js';
+import { LogicalQueue } from '../queue/logical-queue.js';
 import { RecordType, decodeEnqueue, decodeRelocate, encodeRelocate, type EnqueuePayload } from '../queue/records.js';
 import type { QueueConfig, QueueCounts } from '../queue/types.js';
 import { takenForMove } from './queue-calls.js';
@@ -148,6 +149,47 @@ const zeroLeafHash = new Uint8Array(32);
 /** How long messages whose dead-letter move failed wait before the move is tried again. */
 const deadLetterRetryMs = 1000;
 const epochSingleNode = 1;
+
+/** Numbers receiveOnce captures per planned delivery: sequence offset, receipt offset, receive count, first receive time, offset. */
+const fieldsPerDelivery = 5;
+
+/**
+ * Which of a receive's messages are withheld once its commit is done. A message is taken
+ * from the receive if, while the receive waited for its commit (a stalled disk, slow
+ * replicas), its lease ran out and a later receive leased it again (its receipt moved on),
+ * or it is gone (a purge): handing it out would give a consumer a message it does not hold,
+ * which another consumer may be processing. In a FIFO queue the rest of a taken message's
+ * group is withheld too (its earlier messages are in flight elsewhere; the withheld ones
+ * stay leased here until their lease ends); a message gone without a trace withholds the
+ * rest of the receive. A lease that merely ran out is handed out: it is still the latest,
+ * and its receipt deletes the message, as for a consumer that overran its visibility
+ * timeout. (Withholding those too would turn every long commit into a lost response: the
+ * receive counted, the previous receipt's delete a no-op, the message delivered again.)
+ */
+class WithheldDeliveries {
+  count = 0;
+  /** FIFO: groups with a taken message; `everything` once a taken message's group is unknown. */
+  private groups: Set<string> | undefined;
+  private everything = false;
+
+  constructor(private readonly fifo: boolean) {}
+
+  /** `entry`: the message's state now; `receiptOffset`: the receipt this receive gave it. */
+  withholds(entry: { receiptOffset: number; groupId: string | undefined } | undefined, receiptOffset: number): boolean {
+    const taken = entry === undefined || entry.receiptOffset !== receiptOffset;
+    if (this.fifo) {
+      if (taken) {
+        if (entry === undefined) this.everything = true;
+        else (this.groups ??= new Set()).add(LogicalQueue.groupKey(entry.groupId));
+      } else if (this.everything || this.groups?.has(LogicalQueue.groupKey(entry.groupId)) === true) {
+        this.count++;
+        return true;
+      }
+    }
+    if (taken) this.count++;
+    return taken;
+  }
+}
 
 export class PartitionRunner {
   private readonly cache: RecordCache;
@@ -681,39 +723,48 @@ export class PartitionRunner {
     // numbers per message, no view objects (this is the hot path of every receive).
     const logicalQueueId = request.logicalQueueId ?? 0;
     const count = plan.deliver.length;
-    const captured = new Array<number>(count * 5);
+    const captured = new Array<number>(count * fieldsPerDelivery);
     let receivesEnd = 0;
     for (let index = 0; index < count; index++) {
       const offset = plan.deliver[index]!;
       const entry = this.machine.entry(offset, logicalQueueId);
       assert(entry !== undefined && entry.receiptOffset >= 0, () => `planned delivery of offset ${offset} has no receipt`);
-      captured[index * 5] = entry.sequenceOffset;
-      captured[index * 5 + 1] = entry.receiptOffset;
-      captured[index * 5 + 2] = entry.receiveCount;
-      captured[index * 5 + 3] = entry.firstReceiveTimestampMs;
-      captured[index * 5 + 4] = entry.offset;
+      const at = index * fieldsPerDelivery;
+      captured[at] = entry.sequenceOffset;
+      captured[at + 1] = entry.receiptOffset;
+      captured[at + 2] = entry.receiveCount;
+      captured[at + 3] = entry.firstReceiveTimestampMs;
+      captured[at + 4] = entry.offset;
       // Wait for the receive records these deliveries come from (this one, or an earlier
       // one a repeated ReceiveRequestAttemptId returns), not for whatever was appended since.
       if (entry.receiptOffset >= receivesEnd) receivesEnd = entry.receiptOffset + 1;
     }
     await this.commit(receivesEnd, this.machine.config.replicaCount);
     const deliveries: Delivery[] = [];
+    const withheld = new WithheldDeliveries(this.machine.config.fifo);
     for (let index = 0; index < count; index++) {
       const offset = plan.deliver[index]!;
+      const at = index * fieldsPerDelivery;
+      if (withheld.withholds(this.machine.entry(offset, logicalQueueId), captured[at + 1]!)) continue;
       const cached = this.cache.get(offset);
       const payload = cached !== undefined ? decodeEnqueue(cached) : await this.readEnqueuePayload(offset);
       if (payload === undefined) continue;
       deliveries.push({
         offset,
-        sequenceOffset: captured[index * 5]!,
-        receipt: { messageOffset: captured[index * 5 + 4]!, receiveOffset: captured[index * 5 + 1]! },
+        sequenceOffset: captured[at]!,
+        receipt: { messageOffset: captured[at + 4]!, receiveOffset: captured[at + 1]! },
         payload,
-        receiveCount: captured[index * 5 + 2]!,
-        firstReceiveTimestampMs: captured[index * 5 + 3]!,
+        receiveCount: captured[at + 2]!,
+        firstReceiveTimestampMs: captured[at + 3]!,
       });
+    }
+    if (withheld.count > 0) {
+      this.logger.warn({ partition: this.name, messages: withheld.count, waitedMs: this.now() - nowMs },
+        'a receive waited for its log commit longer than its visibility timeout, and some of its messages were received again or removed meanwhile: those (and, in a FIFO queue, the rest of their message groups) are not handed out; a slow disk or slow replicas cause this');
     }
     return deliveries;
   }
+
 
   /** The enqueue payload of a message at its current offset (an Enqueue or a Relocate record). */
   private async readEnqueuePayload(offset: number): Promise<EnqueuePayload | undefined> {

@@ -728,7 +728,7 @@ export class QueueMachine {
    * The window entry of a message, for the receive hot path (`message` builds a view
    * object). Read-only, and only until the next record is applied: copy what you need.
    */
-  entry(offset: number, logicalQueueId = 0): Readonly<Pick<MessageEntry, 'offset' | 'sequenceOffset' | 'receiptOffset' | 'receiveCount' | 'firstReceiveTimestampMs'>> | undefined {
+  entry(offset: number, logicalQueueId = 0): Readonly<Pick<MessageEntry, 'offset' | 'sequenceOffset' | 'receiptOffset' | 'receiveCount' | 'firstReceiveTimestampMs' | 'groupId'>> | undefined {
     return this.logicalQueue(logicalQueueId)?.lookup(offset);
   }
 

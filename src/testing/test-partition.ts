@@ -23,12 +23,14 @@ export function openTestRunner(options: {
   logOptions?: Partial<PartitionLogOptions>;
   /** The node-wide budget over record caches; default none. */
   cacheBudget?: CacheBudget;
+  /** Queue attributes (e.g. FifoQueue); default none. */
+  attributes?: Record<string, string>;
 }): Promise<PartitionRunner> {
   return PartitionRunner.open({
     name: options.name,
     fs: options.fs ?? new SimFileSystem(),
     directory: `/${options.name}`,
-    config: queueConfigFromAttributes({}, { replicaCount: 1 }),
+    config: queueConfigFromAttributes(options.attributes ?? {}, { replicaCount: 1 }),
     clock: options.clock,
     hooks: { deadLetter: async () => undefined },
     logger: silentLogger,
