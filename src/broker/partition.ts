@@ -765,7 +765,6 @@ export class PartitionRunner {
     return deliveries;
   }
 
-
   /** The enqueue payload of a message at its current offset (an Enqueue or a Relocate record). */
   private async readEnqueuePayload(offset: number): Promise<EnqueuePayload | undefined> {
     const cached = this.cache.get(offset);
