@@ -40,19 +40,28 @@ function receiveInBackground(runner: PartitionRunner, visibilityTimeoutSeconds: 
 
 const bodies = (deliveries: Delivery[]): string[] => deliveries.map((delivery) => delivery.payload.body).sort();
 
+/** One receive while every fsync hangs, the clock moved `stallMs` before the disk is let go: its answer. */
+async function receiveAcrossStall(stallable: { runner: PartitionRunner; clock: ManualClock; fs: SimFileSystem }, visibilityTimeoutSeconds: number, stallMs: number): Promise<Delivery[]> {
+  const { runner, clock, fs } = stallable;
+  fs.stall();
+  const stalled = receiveInBackground(runner, visibilityTimeoutSeconds);
+  await settle();
+  assert.equal(stalled.done, false, 'the receive waits for its fsync');
+  clock.advance(stallMs);
+  fs.unstall();
+  await settle(() => stalled.done);
+  assert.equal(stalled.done, true, 'the receive answers once the disk is back');
+  return stalled.deliveries;
+}
+
 test('a receive whose commit outlasts its 1 s lease, with no other receive meanwhile, hands the messages out, and their receipts delete them', async () => {
-  const { runner, clock, fs } = await openStallable('lapsed');
+  const stallable = await openStallable('lapsed');
+  const { runner, clock } = stallable;
   try {
     await runner.send([0, 1, 2].map((index) => testPayload(clock, index)));
-    fs.stall();
-    const stalled = receiveInBackground(runner, 1);
-    await settle();
-    assert.equal(stalled.done, false, 'the receive waits for its fsync');
-    clock.advance(1_500);
-    fs.unstall();
-    await settle(() => stalled.done);
-    assert.deepEqual(bodies(stalled.deliveries), ['body-0', 'body-1', 'body-2'], 'still the latest lease of each message');
-    const results = await runner.deleteMessages(stalled.deliveries.map((delivery) => delivery.receipt));
+    const delivered = await receiveAcrossStall(stallable, 1, 1_500);
+    assert.deepEqual(bodies(delivered), ['body-0', 'body-1', 'body-2'], 'still the latest lease of each message');
+    const results = await runner.deleteMessages(delivered.map((delivery) => delivery.receipt));
     assert.deepEqual(results, [null, null, null]);
     const after = await runner.receive({ maxMessages: 10, waitTimeSeconds: 0, visibilityTimeoutSeconds: 30 });
     assert.deepEqual(after, [], 'the deletes removed them');
@@ -85,24 +94,15 @@ test('two receives during one stall, the second after the first lease ran out: o
 });
 
 test('a commit within the lease and a 0 s lease hand the messages out; a 0 s receive is not handed what a later receive leased while both waited', async () => {
-  const { runner, clock, fs } = await openStallable('in-time');
+  const stallable = await openStallable('in-time');
+  const { runner, clock, fs } = stallable;
   try {
     await runner.send([0, 1, 2, 3].map((index) => testPayload(clock, index)));
-    fs.stall();
-    const inTime = receiveInBackground(runner, 2);
-    await settle();
-    clock.advance(1_500);
-    fs.unstall();
-    await settle(() => inTime.done);
-    assert.equal(inTime.deliveries.length, 4, 'a 1.5 s wait within a 2 s lease delivers');
+    const inTime = await receiveAcrossStall(stallable, 2, 1_500);
+    assert.equal(inTime.length, 4, 'a 1.5 s wait within a 2 s lease delivers');
     clock.advance(1_000); // the lease ends; all four are visible again
-    fs.stall();
-    const zero = receiveInBackground(runner, 0);
-    await settle();
-    clock.advance(5_000);
-    fs.unstall();
-    await settle(() => zero.done);
-    assert.deepEqual(bodies(zero.deliveries), ['body-0', 'body-1', 'body-2', 'body-3'], 'VisibilityTimeout=0 leases nothing');
+    const zero = await receiveAcrossStall(stallable, 0, 5_000);
+    assert.deepEqual(bodies(zero), ['body-0', 'body-1', 'body-2', 'body-3'], 'VisibilityTimeout=0 leases nothing');
     fs.stall();
     const unleased = receiveInBackground(runner, 0);
     await settle();

@@ -158,36 +158,35 @@ const fieldsPerDelivery = 5;
  * from the receive if, while the receive waited for its commit (a stalled disk, slow
  * replicas), its lease ran out and a later receive leased it again (its receipt moved on),
  * or it is gone (a purge): handing it out would give a consumer a message it does not hold,
- * which another consumer may be processing. In a FIFO queue the rest of a taken message's
- * group is withheld too (its earlier messages are in flight elsewhere; the withheld ones
- * stay leased here until their lease ends); a message gone without a trace withholds the
- * rest of the receive. A lease that merely ran out is handed out: it is still the latest,
+ * which another consumer may be processing. In a FIFO queue the rest of a message's group
+ * is withheld too once another receive leased it (its earlier messages are in flight
+ * elsewhere; the withheld ones stay leased here until their lease ends); a message that is
+ * gone holds up no one, and the rest of its group is handed out in order. A lease that
+ * merely ran out is handed out: it is still the latest,
  * and its receipt deletes the message, as for a consumer that overran its visibility
  * timeout. (Withholding those too would turn every long commit into a lost response: the
  * receive counted, the previous receipt's delete a no-op, the message delivered again.)
  */
 class WithheldDeliveries {
   count = 0;
-  /** FIFO: groups with a taken message; `everything` once a taken message's group is unknown. */
+  /** FIFO: groups with a message another receive leased meanwhile. */
   private groups: Set<string> | undefined;
-  private everything = false;
 
   constructor(private readonly fifo: boolean) {}
 
   /** `entry`: the message's state now; `receiptOffset`: the receipt this receive gave it. */
   withholds(entry: { receiptOffset: number; groupId: string | undefined } | undefined, receiptOffset: number): boolean {
-    const taken = entry === undefined || entry.receiptOffset !== receiptOffset;
-    if (this.fifo) {
-      if (taken) {
-        if (entry === undefined) this.everything = true;
-        else (this.groups ??= new Set()).add(LogicalQueue.groupKey(entry.groupId));
-      } else if (this.everything || this.groups?.has(LogicalQueue.groupKey(entry.groupId)) === true) {
-        this.count++;
-        return true;
-      }
+    let withheld: boolean;
+    if (entry === undefined) {
+      withheld = true;
+    } else if (entry.receiptOffset !== receiptOffset) {
+      withheld = true;
+      if (this.fifo) (this.groups ??= new Set()).add(LogicalQueue.groupKey(entry.groupId));
+    } else {
+      withheld = this.groups?.has(LogicalQueue.groupKey(entry.groupId)) === true;
     }
-    if (taken) this.count++;
-    return taken;
+    if (withheld) this.count++;
+    return withheld;
   }
 }
 
