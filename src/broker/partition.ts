@@ -511,7 +511,9 @@ export class PartitionRunner {
         durableEndNeeded = Math.max(durableEndNeeded, plan.offset + 1);
       } else {
         const offset = this.appendAndApply(plan.type, plan.payload, payload.sentTimestampMs);
-        this.cache.put(offset, plan.payload);
+        // A send behind a backlog is read back with the backlog (loadWindow caches it then):
+        // cached now, it would only push out payloads the consumers need sooner.
+        if (!this.machine.backloggedEverywhere(offset)) this.cache.put(offset, plan.payload);
         results.push({ messageId: payload.messageId, offset });
         durableEndNeeded = offset + 1;
       }

@@ -732,6 +732,18 @@ export class QueueMachine {
     return this.logicalQueue(logicalQueueId)?.lookup(offset);
   }
 
+  /**
+   * Whether a message just applied went to the backlog of every logical queue that takes
+   * it (none holds it in its window): it is read from the log when its turn comes, so
+   * keeping its payload in memory until then is of no use. Cheap while no queue has a backlog.
+   */
+  backloggedEverywhere(offset: number): boolean {
+    // A queue with a backlog takes new messages into it and leaves its read cursor behind
+    // them; one that took this message into its window moved its cursor past it.
+    for (const queue of this.queues) if (queue.backlogCount === 0 || offset < queue.readCursorOffset) return false;
+    return this.queues.length > 0;
+  }
+
   message(offset: number, nowMs: number = this.lastAppliedTimestampMs, logicalQueueId = 0): MessageView | undefined {
     const entry = this.logicalQueue(logicalQueueId)?.lookup(offset);
     if (entry === undefined) return undefined;

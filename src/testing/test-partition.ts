@@ -25,6 +25,8 @@ export function openTestRunner(options: {
   cacheBudget?: CacheBudget;
   /** Queue attributes (e.g. FifoQueue); default none. */
   attributes?: Record<string, string>;
+  /** Messages the queue machine keeps in memory before the rest waits on disk; default the partition's. */
+  windowMessagesMax?: number;
 }): Promise<PartitionRunner> {
   return PartitionRunner.open({
     name: options.name,
@@ -38,6 +40,7 @@ export function openTestRunner(options: {
       maintenanceIntervalMs: 3_600_000,
       ...(options.logOptions === undefined ? {} : { logOptions: options.logOptions }),
       ...(options.cacheBudget === undefined ? {} : { cacheBudget: options.cacheBudget }),
+      ...(options.windowMessagesMax === undefined ? {} : { windowMessagesMax: options.windowMessagesMax }),
     },
     replication: options.replication ?? { role: 'primary', epoch: 1 },
   });
