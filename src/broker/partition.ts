@@ -162,10 +162,10 @@ const fieldsPerDelivery = 5;
  * is withheld too once another receive leased it (its earlier messages are in flight
  * elsewhere; the withheld ones stay leased here until their lease ends); a message that is
  * gone holds up no one, and the rest of its group is handed out in order. A lease that
- * merely ran out is handed out: it is still the latest,
- * and its receipt deletes the message, as for a consumer that overran its visibility
- * timeout. (Withholding those too would turn every long commit into a lost response: the
- * receive counted, the previous receipt's delete a no-op, the message delivered again.)
+ * merely ran out is handed out: it is still the latest, and its receipt deletes the
+ * message, as for a consumer that overran its visibility timeout. (Withholding those too
+ * would turn every long commit into a lost response: the receive counted, the previous
+ * receipt's delete a no-op, the message delivered again.)
  */
 class WithheldDeliveries {
   count = 0;

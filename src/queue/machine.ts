@@ -733,9 +733,10 @@ export class QueueMachine {
   }
 
   /**
-   * Whether a message just applied went to the backlog of every logical queue that takes
-   * it (none holds it in its window): it is read from the log when its turn comes, so
-   * keeping its payload in memory until then is of no use. Cheap while no queue has a backlog.
+   * Whether no logical queue took a message just applied into its window: each has a
+   * backlog, and the message is in it (or that queue's filter refused it). It is read from
+   * the log when its turn comes, so keeping its payload in memory until then is of no use.
+   * Cheap while no queue has a backlog.
    */
   backloggedEverywhere(offset: number): boolean {
     // A queue with a backlog takes new messages into it and leaves its read cursor behind
